@@ -1,0 +1,223 @@
+"""Top-k golden models: the plain reference and the exact quick-select the RTL engine implements.
+
+Selection rule (both functions): the k largest scores; at a tie on the k-th value the earliest indices
+win. Output indices are in ascending index order, the order the hardware emits them.
+
+Quick-select as built in ``rtl/topk.py``
+----------------------------------------
+1. The n scores are buffered in input order.
+2. Each round streams the current candidate set through P comparators against one pivot. Zero
+   eliminators compact the "greater" and "less" streams into the other half of a ping-pong buffer and the
+   equal ones are counted. With ``rank`` the wanted rank (1 = largest) inside the set:
+   ``rank <= n_greater`` recurses into the greater set; ``rank <= n_greater + n_equal`` ends the search
+   (the pivot is the k-th largest value); otherwise ``rank -= n_greater + n_equal`` and the less set is next.
+3. Pivot rule: a 16-bit Galois LFSR (polynomial x^16 + x^14 + x^13 + x^11 + 1, mask ``0xB400``), seeded
+   with ``(seed mod 65535) + 1`` per request, gives ``pivot_pos = (state * n_round) >> 16``, a position in
+   the current candidate buffer; the LFSR steps once after each round. A multiply-shift instead of a
+   modulo keeps the hardware to one small multiplier.
+4. ``k == 0`` and ``k == n`` need no rounds (nothing / everything is kept).
+5. A final pass over the buffered input, in index order, keeps scores above the k-th value plus the first
+   ``k - n_above`` scores equal to it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "topk_ref",
+    "quickselect_trace",
+    "QuickSelectTrace",
+    "lfsr_step",
+    "lfsr_seed",
+    "release_latency",
+    "ROUND_OVERHEAD",
+]
+
+LFSR_MASK = 0xB400
+LFSR_BITS = 16
+
+# Cycle model constants (see QuickSelectTrace.cycles); shared with the RTL, which must match them.
+ROUND_OVERHEAD = 3
+"""Cycles a round costs besides streaming: pivot read (1), comparator/eliminator pipeline drain (1),
+decision and buffer swap (1). The release model also charges 3."""
+FINAL_OVERHEAD = 2
+"""Cycles of the final pass besides streaming: pipeline fill (1) and the last beat's hand-off (1)."""
+
+
+def _check_scores(scores: npt.ArrayLike) -> np.ndarray:
+    a = np.asarray(scores)
+    if a.ndim != 1:
+        raise ValueError(f"scores must be one-dimensional, got shape {a.shape}")
+    if a.size == 0:
+        raise ValueError("scores is empty")
+    if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+        raise ValueError("scores contains NaN or inf")
+    if a.dtype.kind not in "iuf":
+        raise TypeError(f"scores must be numeric, got dtype {a.dtype}")
+    return a
+
+
+def _check_k(k: object, n: int) -> int:
+    if isinstance(k, bool) or not isinstance(k, int | np.integer):
+        raise TypeError(f"k must be an integer, got {k!r}")
+    if not 0 <= int(k) <= n:
+        raise ValueError(f"k = {k} is outside the allowed range 0..{n}")
+    return int(k)
+
+
+def topk_ref(scores: npt.ArrayLike, k: int) -> np.ndarray:
+    """Indices of the ``k`` largest scores, in ascending index order; ties keep the earliest.
+
+    Parameters
+    ----------
+    scores : array_like, shape (n,)
+        Finite numeric scores.
+    k : int
+        Number to keep, 0..n.
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (k,)
+    """
+    a = _check_scores(scores)
+    k = _check_k(k, a.size)
+    order = np.lexsort((np.arange(a.size), -a.astype(np.float64) if a.dtype.kind == "f" else -a.astype(np.int64)))
+    return np.sort(order[:k]).astype(np.int64)
+
+
+def lfsr_seed(seed: int) -> int:
+    """Initial non-zero LFSR state for a request seed."""
+    return (int(seed) % 65535) + 1
+
+
+def lfsr_step(state: int) -> int:
+    """One step of the 16-bit Galois LFSR (mask 0xB400)."""
+    lsb = state & 1
+    state >>= 1
+    if lsb:
+        state ^= LFSR_MASK
+    return state
+
+
+@dataclass(frozen=True)
+class QuickSelectTrace:
+    """What one quick-select request did, and what it costs in cycles.
+
+    Attributes
+    ----------
+    indices : numpy.ndarray
+        Selected indices, ascending (equal to ``topk_ref``).
+    threshold : int or float or None
+        The k-th largest value (None when k is 0 or n: no search).
+    n_above : int
+        Scores strictly above ``threshold``; ``k - n_above`` equal ones are kept in index order.
+    round_sizes : list of int
+        Candidates streamed in each round.
+    pivots : list of int
+        Pivot position inside the round's candidate buffer, per round.
+    parallelism : int
+        Comparators P.
+    """
+
+    indices: np.ndarray
+    threshold: int | float | None
+    n_above: int
+    round_sizes: list[int] = field(default_factory=list)
+    pivots: list[int] = field(default_factory=list)
+    parallelism: int = 16
+    n: int = 0
+
+    @property
+    def rounds(self) -> int:
+        """Number of quick-select rounds."""
+        return len(self.round_sizes)
+
+    @property
+    def select_cycles(self) -> int:
+        """Search cycles: sum over rounds of ``ceil(n_round / P) + ROUND_OVERHEAD``."""
+        p = self.parallelism
+        return sum(math.ceil(m / p) + ROUND_OVERHEAD for m in self.round_sizes)
+
+    @property
+    def final_cycles(self) -> int:
+        """Final pass: ``ceil(n / P)`` beats over the buffered input plus ``FINAL_OVERHEAD``."""
+        return math.ceil(self.n / self.parallelism) + FINAL_OVERHEAD
+
+    @property
+    def fill_cycles(self) -> int:
+        """Input: one score per beat, n beats."""
+        return self.n
+
+    @property
+    def cycles(self) -> int:
+        """Latency from the last input beat to the end of the final pass (search + final pass)."""
+        return self.select_cycles + self.final_cycles
+
+
+def quickselect_trace(scores: npt.ArrayLike, k: int, parallelism: int = 16, seed: int = 0) -> QuickSelectTrace:
+    """Run the RTL's quick-select exactly and return its selection and cycle trace.
+
+    Parameters
+    ----------
+    scores : array_like, shape (n,)
+        Scores (integers for the bit-exact RTL comparison; floats are accepted).
+    k : int
+        Number to keep, 0..n.
+    parallelism : int
+        Comparators per cycle P, 1..1024.
+    seed : int
+        Request seed for the pivot LFSR (deterministic).
+
+    Returns
+    -------
+    QuickSelectTrace
+    """
+    a = _check_scores(scores)
+    n = int(a.size)
+    k = _check_k(k, n)
+    if isinstance(parallelism, bool) or not isinstance(parallelism, int | np.integer) or not 1 <= parallelism <= 1024:
+        raise ValueError(f"parallelism = {parallelism!r} is outside the allowed range 1..1024")
+    if k == 0:
+        return QuickSelectTrace(np.zeros(0, np.int64), None, 0, [], [], int(parallelism), n)
+    if k == n:
+        return QuickSelectTrace(np.arange(n, dtype=np.int64), None, n, [], [], int(parallelism), n)
+
+    cur = a
+    rank = k
+    state = lfsr_seed(seed)
+    sizes: list[int] = []
+    pivots: list[int] = []
+    while True:
+        m = int(cur.size)
+        pos = (state * m) >> LFSR_BITS
+        pivot = cur[pos]
+        sizes.append(m)
+        pivots.append(int(pos))
+        state = lfsr_step(state)
+        greater = cur[cur > pivot]
+        n_gt = int(greater.size)
+        n_eq = int(np.count_nonzero(cur == pivot))
+        if rank <= n_gt:
+            cur = greater
+        elif rank <= n_gt + n_eq:
+            threshold = pivot
+            break
+        else:
+            rank -= n_gt + n_eq
+            cur = cur[cur < pivot]
+
+    above = np.flatnonzero(a > threshold)
+    equal = np.flatnonzero(a == threshold)[: k - above.size]
+    idx = np.sort(np.concatenate([above, equal])).astype(np.int64)
+    thr = threshold.item() if hasattr(threshold, "item") else threshold
+    return QuickSelectTrace(idx, thr, int(above.size), sizes, pivots, int(parallelism), n)
+
+
+def release_latency(round_sizes: list[int], parallelism: int = 16) -> int:
+    """The authors' release latency formula: sum over rounds of ``ceil(n_round / P) + 3``."""
+    return sum(math.ceil(m / parallelism) + 3 for m in round_sizes)

@@ -1,0 +1,5 @@
+"""`python -m spatten` runs the CLI."""
+
+from spatten.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,63 @@
+"""The `spatten` console script.
+
+Each subcommand lives in its own module ``spatten/cmd_<name>.py`` exposing ``register(subparsers)``,
+which adds a parser whose ``func(args) -> int`` does the work. Errors from bad input (``ValueError``,
+``TypeError``, :class:`UsageError`) are printed as one line on stderr and exit with status 2; no
+command leaves a partial output file behind (outputs are written through :mod:`spatten.output`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from spatten import __version__
+
+# Subcommand modules, in the order `spatten --help` lists them.
+COMMANDS: list[str] = [
+    "demo",
+]
+
+
+class UsageError(Exception):
+    """Bad command-line input; printed as one line, exit status 2."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are a single line on stderr and exit 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser with every subcommand registered."""
+    parser = OneLineParser(
+        prog="spatten",
+        description="SpAtten co-design: golden models, cycle-approximate simulation, RTL generation and "
+        "verification.",
+    )
+    parser.add_argument("--version", action="version", version=f"spatten {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+    sub.required = True
+    for name in COMMANDS:
+        importlib.import_module(f"spatten.cmd_{name.replace('-', '_')}").register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return the process exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (UsageError, ValueError, TypeError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        sys.stderr.write(f"spatten {args.command}: error: {msg}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("spatten: interrupted\n")
+        return 130
