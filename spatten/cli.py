@@ -58,6 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         sys.stderr.write(f"spatten {args.command}: error: {msg}\n")
         return 2
+    except BrokenPipeError:  # output piped into `head` and closed early
+        return 0
     except KeyboardInterrupt:
         sys.stderr.write("spatten: interrupted\n")
         return 130

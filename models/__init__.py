@@ -1,0 +1,1 @@
+"""Golden models: numpy, bit-accurate fixed point, no hardware imports."""

@@ -1,0 +1,1 @@
+"""Amaranth RTL of SpAtten blocks and Verilog generation."""

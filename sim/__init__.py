@@ -1,0 +1,1 @@
+"""Cycle-approximate performance model of SpAtten: DRAM, pipeline stages, baselines."""
