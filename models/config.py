@@ -344,7 +344,9 @@ class Workload:
 ACCELERATORS: dict[str, AcceleratorConfig] = {
     "spatten": AcceleratorConfig(),
     # SpAtten1/8: 128 multipliers (64 + 64) and 1/8 of the bandwidth, for comparison with A3/MNNFast.
-    "spatten-1/8": AcceleratorConfig(name="spatten-1/8", qk_multipliers=64, pv_multipliers=64, hbm_channels=2),
+    "spatten-1/8": AcceleratorConfig(
+        name="spatten-1/8", qk_multipliers=64, pv_multipliers=64, hbm_channels=2
+    ),
 }
 
 MODELS: dict[str, ModelShape] = {

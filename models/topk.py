@@ -86,7 +86,9 @@ def topk_ref(scores: npt.ArrayLike, k: int) -> np.ndarray:
     """
     a = _check_scores(scores)
     k = _check_k(k, a.size)
-    order = np.lexsort((np.arange(a.size), -a.astype(np.float64) if a.dtype.kind == "f" else -a.astype(np.int64)))
+    order = np.lexsort(
+        (np.arange(a.size), -a.astype(np.float64) if a.dtype.kind == "f" else -a.astype(np.int64))
+    )
     return np.sort(order[:k]).astype(np.int64)
 
 
@@ -159,7 +161,9 @@ class QuickSelectTrace:
         return self.select_cycles + self.final_cycles
 
 
-def quickselect_trace(scores: npt.ArrayLike, k: int, parallelism: int = 16, seed: int = 0) -> QuickSelectTrace:
+def quickselect_trace(
+    scores: npt.ArrayLike, k: int, parallelism: int = 16, seed: int = 0
+) -> QuickSelectTrace:
     """Run the RTL's quick-select exactly and return its selection and cycle trace.
 
     Parameters
@@ -180,7 +184,11 @@ def quickselect_trace(scores: npt.ArrayLike, k: int, parallelism: int = 16, seed
     a = _check_scores(scores)
     n = int(a.size)
     k = _check_k(k, n)
-    if isinstance(parallelism, bool) or not isinstance(parallelism, int | np.integer) or not 1 <= parallelism <= 1024:
+    if (
+        isinstance(parallelism, bool)
+        or not isinstance(parallelism, int | np.integer)
+        or not 1 <= parallelism <= 1024
+    ):
         raise ValueError(f"parallelism = {parallelism!r} is outside the allowed range 1..1024")
     if k == 0:
         return QuickSelectTrace(np.zeros(0, np.int64), None, 0, [], [], int(parallelism), n)

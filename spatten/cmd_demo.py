@@ -16,8 +16,10 @@ def run(args: argparse.Namespace) -> int:
     w = workload_preset("gpt2-medium")
     tok = w.pruning.token_schedule(w.model.layers)
     head = w.pruning.head_schedule(w.model.layers)
-    print(f"{w.model.name}: {w.model.layers} layers x {w.model.heads} heads, prompt {w.model.prompt_len}, "
-          f"{w.model.gen_tokens} generated")
+    print(
+        f"{w.model.name}: {w.model.layers} layers x {w.model.heads} heads, prompt {w.model.prompt_len}, "
+        f"{w.model.gen_tokens} generated"
+    )
     print("layer  token_keep  head_keep")
     for i, (t, h) in enumerate(zip(tok, head, strict=True)):
         print(f"{i:5d}  {t:10.3f}  {h:9.3f}")

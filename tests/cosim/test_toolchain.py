@@ -1,6 +1,5 @@
 """Smoke test: an Amaranth block, converted to Verilog, built by Verilator and driven by cocotb."""
 
-
 import os
 
 import pytest
