@@ -1,0 +1,1 @@
+"""Energy and area of SpAtten from the hwcomponents component models (CACTI, Aladdin)."""
