@@ -23,6 +23,7 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m sim.power.cacti_build
 	@touch $(STAMP)
 
 install: $(STAMP)
