@@ -5,19 +5,32 @@ win. Output indices are in ascending index order, the order the hardware emits t
 
 Quick-select as built in ``rtl/topk.py``
 ----------------------------------------
-1. The n scores are buffered in input order.
+1. The n scores are buffered in input order, P lanes per buffer row.
 2. Each round streams the current candidate set through P comparators against one pivot. Zero
-   eliminators compact the "greater" and "less" streams into the other half of a ping-pong buffer and the
-   equal ones are counted. With ``rank`` the wanted rank (1 = largest) inside the set:
-   ``rank <= n_greater`` recurses into the greater set; ``rank <= n_greater + n_equal`` ends the search
-   (the pivot is the k-th largest value); otherwise ``rank -= n_greater + n_equal`` and the less set is next.
+   eliminators compact the "greater" and "less" streams into the two halves of the other ping-pong
+   buffer (order preserved) and the equal ones are counted. With ``rank`` the wanted rank (1 = largest)
+   inside the set: ``rank <= n_greater`` recurses into the greater set; ``rank <= n_greater + n_equal``
+   ends the search (the pivot is the k-th largest value); otherwise ``rank -= n_greater + n_equal`` and
+   the less set is next.
 3. Pivot rule: a 16-bit Galois LFSR (polynomial x^16 + x^14 + x^13 + x^11 + 1, mask ``0xB400``), seeded
    with ``(seed mod 65535) + 1`` per request, gives ``pivot_pos = (state * n_round) >> 16``, a position in
    the current candidate buffer; the LFSR steps once after each round. A multiply-shift instead of a
    modulo keeps the hardware to one small multiplier.
 4. ``k == 0`` and ``k == n`` need no rounds (nothing / everything is kept).
 5. A final pass over the buffered input, in index order, keeps scores above the k-th value plus the first
-   ``k - n_above`` scores equal to it.
+   ``k - n_above`` scores equal to it, and emits them one per cycle.
+
+Cycle model (exact for the RTL; t0 = the cycle in which the last score and k have both been accepted)
+-----------------------------------------------------------------------------------------------------
+- Search: each round costs ``ceil(n_round / P) + ROUND_OVERHEAD`` cycles (one pivot read, the streaming
+  cycles, one decision cycle); :attr:`QuickSelectTrace.select_cycles` is their sum, the cycles from t0
+  to "threshold known".
+- Final pass: buffer rows are visited in order; a row costs one cycle per selected score in it, and
+  one cycle when it holds none; the pass stops right after emitting the k-th score (k = 0: one cycle
+  emits an ``empty`` beat). The output register adds ``OUTPUT_REGISTER`` cycle:
+  :attr:`QuickSelectTrace.final_cycles`.
+- :attr:`QuickSelectTrace.cycles` = search + final: t0 to the cycle the last output beat is accepted
+  when the consumer is always ready.
 """
 
 from __future__ import annotations
@@ -36,17 +49,19 @@ __all__ = [
     "lfsr_seed",
     "release_latency",
     "ROUND_OVERHEAD",
+    "OUTPUT_REGISTER",
+    "final_pass_cycles",
 ]
 
 LFSR_MASK = 0xB400
 LFSR_BITS = 16
 
-# Cycle model constants (see QuickSelectTrace.cycles); shared with the RTL, which must match them.
-ROUND_OVERHEAD = 3
-"""Cycles a round costs besides streaming: pivot read (1), comparator/eliminator pipeline drain (1),
-decision and buffer swap (1). The release model also charges 3."""
-FINAL_OVERHEAD = 2
-"""Cycles of the final pass besides streaming: pipeline fill (1) and the last beat's hand-off (1)."""
+# Cycle model constants (see the module docstring); the RTL in rtl/topk.py realises exactly these.
+ROUND_OVERHEAD = 2
+"""Cycles a round costs besides streaming: pivot read (1) and decision / buffer swap (1). The release
+model charges 3."""
+OUTPUT_REGISTER = 1
+"""Cycles between the final pass emitting the last beat and that beat's hand-off (the output register)."""
 
 
 def _check_scores(scores: npt.ArrayLike) -> np.ndarray:
@@ -124,6 +139,10 @@ class QuickSelectTrace:
         Pivot position inside the round's candidate buffer, per round.
     parallelism : int
         Comparators P.
+    n : int
+        Request length.
+    final_emit_cycles : int
+        Cycles of the final pass proper (see :func:`final_pass_cycles`).
     """
 
     indices: np.ndarray
@@ -133,6 +152,7 @@ class QuickSelectTrace:
     pivots: list[int] = field(default_factory=list)
     parallelism: int = 16
     n: int = 0
+    final_emit_cycles: int = 0
 
     @property
     def rounds(self) -> int:
@@ -147,8 +167,8 @@ class QuickSelectTrace:
 
     @property
     def final_cycles(self) -> int:
-        """Final pass: ``ceil(n / P)`` beats over the buffered input plus ``FINAL_OVERHEAD``."""
-        return math.ceil(self.n / self.parallelism) + FINAL_OVERHEAD
+        """Final pass plus the output register: ``final_emit_cycles + OUTPUT_REGISTER``."""
+        return self.final_emit_cycles + OUTPUT_REGISTER
 
     @property
     def fill_cycles(self) -> int:
@@ -157,7 +177,8 @@ class QuickSelectTrace:
 
     @property
     def cycles(self) -> int:
-        """Latency from the last input beat to the end of the final pass (search + final pass)."""
+        """Cycles from t0 (last score and k accepted) to the last output beat accepted, consumer always
+        ready: ``select_cycles + final_cycles``."""
         return self.select_cycles + self.final_cycles
 
 
@@ -191,9 +212,11 @@ def quickselect_trace(
     ):
         raise ValueError(f"parallelism = {parallelism!r} is outside the allowed range 1..1024")
     if k == 0:
-        return QuickSelectTrace(np.zeros(0, np.int64), None, 0, [], [], int(parallelism), n)
+        return QuickSelectTrace(np.zeros(0, np.int64), None, 0, [], [], int(parallelism), n, 1)
     if k == n:
-        return QuickSelectTrace(np.arange(n, dtype=np.int64), None, n, [], [], int(parallelism), n)
+        idx = np.arange(n, dtype=np.int64)
+        fin = final_pass_cycles(idx, n, int(parallelism))
+        return QuickSelectTrace(idx, None, n, [], [], int(parallelism), n, fin)
 
     cur = a
     rank = k
@@ -223,7 +246,35 @@ def quickselect_trace(
     equal = np.flatnonzero(a == threshold)[: k - above.size]
     idx = np.sort(np.concatenate([above, equal])).astype(np.int64)
     thr = threshold.item() if hasattr(threshold, "item") else threshold
-    return QuickSelectTrace(idx, thr, int(above.size), sizes, pivots, int(parallelism), n)
+    fin = final_pass_cycles(idx, n, int(parallelism))
+    return QuickSelectTrace(idx, thr, int(above.size), sizes, pivots, int(parallelism), n, fin)
+
+
+def final_pass_cycles(indices: npt.ArrayLike, n: int, parallelism: int) -> int:
+    """Cycles of the RTL's final pass for a selection, before the output register.
+
+    Rows of ``parallelism`` scores are visited in order; a row costs one cycle per selected index in it,
+    or one cycle when it has none; the pass ends with the last selected index. An empty selection costs
+    one cycle (the ``empty`` beat).
+
+    Parameters
+    ----------
+    indices : array_like of int
+        Selected indices, ascending, each in 0..n-1.
+    n : int
+        Request length.
+    parallelism : int
+        Lanes per row P.
+    """
+    idx = np.asarray(indices, dtype=np.int64)
+    if idx.size == 0:
+        return 1
+    if idx.min() < 0 or idx.max() >= n:
+        raise ValueError(f"indices must lie in 0..{n - 1}")
+    rows = idx // parallelism
+    last_row = int(rows.max())
+    per_row = np.bincount(rows, minlength=last_row + 1)
+    return int(np.maximum(per_row, 1).sum())
 
 
 def release_latency(round_sizes: list[int], parallelism: int = 16) -> int:

@@ -1,0 +1,432 @@
+"""Quick-select top-k engine: P comparators per cycle, zero-eliminator compaction, ping-pong buffers.
+
+Golden twin: :func:`models.topk.topk_ref` (selection) and :func:`models.topk.quickselect_trace`
+(pivot sequence and exact cycle counts).
+"""
+
+from amaranth import Const, Module, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from models.topk import LFSR_MASK
+from rtl.zero_eliminator import ZeroEliminator, check_lanes
+
+__all__ = ["TopKEngine", "score_layout", "k_layout", "out_layout"]
+
+MAX_N_LIMIT = 1 << 16
+"""Largest supported request length (the 16-bit LFSR pivot rule spreads positions over at most 2**16)."""
+
+
+def _int_param(value: object, name: str, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if not lo <= value <= hi:
+        raise ValueError(f"{name} = {value} is outside the allowed range {lo}..{hi}")
+    return value
+
+
+def score_layout(width: int) -> data.StructLayout:
+    """Payload of the score input stream: ``score`` (signed ``width`` bits, LSBs) then ``last``."""
+    return data.StructLayout({"score": signed(width), "last": 1})
+
+
+def k_layout(max_n: int) -> data.StructLayout:
+    """Payload of the per-request k stream: ``k`` (0..max_n) then a 16-bit pivot ``seed``."""
+    return data.StructLayout({"k": unsigned(max_n.bit_length()), "seed": unsigned(16)})
+
+
+def out_layout(width: int, max_n: int) -> data.StructLayout:
+    """Payload of the output stream: ``index``, ``score``, ``last``, ``empty`` (LSB first)."""
+    return data.StructLayout(
+        {"index": unsigned(max(1, (max_n - 1).bit_length())), "score": signed(width), "last": 1, "empty": 1}
+    )
+
+
+class TopKEngine(wiring.Component):
+    """Select the k largest of n signed scores (ties: earliest index) and stream them out in index order.
+
+    One request at a time: n scores arrive on ``i`` (the beat with ``last`` set ends the request), its k on
+    ``k``. The engine buffers the scores, runs quick-select rounds (P comparisons per cycle against one
+    pivot; two :class:`~rtl.zero_eliminator.ZeroEliminator` compact the "greater" and "less" lanes into
+    the halves of a ping-pong buffer; equal lanes are counted; the round recurses into the side holding
+    rank k) until the pivot is the k-th largest value, then a final pass over the buffered input emits
+    every score above that value plus the first ``k - n_above`` equal ones, one per beat, in index order.
+    The pivot of a round is ``pivot_pos = (lfsr * n_round) >> 16`` in the candidate buffer, with the
+    16-bit Galois LFSR of :mod:`models.topk` seeded from the request's ``seed``; so
+    :func:`models.topk.quickselect_trace` predicts every round and every cycle.
+
+    Timing (t0 = the cycle in which the request's last score and its k have both been accepted):
+    cycles t0+1 .. t0+S are the search (``searching`` high, ``S = sum over rounds of ceil(n_round / P)
+    + 2``: one pivot-read cycle, the streaming cycles, one decision cycle); then the final pass emits one
+    beat per cycle (a buffer row with no selected score costs one cycle; it stops at the k-th beat); the
+    output is registered, so with ``o.ready`` held high the last beat is accepted at
+    ``t0 + QuickSelectTrace.cycles``. Inputs are not accepted from t0 until the last output beat has been
+    handed to the output register. Buffers are register files (combinational read); every memory is
+    ``P`` lanes wide and ``buffer_depth`` rows deep: one input copy plus two ping-pong buffers with a
+    "greater" and a "less" half each.
+
+    Request completion: every request ends with exactly one output beat carrying ``last = 1``. When
+    ``k = 0`` that beat is the only one and has ``empty = 1`` (its index and score are zero and carry no
+    selection); ``empty`` is 0 on every other beat. ``k > n`` is treated as ``k = n``. A request longer
+    than ``max_n`` is ended at its ``max_n``-th score, as if that beat had ``last`` set.
+
+    Parameters
+    ----------
+    score_width : int
+        W, bits of a signed score, 2..64.
+    max_n : int
+        Largest n per request, 1..65536; sets the index width ``max(1, bit_length(max_n - 1))``.
+    parallelism : int
+        P, comparators per cycle, a power of two in 1..32 (lane and row are bit fields of a position).
+    buffer_depth : int or None
+        Rows of each lane memory; at least ``ceil(max_n / P)`` (the default), at most 65536. A larger
+        value models a fixed SRAM macro size and changes no behaviour.
+
+    Ports
+    -----
+    i : In, stream of ``score_layout(W)`` (W + 1 bits)
+        ``i.payload.score`` signed W bits; ``i.payload.last`` ends the request. ``i.valid`` / ``i.ready``
+        handshake; gaps (valid low) are allowed anywhere.
+    k : In, stream of ``k_layout(max_n)`` (bit_length(max_n) + 16 bits)
+        ``k.payload.k`` how many to keep (0..max_n); ``k.payload.seed`` 16-bit pivot seed
+        (``models.topk.lfsr_seed``). One beat per request, accepted any time before or after the scores
+        (one beat is held ahead).
+    o : Out, stream of ``out_layout(W, max_n)``
+        ``o.payload.index`` the selected score's position in the request (0-based), ``o.payload.score``
+        its value, ``o.payload.last`` the request's final beat, ``o.payload.empty`` the k = 0 beat.
+        Back-pressure (``o.ready`` low) stalls the engine without loss or duplication.
+    searching : Out, 1 bit
+        High in every search cycle (pivot read, streaming, decision); for latency measurement.
+    """
+
+    def __init__(
+        self, score_width: int = 16, max_n: int = 1024, parallelism: int = 16, buffer_depth: int | None = None
+    ) -> None:
+        try:  # every parameter is checked before the signature is built from it
+            self.score_width = _int_param(score_width, "score_width", 2, 64)
+            self.max_n = _int_param(max_n, "max_n", 1, MAX_N_LIMIT)
+            self.parallelism = check_lanes(parallelism, "parallelism", 32)
+            rows_needed = -(-max_n // parallelism)
+            if buffer_depth is None:
+                buffer_depth = rows_needed
+            self.buffer_depth = _int_param(buffer_depth, "buffer_depth", rows_needed, MAX_N_LIMIT)
+        except (TypeError, ValueError):
+            self._MustUse__silence = True  # a rejected component is not an "unused elaboratable"
+            raise
+        super().__init__(
+            {
+                "i": In(stream.Signature(score_layout(score_width))),
+                "k": In(stream.Signature(k_layout(max_n))),
+                "o": Out(stream.Signature(out_layout(score_width, max_n))),
+                "searching": Out(1),
+            }
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self.parallelism
+        lb = p.bit_length() - 1  # log2(P)
+        w = self.score_width
+        depth = self.buffer_depth
+        cnt_shape = unsigned(self.max_n.bit_length())
+        row_shape = unsigned(max(1, (depth - 1).bit_length()))
+
+        def lane_of(pos):
+            return pos[:lb] if lb else Const(0, 1)
+
+        def row_of(pos):
+            return pos >> lb
+
+        # --- buffers: input copy `a`, ping-pong `b[buffer][half]` (half 0 greater, 1 less) -------------
+        def lane_mems(tag):
+            mems = []
+            for lane in range(p):
+                mem = Memory(shape=signed(w), depth=depth, init=[])
+                m.submodules[f"{tag}_l{lane}"] = mem
+                mems.append((mem.write_port(), mem.read_port(domain="comb")))
+            return mems
+
+        a = lane_mems("a")
+        b = [[lane_mems(f"b{bi}_{'gt' if h == 0 else 'lt'}") for h in range(2)] for bi in range(2)]
+
+        m.submodules.ze_gt = ze_gt = ZeroEliminator(signed(w), p)
+        m.submodules.ze_lt = ze_lt = ZeroEliminator(signed(w), p)
+
+        # --- registers ----------------------------------------------------------------------------------
+        n = Signal(cnt_shape)  # scores accepted in the current request
+        got_last = Signal()
+        have_k = Signal()
+        k_held = Signal(cnt_shape)
+        seed_held = Signal(16)
+        k_cur = Signal(cnt_shape)
+        lfsr = Signal(16)
+        m_cnt = Signal(cnt_shape)  # candidates in this round
+        rank = Signal(cnt_shape)  # wanted rank inside the candidates (1 = largest)
+        src = Signal(2)  # 0: input copy, 1: b[0], 2: b[1]
+        src_half = Signal()
+        row = Signal(row_shape)
+        pivot = Signal(signed(w))
+        gcount = Signal(cnt_shape)
+        lcount = Signal(cnt_shape)
+        ecount = Signal(cnt_shape)
+        thr = Signal(signed(w))
+        need_eq = Signal(cnt_shape)
+        keep_all = Signal()
+        eq_seen = Signal(cnt_shape)
+        done_mask = Signal(p)
+        out_count = Signal(cnt_shape)
+
+        # --- k stream: one beat held ahead ----------------------------------------------------------------
+        m.d.comb += self.k.ready.eq(~have_k)
+        with m.If(self.k.valid & self.k.ready):
+            m.d.sync += [have_k.eq(1), k_held.eq(self.k.payload.k), seed_held.eq(self.k.payload.seed)]
+        k_avail = have_k | self.k.valid
+        k_now = Signal(cnt_shape)
+        seed_now = Signal(16)
+        with m.If(have_k):
+            m.d.comb += [k_now.eq(k_held), seed_now.eq(seed_held)]
+        with m.Else():
+            m.d.comb += [k_now.eq(self.k.payload.k), seed_now.eq(self.k.payload.seed)]
+
+        # --- output register: a beat leaves when ready; a new one may enter in the same cycle
+        can_emit = ~self.o.valid | self.o.ready
+        with m.If(self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+
+        # --- shared read addressing ----------------------------------------------------------------------
+        pos = Signal(unsigned(16 + cnt_shape.width))
+        m.d.comb += pos.eq((lfsr * m_cnt) >> 16)
+        rd_row = Signal(row_shape)
+        for _wp, rp in a:
+            m.d.comb += rp.addr.eq(rd_row)
+        for bi in range(2):
+            for h in range(2):
+                for _wp, rp in b[bi][h]:
+                    m.d.comb += rp.addr.eq(rd_row)
+        src_data = [Signal(signed(w), name=f"src_d{lane}") for lane in range(p)]
+        for lane in range(p):
+            with m.Switch(src):
+                with m.Case(0):
+                    m.d.comb += src_data[lane].eq(a[lane][1].data)
+                with m.Case(1):
+                    m.d.comb += src_data[lane].eq(b[0][0][lane][1].data)
+                    with m.If(src_half):
+                        m.d.comb += src_data[lane].eq(b[0][1][lane][1].data)
+                with m.Default():
+                    m.d.comb += src_data[lane].eq(b[1][0][lane][1].data)
+                    with m.If(src_half):
+                        m.d.comb += src_data[lane].eq(b[1][1][lane][1].data)
+        src_arr = data.ArrayLayout(signed(w), p)
+        src_view = Signal(src_arr)
+        for lane in range(p):
+            m.d.comb += src_view[lane].eq(src_data[lane])
+
+        # --- scan datapath: compare, compact, write into the destination buffer --------------------------
+        dst = Signal()  # destination buffer: b[0] unless reading b[0]
+        m.d.comb += dst.eq(src == 1)
+        lane_valid = Signal(p)
+        gt = Signal(p)
+        lt = Signal(p)
+        eq = Signal(p)
+        for lane in range(p):
+            m.d.comb += [
+                lane_valid[lane].eq(((row << lb) | lane) < m_cnt),
+                gt[lane].eq(lane_valid[lane] & (src_data[lane] > pivot)),
+                lt[lane].eq(lane_valid[lane] & (src_data[lane] < pivot)),
+                eq[lane].eq(lane_valid[lane] & (src_data[lane] == pivot)),
+            ]
+        m.d.comb += [
+            ze_gt.i_data.eq(src_view),
+            ze_gt.i_keep.eq(gt),
+            ze_lt.i_data.eq(src_view),
+            ze_lt.i_keep.eq(lt),
+        ]
+        scanning = Signal()
+
+        def compacted_write(ports, ze, count, enable):
+            # Positions count .. count + ze.o_count - 1: lane l takes element (l - count) mod P, in row
+            # count // P, or the next row when l wrapped below count mod P.
+            off = lane_of(count)
+            base = row_of(count)
+            for lane, (wp, _rp) in enumerate(ports):
+                j = Signal(range(p), name=f"wj{lane}") if p > 1 else Const(0, 1)
+                if p > 1:
+                    m.d.comb += j.eq((lane - off)[:lb])
+                    wrapped = Const(lane, lb) < off
+                else:
+                    wrapped = Const(0, 1)
+                m.d.comb += [
+                    wp.addr.eq(base + wrapped),
+                    wp.data.eq(ze.o_data[j] if p > 1 else ze.o_data[0]),
+                    wp.en.eq(enable & (j < ze.o_count)),
+                ]
+
+        for bi in range(2):
+            compacted_write(b[bi][0], ze_gt, gcount, scanning & (dst == bi))
+            compacted_write(b[bi][1], ze_lt, lcount, scanning & (dst == bi))
+
+        # --- final pass datapath ---------------------------------------------------------------------------
+        fin_valid = Signal(p)
+        fin_gt = Signal(p)
+        fin_eq = Signal(p)
+        sel = Signal(p)
+        eq_prefix = [Signal(cnt_shape, name=f"eqpre{lane}") for lane in range(p)]
+        for lane in range(p):
+            x = a[lane][1].data
+            m.d.comb += [
+                fin_valid[lane].eq(((row << lb) | lane) < n),
+                fin_gt[lane].eq(fin_valid[lane] & (x > thr)),
+                fin_eq[lane].eq(fin_valid[lane] & (x == thr)),
+            ]
+            if lane == 0:
+                m.d.comb += eq_prefix[0].eq(eq_seen)
+            else:
+                m.d.comb += eq_prefix[lane].eq(eq_prefix[lane - 1] + fin_eq[lane - 1])
+            m.d.comb += sel[lane].eq(
+                fin_valid[lane] & (keep_all | fin_gt[lane] | (fin_eq[lane] & (eq_prefix[lane] < need_eq)))
+            )
+        rem = Signal(p)
+        m.d.comb += rem.eq(sel & ~done_mask)
+        first = Signal(range(p)) if p > 1 else Const(0, 1)
+        if p > 1:
+            for lane in reversed(range(p)):
+                with m.If(rem[lane]):
+                    m.d.comb += first.eq(lane)
+        lowbit = Signal(p)
+        m.d.comb += lowbit.eq(rem & (~rem + 1)[:p])
+        only_one = (rem & (rem - 1)[:p]) == 0
+        eq_in_row = sum(fin_eq[lane] for lane in range(p)) if p > 1 else fin_eq[0]
+        a_view = Signal(src_arr)
+        for lane in range(p):
+            m.d.comb += a_view[lane].eq(a[lane][1].data)
+
+        def start_final():
+            return [row.eq(0), eq_seen.eq(0), done_mask.eq(0), out_count.eq(0)]
+
+        def advance_row():
+            return [row.eq(row + 1), done_mask.eq(0), eq_seen.eq(eq_seen + eq_in_row)]
+
+        # --- input writes ----------------------------------------------------------------------------------
+        accept = Signal()
+        m.d.comb += accept.eq(self.i.valid & self.i.ready)
+        for lane, (wp, _rp) in enumerate(a):
+            m.d.comb += [
+                wp.addr.eq(row_of(n)),
+                wp.data.eq(self.i.payload.score),
+                wp.en.eq(accept & (lane_of(n) == lane)),
+            ]
+
+        rows_total = (m_cnt + (p - 1)) >> lb
+
+        with m.FSM(name="topk_fsm") as fsm:
+            with m.State("LOAD"):
+                m.d.comb += [self.i.ready.eq(~got_last), rd_row.eq(row)]
+                last_beat = self.i.payload.last | (n == self.max_n - 1)
+                n_total = Signal(cnt_shape)
+                m.d.comb += n_total.eq(n + accept)
+                with m.If(accept):
+                    m.d.sync += n.eq(n + 1)
+                    with m.If(last_beat):
+                        m.d.sync += got_last.eq(1)
+                with m.If((got_last | (accept & last_beat)) & k_avail):
+                    m.d.sync += [got_last.eq(0), have_k.eq(0), n.eq(n_total), keep_all.eq(0)]
+                    m.d.sync += start_final()
+                    with m.If(k_now == 0):
+                        m.d.sync += k_cur.eq(0)
+                        m.next = "EMPTY"
+                    with m.Elif(k_now >= n_total):
+                        m.d.sync += [k_cur.eq(n_total), keep_all.eq(1)]
+                        m.next = "FINAL"
+                    with m.Else():
+                        m.d.sync += [
+                            k_cur.eq(k_now),
+                            m_cnt.eq(n_total),
+                            rank.eq(k_now),
+                            src.eq(0),
+                            src_half.eq(0),
+                            lfsr.eq(seed_now + 1),
+                        ]
+                        with m.If(seed_now == 0xFFFF):
+                            m.d.sync += lfsr.eq(1)
+                        m.next = "PIVOT"
+
+            with m.State("PIVOT"):
+                m.d.comb += rd_row.eq(row_of(pos))
+                if p > 1:
+                    m.d.sync += pivot.eq(src_view[lane_of(pos)])
+                else:
+                    m.d.sync += pivot.eq(src_data[0])
+                m.d.sync += [row.eq(0), gcount.eq(0), lcount.eq(0), ecount.eq(0)]
+                m.next = "SCAN"
+
+            with m.State("SCAN"):
+                m.d.comb += [rd_row.eq(row), scanning.eq(1)]
+                m.d.sync += [
+                    row.eq(row + 1),
+                    gcount.eq(gcount + ze_gt.o_count),
+                    lcount.eq(lcount + ze_lt.o_count),
+                    ecount.eq(ecount + (sum(eq[lane] for lane in range(p)) if p > 1 else eq[0])),
+                ]
+                with m.If(row == rows_total - 1):
+                    m.next = "DECIDE"
+
+            with m.State("DECIDE"):
+                # One Galois LFSR step per round (models.topk.lfsr_step).
+                with m.If(lfsr[0]):
+                    m.d.sync += lfsr.eq((lfsr >> 1) ^ LFSR_MASK)
+                with m.Else():
+                    m.d.sync += lfsr.eq(lfsr >> 1)
+                with m.If(rank <= gcount):
+                    m.d.sync += [m_cnt.eq(gcount), src.eq(dst + 1), src_half.eq(0)]
+                    m.next = "PIVOT"
+                with m.Elif(rank <= gcount + ecount):
+                    m.d.sync += [thr.eq(pivot), need_eq.eq(rank - gcount)]
+                    m.d.sync += start_final()
+                    m.next = "FINAL"
+                with m.Else():
+                    m.d.sync += [
+                        rank.eq(rank - gcount - ecount),
+                        m_cnt.eq(lcount),
+                        src.eq(dst + 1),
+                        src_half.eq(1),
+                    ]
+                    m.next = "PIVOT"
+
+            with m.State("FINAL"):
+                m.d.comb += rd_row.eq(row)
+                with m.If(rem == 0):
+                    m.d.sync += advance_row()
+                with m.Elif(can_emit):
+                    is_last = out_count == k_cur - 1
+                    m.d.sync += [
+                        self.o.valid.eq(1),
+                        self.o.payload.index.eq((row << lb) | first),
+                        self.o.payload.score.eq(a_view[first] if p > 1 else a[0][1].data),
+                        self.o.payload.last.eq(is_last),
+                        self.o.payload.empty.eq(0),
+                        out_count.eq(out_count + 1),
+                        done_mask.eq(done_mask | lowbit),
+                    ]
+                    with m.If(is_last):
+                        m.d.sync += [n.eq(0), row.eq(0)]
+                        m.next = "LOAD"
+                    with m.Elif(only_one):
+                        m.d.sync += advance_row()
+
+            with m.State("EMPTY"):
+                m.d.comb += rd_row.eq(row)
+                with m.If(can_emit):
+                    m.d.sync += [
+                        self.o.valid.eq(1),
+                        self.o.payload.index.eq(0),
+                        self.o.payload.score.eq(0),
+                        self.o.payload.last.eq(1),
+                        self.o.payload.empty.eq(1),
+                        n.eq(0),
+                        row.eq(0),
+                    ]
+                    m.next = "LOAD"
+
+        m.d.comb += self.searching.eq(fsm.ongoing("PIVOT") | fsm.ongoing("SCAN") | fsm.ongoing("DECIDE"))
+        return m

@@ -1,0 +1,128 @@
+"""Fast tier: TopKEngine and ZeroEliminator under Amaranth's own simulator, against the golden models."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import pytest
+from amaranth.sim import Simulator
+
+from models.topk import quickselect_trace, topk_ref
+from models.zero_eliminator import compact
+from rtl.topk import TopKEngine
+from rtl.zero_eliminator import ZeroEliminator
+from tests.rtl.topk_amaranth_harness import run_engine
+
+
+def _expected(scores: list[int], k: int) -> list[tuple[int, int, int]]:
+    if k == 0:
+        return [(0, 0, 1)]
+    return [(int(i), scores[int(i)], 0) for i in topk_ref(scores, k)]
+
+
+def _random_requests(
+    rng: random.Random, count: int, max_n: int, width: int
+) -> list[tuple[list[int], int, int]]:
+    lo, hi = -(1 << (width - 1)), (1 << (width - 1)) - 1
+    reqs = []
+    for _ in range(count):
+        n = rng.randint(1, max_n)
+        span = rng.choice([(lo, hi), (-3, 3), (0, 0)])  # wide, heavy duplicates, all equal
+        scores = [rng.randint(*span) for _ in range(n)]
+        reqs.append((scores, rng.randint(0, n), rng.randrange(1 << 16)))
+    return reqs
+
+
+@pytest.mark.parametrize("lanes", [1, 2, 4, 8, 16, 32])
+def test_zero_eliminator_matches_model(lanes: int) -> None:
+    dut = ZeroEliminator(8, lanes)
+    rng = random.Random(lanes)
+    cases = (
+        [tuple(bits) for bits in itertools.product([0, 1], repeat=lanes)]
+        if lanes <= 8
+        else [tuple(rng.randint(0, 1) for _ in range(lanes)) for _ in range(300)]
+    )
+
+    async def tb(ctx):
+        for keep in cases:
+            values = [rng.randrange(256) for _ in range(lanes)]
+            ctx.set(dut.i_data, values)
+            ctx.set(dut.i_keep, sum(b << i for i, b in enumerate(keep)))
+            want, count = compact(values, keep)
+            got = list(ctx.get(dut.o_data))
+            assert ctx.get(dut.o_count) == count
+            assert got[:count] == want
+            assert got[count:] == [0] * (lanes - count)
+
+    sim = Simulator(dut)
+    sim.add_testbench(tb)
+    sim.run()
+
+
+@pytest.mark.parametrize("lanes", [1, 4, 16, 32])
+def test_topk_random_exact_cycles(lanes: int) -> None:
+    rng = random.Random(100 + lanes)
+    reqs = _random_requests(rng, 30, 40, 8)
+    out = run_engine(TopKEngine(8, 64, lanes), reqs)
+    assert len(out.beats) == len(reqs)
+    for (scores, k, seed), beats, t0, te, search in zip(
+        reqs, out.beats, out.t0, out.t_end, out.search, strict=True
+    ):
+        assert beats == _expected(scores, k)
+        trace = quickselect_trace(scores, k, lanes, seed)
+        assert te - t0 == trace.cycles
+        assert search == trace.select_cycles
+
+
+@pytest.mark.parametrize("lanes", [1, 4, 16])
+def test_topk_gaps_and_backpressure_lose_nothing(lanes: int) -> None:
+    rng = random.Random(7 + lanes)
+    reqs = _random_requests(rng, 25, 33, 6)
+    out = run_engine(TopKEngine(6, 33, lanes), reqs, idle=0.4, backpressure=0.5, seed=lanes)
+    assert [b for b in out.beats] == [_expected(s, k) for s, k, _ in reqs]
+    for (scores, k, seed), search in zip(reqs, out.search, strict=True):
+        assert search == quickselect_trace(scores, k, lanes, seed).select_cycles
+
+
+def test_topk_directed_edges() -> None:
+    n = 16
+    reqs = [
+        ([5] * n, 7, 0),  # all equal: the first 7
+        (list(range(n)), 1, 1),  # ascending: the last one
+        (list(range(n, 0, -1)), n - 1, 2),  # descending
+        ([3, 9, 9, 9, 9, 1, 9, 0, 9, 2, 9, 9, 4, 9, 9, 9], 4, 3),  # ties straddle rank k
+        ([-128, 127], 1, 0xFFFF),  # extremes of the width, the seed that wraps to state 1
+        ([42], 1, 0),
+        ([42], 0, 0),
+        (list(range(n)), n, 0),
+        ([1, 2, 3], 9, 0),  # k > n keeps everything
+    ]
+    out = run_engine(TopKEngine(8, n, 4), reqs)
+    for (scores, k, _), beats in zip(reqs, out.beats, strict=True):
+        assert beats == _expected(scores, min(k, len(scores)))
+    # hand-computed: the four largest are 9 at indices 1, 2, 3, 4
+    assert [b[0] for b in out.beats[3]] == [1, 2, 3, 4]
+    assert [b[0] for b in out.beats[0]] == list(range(7))
+
+
+def test_topk_overlong_request_ends_at_max_n() -> None:
+    scores = [1, 5, 3, 7, 2, 6]  # last beat arrives after max_n = 4
+    out = run_engine(TopKEngine(8, 4, 2), [(scores[:4] + [99], 2, 0)][:1])
+    assert out.beats[0] == [(1, 5, 0), (3, 7, 0)]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "text"),
+    [
+        ({"parallelism": 3}, ValueError, "parallelism = 3 must be a power of two in 1..32"),
+        ({"parallelism": 64}, ValueError, "1..32"),
+        ({"parallelism": 2.0}, TypeError, "parallelism must be an int"),
+        ({"score_width": 1}, ValueError, "score_width = 1 is outside the allowed range 2..64"),
+        ({"max_n": 0}, ValueError, "max_n = 0 is outside the allowed range 1..65536"),
+        ({"max_n": 100, "parallelism": 16, "buffer_depth": 6}, ValueError, "buffer_depth = 6"),
+    ],
+)
+def test_parameter_validation(kwargs: dict, exc: type, text: str) -> None:
+    with pytest.raises(exc, match=text.replace(".", r"\.")):
+        TopKEngine(**kwargs)
