@@ -1,0 +1,173 @@
+"""Shape-only request traces: the pruning and quantization policy decides the counts, no data needed.
+
+:func:`shape_trace` turns a :class:`models.config.Workload` into a trace with exactly the columns of
+:data:`models.trace.TRACE_COLUMNS`. The rules, chosen to match the authors' release traces
+(../shared/data/spatten-release-workloads/) where the paper is silent:
+
+* Token schedule. ``PruningConfig.token_schedule(layers)[l]`` is the fraction of tokens alive while
+  layer ``l`` runs (the release GPT-2-Small schedule 0.9, 0.7, 0.2, ... is exactly that: layer 2 fetches
+  ``int(0.2 * 1024)`` = 204 keys). The keep count is ``int(ratio * reference)`` with the reference the
+  full length (summarization: ``prompt_len``; generation: ``prompt_len + gen_tokens``, as in the
+  release), at least 1 and at most the tokens in the cache.
+* Summarization (BERT): one row per (layer, live head, live query); pruned tokens leave the whole
+  model, so the live queries of a layer are its live keys.
+* Generation (GPT-2): steps ``1..gen_tokens``, one query per live head, ``seq_len = prompt_len + step``.
+  As in the release, the first generation step fetches every key (token importance has not been
+  accumulated yet); head pruning and local value pruning apply from the first step. With
+  ``model.prompt_in_trace`` the prompt pass is step 0: one row per (layer, live head) standing for
+  ``queries`` queries.
+* Head schedule: ``max(1, round(heads * ratio))`` heads live in a layer (ids ``0..h-1``); pruned heads
+  produce no rows.
+* Local value pruning: ``values = max(1, int(value_ratio * keys))``; ``value_topk`` holds it when it is
+  below ``keys`` (the value top-k runs), else -1.
+* Token top-k: on the last row of a layer (last live head, last query) when the next layer keeps
+  fewer tokens: ``token_topk`` = the next layer's keep count.
+* Quantization: off -> all bits -1 (unquantized); static -> K at ``key_msb_bits + key_lsb_bits`` with
+  no LSB part (the release GPT-2-Medium trace: 12-bit K, ``-1`` increment); progressive -> K MSBs
+  first and ``key_lsb_bits`` LSBs on a refetch.
+* Refetch (progressive only): exactly ``round(shape_refetch_rate * rows)`` rows refetch. Rows are
+  ranked by ``(layer + 1) * (step + 1)`` (ties: head, then query) and the lowest ranks refetch, which
+  concentrates refetches in early layers and early steps as the release GPT-2-Small trace shows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from models.config import Workload
+from models.trace import TRACE_COLUMNS
+
+__all__ = ["shape_trace", "layer_counts"]
+
+
+def layer_counts(workload: Workload) -> tuple[np.ndarray, np.ndarray]:
+    """Per-layer live head counts and token keep counts (against the reference length).
+
+    Returns
+    -------
+    (heads, keep) : (numpy.ndarray, numpy.ndarray) of int64, shape (layers,)
+    """
+    m = workload.model
+    tok = np.asarray(workload.pruning.token_schedule(m.layers), dtype=np.float64)
+    hed = np.asarray(workload.pruning.head_schedule(m.layers), dtype=np.float64)
+    ref = m.prompt_len if m.mode == "summarization" else m.prompt_len + m.gen_tokens
+    heads = np.maximum(1, np.round(m.heads * hed)).astype(np.int64)
+    keep = np.maximum(1, np.floor(tok * ref + 1e-9)).astype(np.int64)
+    return heads, keep
+
+
+def _bits(workload: Workload) -> tuple[int, int, int, int, float, bool]:
+    """(key_bits, key_lsb_bits, query_bits, value_bits, threshold, progressive) for trace rows."""
+    q = workload.quant
+    if not q.enabled:
+        return -1, -1, -1, -1, -1.0, False
+    if q.progressive and q.key_lsb_bits > 0:
+        return q.key_msb_bits, q.key_lsb_bits, q.query_bits, q.value_bits, q.refetch_threshold, True
+    return q.key_full_bits, -1, q.query_bits, q.value_bits, -1.0, False
+
+
+def shape_trace(workload: Workload):
+    """Request trace of ``workload`` decided by its policy alone (no tensors).
+
+    Parameters
+    ----------
+    workload : models.config.Workload
+        Model shape, pruning and quantization policy (the accelerator is not used).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per request, columns and dtypes of :data:`models.trace.TRACE_COLUMNS`, in execution
+        order (step, layer, head, query).
+    """
+    import pandas as pd
+
+    if not isinstance(workload, Workload):
+        raise TypeError(f"workload must be a Workload, got {type(workload).__name__}")
+    m = workload.model
+    heads, keep = layer_counts(workload)
+    vr = workload.pruning.value_ratio
+    pruning_on = workload.pruning.enabled
+    cols: dict[str, list[np.ndarray]] = {c: [] for c in ("step", "layer", "head", "query", "queries")}
+    cols.update({c: [] for c in ("seq_len", "keys_fetched", "values_fetched", "token_topk")})
+
+    def add_block(
+        step: int,
+        layer: int,
+        n_heads: int,
+        n_queries: int,
+        per_row_queries: int,
+        seq: int,
+        keys: int,
+        next_keys: int | None,
+    ) -> None:
+        n = n_heads * n_queries
+        cols["step"].append(np.full(n, step, np.int64))
+        cols["layer"].append(np.full(n, layer, np.int64))
+        cols["head"].append(np.repeat(np.arange(n_heads, dtype=np.int64), n_queries))
+        cols["query"].append(np.tile(np.arange(n_queries, dtype=np.int64), n_heads))
+        cols["queries"].append(np.full(n, per_row_queries, np.int64))
+        cols["seq_len"].append(np.full(n, seq, np.int64))
+        cols["keys_fetched"].append(np.full(n, keys, np.int64))
+        vals = max(1, int(np.floor(vr * keys + 1e-9)))
+        cols["values_fetched"].append(np.full(n, vals, np.int64))
+        tk = np.full(n, -1, np.int64)
+        if next_keys is not None and next_keys < keys:
+            tk[-1] = next_keys
+        cols["token_topk"].append(tk)
+
+    if m.mode == "summarization":
+        L = m.prompt_len
+        live = np.minimum(keep, L)
+        for layer in range(m.layers):
+            nxt = int(live[layer + 1]) if layer + 1 < m.layers else None
+            k = int(live[layer])
+            add_block(0, layer, int(heads[layer]), k, 1, L, k, nxt)
+    else:
+        if m.prompt_in_trace:
+            live = np.minimum(keep, m.prompt_len)
+            for layer in range(m.layers):
+                nxt = int(live[layer + 1]) if layer + 1 < m.layers else None
+                k = int(live[layer])
+                add_block(0, layer, int(heads[layer]), 1, k, m.prompt_len, k, nxt)
+        for step in range(1, m.gen_tokens + 1):
+            seq = m.prompt_len + step
+            live = np.full(m.layers, seq, np.int64) if step == 1 else np.minimum(keep, seq)
+            for layer in range(m.layers):
+                nxt = int(live[layer + 1]) if layer + 1 < m.layers else None
+                add_block(step, layer, int(heads[layer]), 1, 1, seq, int(live[layer]), nxt)
+
+    out = {c: np.concatenate(v) for c, v in cols.items()}
+    n = out["step"].size
+    kb, lb, qb, vb, thr, progressive = _bits(workload)
+    refetch = np.zeros(n, dtype=bool)
+    if progressive and n:
+        n_ref = int(round(workload.quant.shape_refetch_rate * n))
+        if n_ref:
+            rank = (out["layer"] + 1) * (out["step"] + 1)
+            order = np.lexsort((out["query"], out["head"], rank))
+            refetch[order[:n_ref]] = True
+    values = out["values_fetched"]
+    data = {
+        "step": out["step"],
+        "layer": out["layer"],
+        "head": out["head"],
+        "query": out["query"],
+        "queries": out["queries"],
+        "head_dim": np.full(n, m.head_dim, np.int64),
+        "seq_len": out["seq_len"],
+        "keys_fetched": out["keys_fetched"],
+        "key_bits": np.full(n, kb, np.int64),
+        "key_lsb_bits": np.full(n, lb, np.int64),
+        "refetch": refetch,
+        "refetch_threshold": np.full(n, thr, np.float64),
+        "query_bits": np.full(n, qb, np.int64),
+        "values_fetched": values,
+        "value_bits": np.full(n, vb, np.int64),
+        "accumulate_importance": np.full(n, pruning_on, dtype=bool),
+        "rescale_importance": np.zeros(n, dtype=bool),
+        "token_topk": out["token_topk"],
+        "value_topk": np.where(values < out["keys_fetched"], values, -1).astype(np.int64),
+    }
+    df = pd.DataFrame(data, columns=list(TRACE_COLUMNS))
+    return df.astype(TRACE_COLUMNS, copy=False)

@@ -1,0 +1,99 @@
+"""HBM2 traffic and timing of attention requests, vectorized over requests.
+
+Model (parameters from ``AcceleratorConfig``; SPATTEN.md section 2 and the release's Ramulator set-up):
+
+* Bytes are exact arithmetic on a request's fields (see :func:`request_bytes`); each kind (Q, K MSB,
+  K LSB, V) lives in its own region, so each is rounded up to whole ``transaction_bytes`` (32 B)
+  transactions on its own.
+* Transactions are interleaved round-robin over ``hbm_channels`` channels; the busiest channel carries
+  ``ceil(n / C)``. A transaction occupies its channel ``transaction_bytes / bytes_per_channel_cycle``
+  core cycles (32 B at 32 B per cycle: 128 bit x 2 Gb/s, i.e. burst 4 on each of the two 64-bit
+  pseudo-channels).
+* Row buffer: a request's fetched rows are a subset of its head's cache region (``seq_len`` tokens at
+  the kind's width), so the rows it opens per channel are ``min(transactions, ceil(span / (row_bytes C)))``.
+  Opening a row costs ``tRP + tRCD``; FR-FCFS with ``max_outstanding`` reads queued per channel overlaps
+  that with the transfers of the previous row, so each row exposes
+  ``max(0, tRP + tRCD - min(max_outstanding, transactions per row) * t_burst)`` cycles. Dense streams
+  (32 transactions per 1 KiB row) hide it fully; sparse, pruned fetches (few transactions per row) do not.
+* First-data latency ``tRCD + tCL`` is a pipeline latency of the fetch stage, not channel occupancy.
+* DRAM timings count in DRAM clocks of ``dram_tck_ns`` and are converted to core cycles.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from models.config import AcceleratorConfig
+
+__all__ = ["KINDS", "request_bytes", "kind_cycles", "first_data_latency", "t_burst"]
+
+KINDS = ("q", "k_msb", "k_lsb", "v")
+
+
+def t_burst(acc: AcceleratorConfig) -> float:
+    """Core cycles one transaction occupies its channel."""
+    return acc.transaction_bytes / acc.bytes_per_channel_cycle
+
+
+def _dram_to_core(acc: AcceleratorConfig, clocks: float) -> float:
+    return clocks * acc.dram_tck_ns * acc.clock_ghz
+
+
+def first_data_latency(acc: AcceleratorConfig) -> float:
+    """Core cycles from a request's first read to its first data (tRCD + tCL)."""
+    return _dram_to_core(acc, acc.dram_trcd + acc.dram_tcl)
+
+
+def request_bytes(
+    keys: np.ndarray,
+    values: np.ndarray,
+    queries: np.ndarray,
+    head_dim: np.ndarray,
+    key_bits: np.ndarray,
+    lsb_bits: np.ndarray,
+    query_bits: np.ndarray,
+    value_bits: np.ndarray,
+    refetch: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """Exact DRAM bytes per request and kind (float64, before rounding to transactions).
+
+    K MSB = keys x D x key_bits / 8; K LSB = keys x D x lsb_bits / 8 when refetched;
+    V = values x D x value_bits / 8; Q = queries x D x query_bits / 8. Bits must already have the
+    unquantized (-1) width substituted; a negative LSB width counts as 0.
+    """
+    d = head_dim.astype(np.float64)
+    return {
+        "q": queries * d * query_bits / 8.0,
+        "k_msb": keys * d * key_bits / 8.0,
+        "k_lsb": np.where(refetch, keys * d * np.maximum(lsb_bits, 0) / 8.0, 0.0),
+        "v": values * d * value_bits / 8.0,
+    }
+
+
+def kind_cycles(acc: AcceleratorConfig, nbytes: np.ndarray, span_bytes: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Transactions, busiest-channel occupancy and rows opened for one kind of each request.
+
+    Parameters
+    ----------
+    acc : AcceleratorConfig
+    nbytes : numpy.ndarray
+        Bytes fetched per request.
+    span_bytes : numpy.ndarray
+        Bytes of the region the fetched rows are spread over (>= nbytes).
+
+    Returns
+    -------
+    (transactions, cycles, rows) : tuple of numpy.ndarray
+    """
+    tx = np.ceil(nbytes / acc.transaction_bytes - 1e-12)
+    c = acc.hbm_channels
+    per_ch = np.ceil(tx / c)
+    region_rows = np.ceil(np.maximum(span_bytes, nbytes) / (acc.dram_row_bytes * c))
+    rows = np.where(per_ch > 0, np.minimum(per_ch, np.maximum(region_rows, 1.0)), 0.0)
+    tb = t_burst(acc)
+    tx_per_row = np.divide(per_ch, rows, out=np.zeros_like(per_ch), where=rows > 0)
+    hide = np.minimum(float(acc.max_outstanding), tx_per_row) * tb
+    open_cost = _dram_to_core(acc, acc.dram_trp + acc.dram_trcd)
+    exposed = np.maximum(0.0, open_cost - hide)
+    cycles = per_ch * tb + rows * exposed
+    return tx, cycles, rows

@@ -1,0 +1,400 @@
+"""Turn a request trace into cycles, DRAM traffic, operations and per-stage activity.
+
+Stages, in hardware order (SPATTEN.md section 2):
+
+``dram``     the fetcher moving Q, K MSBs, K LSBs (on a refetch) and V of the request through the HBM
+             channels (:mod:`sim.hbm`). The channels are one resource, so all of a request's traffic is
+             one stage; the V fetch really waits for the top-k, a latency the double-buffered SRAMs and
+             the bounded FIFOs hide across requests.
+``qk``       ``queries x ceil(keys / (qk_multipliers / D))`` cycles, twice on a refetch (recompute);
+             latency ``qk_latency`` (SRAM 1, multiply 1, adder tree 9).
+``softmax``  consumes the scores at the Q.K rate (release "87 + batch"), twice on a refetch; latency
+             ``softmax_latency + pq_latency`` (the PQ decision follows the softmax).
+``topk``     local value top-k per query (``value_topk`` of ``keys``) plus the token top-k on the row that
+             carries one (``token_topk`` of ``keys``): expected quick-select cycles (:mod:`sim.topk_table`).
+``pv``       ``queries x ceil(values / (pv_multipliers / D))`` cycles; latency ``pv_latency``.
+
+K/V reuse: consecutive rows with the same (step, layer, head) form a group (summarization: the queries of
+one head). When the group's keys fit in half of the K SRAM (double buffer) at the datapath width, only
+the group's first row fetches K and V and later rows reuse them; the LSBs are fetched once, on the group's
+first refetching row. Otherwise every row fetches its own. Q is always fetched.
+
+Unquantized fields (-1 bits) move at ``quant.unquantized_bits`` (the 12-bit datapath width by default).
+Operations: one multiply and one add per MAC (``ops = 2 x (Q.K MACs + prob.V MACs)``), the convention the
+paper's GOP/s use; "dense-equivalent" ops are those of the same model run dense (no pruning).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from models.config import Workload
+from models.trace import TRACE_COLUMNS
+from sim import hbm
+from sim.pipeline import run_pipeline, run_serial
+from sim.topk_table import expected_cycles, expected_elements
+
+__all__ = ["SimResult", "Options", "STAGES", "run", "check_trace", "dense_reference"]
+
+STAGES = ("dram", "qk", "softmax", "topk", "pv")
+
+ACTION_KEYS = (
+    "qk_mul",
+    "qk_add",
+    "pv_mul",
+    "pv_add",
+    "softmax_exp",
+    "softmax_div",
+    "softmax_add",
+    "topk_compare",
+    "pq_compare",
+    "k_sram_read_bits",
+    "k_sram_write_bits",
+    "v_sram_read_bits",
+    "v_sram_write_bits",
+    "dram_bits_q",
+    "dram_bits_k_msb",
+    "dram_bits_k_lsb",
+    "dram_bits_v",
+    "dram_transactions",
+    "cycles",
+    "seconds",
+)
+
+
+@dataclass(frozen=True)
+class SimResult:
+    """One simulation.
+
+    Attributes
+    ----------
+    requests : pandas.DataFrame
+        One row per request: position, counts, bytes by kind, transactions, per-stage service cycles,
+        start and end cycle.
+    summary : dict
+        Flat figures: cycles, seconds, DRAM bytes by kind, transactions, ops, GOP/s, per-stage busy /
+        blocked / idle cycles, bounding stage, ...
+    actions : dict
+        Action counts for the energy model (keys in ``ACTION_KEYS``).
+    """
+
+    requests: Any
+    summary: dict[str, float | int | str]
+    actions: dict[str, int | float]
+
+
+@dataclass(frozen=True)
+class Options:
+    """How the hardware treats the trace (SpAtten, or a baseline in the same framework).
+
+    Attributes
+    ----------
+    name : str
+        Label written into the summary.
+    topk_parallelism : int or None
+        Comparators of the top-k engine (None: the accelerator's).
+    candidate_fraction : float or None
+        A3: exact Q.K / softmax / prob.V run on this fraction of the keys after a candidate search that
+        streams every key at the Q.K rate (in the ``topk`` slot). None: no candidate search.
+    value_fraction : float or None
+        MNNFast: prob.V skips near-zero probabilities and multiplies this fraction of the values.
+    serial : bool
+        No overlap between stages or requests (MNNFast's per-query sequence).
+    """
+
+    name: str = "spatten"
+    topk_parallelism: int | None = None
+    candidate_fraction: float | None = None
+    value_fraction: float | None = None
+    serial: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def check_trace(trace: Any) -> None:
+    """Raise ValueError naming the first missing column or bad value of a trace."""
+    import pandas as pd
+
+    if not isinstance(trace, pd.DataFrame):
+        raise TypeError(f"trace must be a pandas DataFrame, got {type(trace).__name__}")
+    missing = [c for c in TRACE_COLUMNS if c not in trace.columns]
+    if missing:
+        raise ValueError(f"trace is missing column(s) {', '.join(missing)}")
+    if len(trace) == 0:
+        raise ValueError("trace has no rows")
+    for c in ("keys_fetched", "values_fetched", "seq_len", "head_dim", "queries"):
+        a = trace[c].to_numpy()
+        if (a < 0).any():
+            raise ValueError(f"trace column {c} has a negative value")
+    if (trace["keys_fetched"].to_numpy() > trace["seq_len"].to_numpy()).any():
+        raise ValueError("trace column keys_fetched exceeds seq_len")
+    for c in ("key_bits", "query_bits", "value_bits"):
+        a = trace[c].to_numpy()
+        if ((a != -1) & ((a < 1) | (a > 64))).any():
+            raise ValueError(f"trace column {c} must be -1 or 1..64")
+
+
+def _bits(a: np.ndarray, unq: int) -> np.ndarray:
+    return np.where(a < 0, unq, a).astype(np.float64)
+
+
+def _groups(trace_cols: dict[str, np.ndarray]) -> np.ndarray:
+    """True where a row starts a new (step, layer, head) group."""
+    n = trace_cols["step"].size
+    first = np.ones(n, dtype=bool)
+    if n > 1:
+        same = np.ones(n - 1, dtype=bool)
+        for c in ("step", "layer", "head"):
+            same &= trace_cols[c][1:] == trace_cols[c][:-1]
+        first[1:] = ~same
+    return first
+
+
+def _byte_table(w: Workload, cols: dict[str, np.ndarray], bits_override: int | None = None) -> dict[str, Any]:
+    """DRAM bytes, spans and reuse of each row."""
+    acc, unq = w.accelerator, w.quant.unquantized_bits
+    kb = _bits(cols["key_bits"], unq)
+    lb = np.where(cols["key_lsb_bits"] < 0, 0, cols["key_lsb_bits"]).astype(np.float64)
+    qb = _bits(cols["query_bits"], unq)
+    vb = _bits(cols["value_bits"], unq)
+    if bits_override is not None:
+        kb = qb = vb = np.full(kb.shape, float(bits_override))
+        lb = np.zeros_like(lb)
+    keys = cols["keys_fetched"].astype(np.float64)
+    vals = cols["values_fetched"].astype(np.float64)
+    q = cols["queries"].astype(np.float64)
+    d = cols["head_dim"].astype(np.float64)
+    refetch = cols["refetch"].astype(bool) & (lb > 0)
+    raw = hbm.request_bytes(keys, vals, q, cols["head_dim"], kb, lb, qb, vb, refetch)
+    first = _groups(cols)
+    fits = keys * d * acc.datapath_bits / 8.0 <= acc.kv_sram_bytes / 2
+    fetch_kv = first | ~fits
+    gid = np.cumsum(first) - 1
+    cum = np.cumsum(refetch)
+    start_idx = np.flatnonzero(first)
+    before = np.where(start_idx > 0, cum[start_idx - 1], 0)
+    first_ref = refetch & ((cum - before[gid]) == 1)
+    lsb_fetch = np.where(fits, first_ref, refetch)
+    seq = cols["seq_len"].astype(np.float64)
+    nbytes = {
+        "q": raw["q"],
+        "k_msb": np.where(fetch_kv, raw["k_msb"], 0.0),
+        "k_lsb": np.where(lsb_fetch, raw["k_lsb"], 0.0),
+        "v": np.where(fetch_kv, raw["v"], 0.0),
+    }
+    span = {
+        "q": nbytes["q"],
+        "k_msb": seq * d * kb / 8.0,
+        "k_lsb": seq * d * lb / 8.0,
+        "v": seq * d * vb / 8.0,
+    }
+    return {"bytes": nbytes, "span": span, "refetch": refetch, "first": first}
+
+
+def dense_reference(w: Workload, cols: dict[str, np.ndarray]) -> tuple[float, float]:
+    """Bytes and ops of the trace's model run dense at ``quant.reference_bits`` (the paper's fp32).
+
+    Every row is widened to all ``seq_len`` keys and values; heads a layer pruned (absent rows) are
+    restored by scaling each (step, layer) by ``heads / live heads`` with ``heads`` the most any layer has.
+    Summarization queries pruned from later layers are restored the same way (x ``seq_len / live queries``).
+    """
+    dense = dict(cols)
+    dense["keys_fetched"] = cols["seq_len"]
+    dense["values_fetched"] = cols["seq_len"]
+    dense["refetch"] = np.zeros_like(cols["refetch"])
+    t = _byte_table(w, dense, bits_override=w.quant.reference_bits)
+    per_row = sum(t["bytes"].values())
+    q = cols["queries"].astype(np.float64)
+    seq = cols["seq_len"].astype(np.float64)
+    d = cols["head_dim"].astype(np.float64)
+    ops_row = 4.0 * q * seq * d
+    # restore pruned heads and pruned queries per (step, layer)
+    key = cols["step"].astype(np.int64) * 1_000_003 + cols["layer"].astype(np.int64)
+    uniq, inv = np.unique(key, return_inverse=True)
+    heads_live = np.zeros(uniq.size)
+    np.maximum.at(heads_live, inv, cols["head"].astype(np.float64) + 1)
+    h_full = heads_live.max()
+    qsum = np.bincount(inv, weights=q)
+    # queries per head present in the group; dense has seq_len per head in summarization rows
+    per_head_q = qsum / heads_live
+    seq_g = np.zeros(uniq.size)
+    np.maximum.at(seq_g, inv, seq)
+    summarization = np.zeros(uniq.size, dtype=bool)
+    np.logical_or.at(summarization, inv, cols["query"] > 0)
+    qscale = np.where(summarization, seq_g / np.maximum(per_head_q, 1), 1.0)
+    scale = (h_full / heads_live) * qscale
+    # bytes: K/V once per head (on first rows) and Q per query; scaling the group total is exact for
+    # dense groups with the same per-head traffic
+    b = np.bincount(inv, weights=per_row)
+    kv_share = np.bincount(inv, weights=t["bytes"]["k_msb"] + t["bytes"]["v"])
+    q_share = b - kv_share
+    dense_bytes = float(np.sum(kv_share * (h_full / heads_live) + q_share * scale))
+    dense_ops = float(np.sum(np.bincount(inv, weights=ops_row) * scale))
+    return dense_bytes, dense_ops
+
+
+def run(w: Workload, trace: Any, opt: Options) -> SimResult:
+    """Simulate ``trace`` on ``w.accelerator`` with ``opt`` deciding SpAtten or a baseline."""
+    import pandas as pd
+
+    check_trace(trace)
+    acc = w.accelerator
+    cols = {c: trace[c].to_numpy() for c in TRACE_COLUMNS}
+    n = cols["step"].size
+    bt = _byte_table(w, cols)
+    nbytes, span, refetch = bt["bytes"], bt["span"], bt["refetch"]
+
+    tx_total = np.zeros(n)
+    dram_cyc = np.zeros(n)
+    rows_total = np.zeros(n)
+    tx_kind = {}
+    for k in hbm.KINDS:
+        tx, cyc, rows = hbm.kind_cycles(acc, nbytes[k], span[k])
+        tx_kind[k] = tx
+        tx_total += tx
+        dram_cyc += cyc
+        rows_total += rows
+
+    q = cols["queries"].astype(np.float64)
+    keys = cols["keys_fetched"].astype(np.float64)
+    vals = cols["values_fetched"].astype(np.float64)
+    d = cols["head_dim"].astype(np.float64)
+    kpc = float(max(1, acc.qk_multipliers // acc.head_dim))
+    vpc = float(max(1, acc.pv_multipliers // acc.head_dim))
+    passes = 1.0 + refetch
+    p = opt.topk_parallelism or acc.topk_parallelism
+    vtk = cols["value_topk"].astype(np.float64)
+    ttk = cols["token_topk"].astype(np.float64)
+    has_v = (vtk >= 0) & (vtk < keys)
+    has_t = (ttk >= 0) & (ttk < keys)
+
+    exact_keys = keys
+    topk_cyc = np.where(has_v, q * expected_cycles(keys, np.where(has_v, vtk, 0), p), 0.0)
+    topk_cyc += np.where(has_t, expected_cycles(keys, np.where(has_t, ttk, 0), p), 0.0)
+    pv_vals = vals
+    if opt.candidate_fraction is not None:
+        exact_keys = np.maximum(1.0, np.ceil(opt.candidate_fraction * keys))
+        pv_vals = np.minimum(vals, exact_keys)
+        topk_cyc = q * np.ceil(keys / kpc)  # candidate search visits every key
+    if opt.value_fraction is not None:
+        pv_vals = np.maximum(1.0, np.ceil(opt.value_fraction * vals))
+    qk_cyc = q * np.ceil(exact_keys / kpc) * passes
+    sm_cyc = qk_cyc.copy()
+    pv_cyc = q * np.ceil(pv_vals / vpc)
+    service = np.vstack([dram_cyc, qk_cyc, sm_cyc, topk_cyc, pv_cyc])
+    latency = np.array(
+        [
+            hbm.first_data_latency(acc),
+            acc.qk_latency,
+            acc.softmax_latency + acc.pq_latency,
+            0.0,
+            acc.pv_latency,
+        ]
+    )
+    pr = run_serial(service, latency) if opt.serial else run_pipeline(service, latency, acc.stage_buffer)
+    cycles = pr.makespan
+    seconds = cycles / (acc.clock_ghz * 1e9)
+
+    # --- actions ---------------------------------------------------------------------------------
+    qk_mac = q * exact_keys * d * passes
+    pv_mac = q * pv_vals * d
+    te, tr = expected_elements(keys, np.where(has_v, vtk, 0))
+    te2, _ = expected_elements(keys, np.where(has_t, ttk, 0))
+    topk_cmp = np.where(has_v, q * (te + keys), 0.0) + np.where(has_t, te2 + keys, 0.0)
+    if opt.candidate_fraction is not None:
+        topk_cmp = q * keys
+    dp = float(acc.datapath_bits)
+    k_fetch_bits = (nbytes["k_msb"] + nbytes["k_lsb"]) * 8.0
+    actions: dict[str, int | float] = {
+        "qk_mul": float(qk_mac.sum()),
+        "qk_add": float((q * exact_keys * (d - 1) * passes).sum()),
+        "pv_mul": float(pv_mac.sum()),
+        "pv_add": float(pv_mac.sum()),
+        "softmax_exp": float((q * exact_keys * passes).sum()),
+        "softmax_div": float((q * exact_keys * passes).sum()),
+        "softmax_add": float((q * exact_keys * passes).sum()),
+        "topk_compare": float(topk_cmp.sum()),
+        "pq_compare": float(np.where(cols["refetch_threshold"] >= 0, q, 0.0).sum()),
+        "k_sram_read_bits": float((qk_mac * dp).sum()),
+        "k_sram_write_bits": float(k_fetch_bits.sum()),
+        "v_sram_read_bits": float((pv_mac * dp).sum()),
+        "v_sram_write_bits": float((nbytes["v"] * 8.0).sum()),
+        "dram_bits_q": float(nbytes["q"].sum() * 8.0),
+        "dram_bits_k_msb": float(nbytes["k_msb"].sum() * 8.0),
+        "dram_bits_k_lsb": float(nbytes["k_lsb"].sum() * 8.0),
+        "dram_bits_v": float(nbytes["v"].sum() * 8.0),
+        "dram_transactions": int(tx_total.sum()),
+        "cycles": float(cycles),
+        "seconds": float(seconds),
+    }
+
+    # --- summary ---------------------------------------------------------------------------------
+    dense_bytes, dense_ops = dense_reference(w, cols)
+    total_bytes = float(sum(v.sum() for v in nbytes.values()))
+    ops = 2.0 * float(qk_mac.sum() + pv_mac.sum())
+    summary: dict[str, float | int | str] = {
+        "workload": w.model.name,
+        "accelerator": acc.name,
+        "baseline": opt.name,
+        "requests": int(n),
+        "queries": int(q.sum()),
+        "cycles": int(round(cycles)),
+        "seconds": seconds,
+        "dram_bytes_q": float(nbytes["q"].sum()),
+        "dram_bytes_k_msb": float(nbytes["k_msb"].sum()),
+        "dram_bytes_k_lsb": float(nbytes["k_lsb"].sum()),
+        "dram_bytes_v": float(nbytes["v"].sum()),
+        "dram_bytes_total": total_bytes,
+        "transactions": int(tx_total.sum()),
+        "row_activations": int(rows_total.sum()),
+        "dram_gbs": total_bytes / seconds / 1e9 if seconds > 0 else 0.0,
+        "ops": ops,
+        "gops": ops / seconds / 1e9 if seconds > 0 else 0.0,
+        "dense_ops": dense_ops,
+        "dense_equiv_gops": dense_ops / seconds / 1e9 if seconds > 0 else 0.0,
+        "dense_reference_bytes": dense_bytes,
+        "dram_reduction": dense_bytes / total_bytes if total_bytes > 0 else float("inf"),
+        "refetch_rate": float(refetch.mean()) if n else 0.0,
+        "keys_fetched": float((keys * (nbytes["k_msb"] > 0)).sum()),
+        "values_fetched": float((vals * (nbytes["v"] > 0)).sum()),
+        "pipeline_passes": int(pr.passes),
+        "pipeline_converged": int(pr.converged),
+    }
+    busy = service.sum(axis=1)
+    blocked = (pr.depart - pr.finish).sum(axis=1)
+    for j, s in enumerate(STAGES):
+        summary[f"busy_{s}"] = float(busy[j])
+        summary[f"stall_{s}"] = float(max(0.0, cycles - busy[j]))
+        summary[f"blocked_{s}"] = float(blocked[j])
+        summary[f"utilization_{s}"] = float(busy[j] / cycles) if cycles > 0 else 0.0
+    summary["bounding_stage"] = STAGES[int(np.argmax(busy))]
+
+    req = pd.DataFrame(
+        {
+            "step": cols["step"],
+            "layer": cols["layer"],
+            "head": cols["head"],
+            "query": cols["query"],
+            "queries": cols["queries"],
+            "keys": cols["keys_fetched"],
+            "values": cols["values_fetched"],
+            "refetch": refetch,
+            "bytes_q": nbytes["q"],
+            "bytes_k_msb": nbytes["k_msb"],
+            "bytes_k_lsb": nbytes["k_lsb"],
+            "bytes_v": nbytes["v"],
+            "transactions": tx_total.astype(np.int64),
+            **{f"cycles_{s}": service[j] for j, s in enumerate(STAGES)},
+            "start": pr.start[0],
+            "end": pr.depart[-1] + latency[-1],
+        }
+    )
+    return SimResult(req, summary, actions)
+
+
+def with_options(opt: Options, **kw: Any) -> Options:
+    """A copy of ``opt`` with fields replaced."""
+    return dataclasses.replace(opt, **kw)
