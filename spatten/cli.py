@@ -18,6 +18,7 @@ from spatten import __version__
 # Subcommand modules, in the order `spatten --help` lists them.
 COMMANDS: list[str] = [
     "demo",
+    "sweep",
 ]
 
 

@@ -1,0 +1,10 @@
+"""Design-space sweeps: a YAML spec expanded into points, run on Dask, stored as an incremental Parquet set.
+
+- :mod:`sim.sweep.spec`: parse and validate a sweep file, expand it into points, hash each point's config.
+- :mod:`sim.sweep.store`: the incremental dataset (one Parquet file per finished point, atomic rename).
+- :mod:`sim.sweep.runner`: run the missing points on a Dask cluster and consolidate the results.
+"""
+
+from sim.sweep.spec import SweepPoint, SweepSpec, load_spec, parse_spec, point_hash
+
+__all__ = ["SweepPoint", "SweepSpec", "load_spec", "parse_spec", "point_hash"]

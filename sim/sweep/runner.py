@@ -1,0 +1,246 @@
+"""Run a sweep's missing points on Dask and gather every point's row.
+
+Each point is one Dask task. The client writes a point's row to the :class:`~sim.sweep.store.PointStore`
+as soon as its task finishes (workers never touch the output folder, so a remote cluster needs no
+shared filesystem). Points already stored are not submitted again; a killed run therefore loses only
+the points in flight, and because a row depends on nothing but the point's config, a resumed sweep
+ends with the same rows as an uninterrupted one.
+
+Workers are processes with one thread each by default: the simulator spends much of its time in
+Python between short numpy calls, which hold the GIL, so two threads in one process share one core;
+two processes use both. The only extra cost is pickling a small config in and a flat dict out.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from models.config import ModelShape, PruningConfig, QuantConfig, Workload, to_dict
+from sim.sweep.spec import SweepSpec
+from sim.sweep.store import PointStore
+
+__all__ = ["SweepRun", "evaluate_point", "run_sweep"]
+
+#: Largest --workers accepted for a LocalCluster.
+MAX_WORKERS = 256
+
+Evaluator = Callable[[Workload, str], dict[str, Any]]
+
+
+def evaluate_point(workload: Workload, baseline: str) -> dict[str, Any]:
+    """Simulate one point and return its flat result row (runs on a worker).
+
+    Parameters
+    ----------
+    workload : Workload
+        The point's full config.
+    baseline : str
+        Passed to :func:`sim.api.simulate`.
+
+    Returns
+    -------
+    dict
+        ``error`` ("" on success, else the one-line message of the simulator's ``ValueError`` or
+        ``TypeError``; such a point is stored as done, since the same config fails the same way) and,
+        on success, every entry of ``SimResult.summary`` with numpy scalars turned into Python ones.
+    """
+    from sim.api import simulate  # here, not at import: specs and dry runs need no simulator
+
+    try:
+        if baseline == "spatten":
+            # simulate(w) is simulate(w, shape_trace(w)) for SpAtten; the trace ignores the accelerator,
+            # so points that differ only in hardware share one (about 40% of a GPT-2 point's time).
+            trace = _shape_trace(workload.model, workload.pruning, workload.quant)
+            result = simulate(workload, trace, baseline=baseline)
+        else:
+            result = simulate(workload, baseline=baseline)
+    except (ValueError, TypeError) as e:
+        return {"error": (str(e).splitlines() or [type(e).__name__])[0]}
+    row: dict[str, Any] = {"error": ""}
+    for key, value in result.summary.items():
+        row[key] = value.item() if hasattr(value, "item") else value
+    return row
+
+
+@functools.lru_cache(maxsize=16)
+def _shape_trace(model: ModelShape, pruning: PruningConfig, quant: QuantConfig) -> pd.DataFrame:
+    """The shape-only trace of a policy (per worker process, cached; the accelerator is not used)."""
+    from models.workload import shape_trace
+
+    return shape_trace(Workload(model=model, pruning=pruning, quant=quant))
+
+
+@dataclass
+class SweepRun:
+    """What a sweep run did.
+
+    Attributes
+    ----------
+    results : pandas.DataFrame
+        One row per point in expansion order: the point columns of ``SweepSpec.points_frame`` joined
+        with the stored row (``config``, ``error`` and the simulator summary). Points whose task was lost
+        (worker crash) have nulls.
+    n_points, n_unique : int
+        Points in the spec, and distinct configs among them.
+    n_skipped : int
+        Distinct configs already stored when the run started.
+    n_run : int
+        Configs simulated and stored by this run.
+    n_failed : int
+        Stored points whose simulation raised (``error`` non-empty).
+    n_lost : int
+        Tasks that died without a result (not stored; a rerun retries them).
+    seconds : float
+        Wall time of the run, cluster start included.
+    """
+
+    results: pd.DataFrame
+    n_points: int
+    n_unique: int
+    n_skipped: int
+    n_run: int
+    n_failed: int
+    n_lost: int
+    seconds: float
+
+
+def run_sweep(
+    spec: SweepSpec,
+    out: str | Path,
+    *,
+    workers: int = 2,
+    scheduler: str | None = None,
+    processes: bool = True,
+    progress: bool = True,
+    evaluate: Evaluator = evaluate_point,
+) -> SweepRun:
+    """Simulate every point of ``spec`` not yet stored under ``out`` and return all rows.
+
+    Parameters
+    ----------
+    spec : SweepSpec
+        The expanded sweep.
+    out : str or Path
+        Output folder; rows go to ``out/points``.
+    workers : int
+        LocalCluster workers (1..256); ignored with ``scheduler``.
+    scheduler : str, optional
+        Address of a running Dask scheduler (``tcp://host:8786``) to use instead of a LocalCluster.
+    processes : bool
+        LocalCluster workers as processes (default) or threads of this process.
+    progress : bool
+        Show a progress bar on stderr (points done, rate, time left).
+    evaluate : callable
+        ``(workload, baseline) -> row``; must be importable by the workers (a module-level function).
+
+    Returns
+    -------
+    SweepRun
+    """
+    if isinstance(workers, bool) or not isinstance(workers, int):
+        raise TypeError(f"workers must be an integer, got {workers!r}")
+    if not 1 <= workers <= MAX_WORKERS:
+        raise ValueError(f"workers = {workers} is outside the allowed range 1..{MAX_WORKERS}")
+    t0 = time.perf_counter()
+    store = PointStore(out)
+    unique = spec.unique_points()
+    done = store.done_ids()
+    todo = [p for p in unique if p.point_id not in done]
+    n_run = n_lost = 0
+    if todo:
+        n_run, n_lost = _run_on_dask(spec, todo, store, workers, scheduler, processes, progress, evaluate)
+    rows = store.read(p.point_id for p in unique if p.point_id in store.done_ids())
+    frame = spec.points_frame()
+    # The simulator's summary repeats some point columns (its ``workload`` is the model name): the
+    # point's own columns win.
+    rows = rows.drop(columns=[c for c in rows.columns if c in frame.columns and c != "point_id"])
+    results = frame.merge(rows, on="point_id", how="left", validate="many_to_one")
+    results = results.sort_values("index", kind="stable").reset_index(drop=True)
+    n_failed = int((results.drop_duplicates("point_id")["error"].fillna("") != "").sum()) if len(rows) else 0
+    return SweepRun(
+        results=results,
+        n_points=len(spec.points),
+        n_unique=len(unique),
+        n_skipped=len(unique) - len(todo),
+        n_run=n_run,
+        n_failed=n_failed,
+        n_lost=n_lost,
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def _run_on_dask(
+    spec: SweepSpec,
+    todo: list,
+    store: PointStore,
+    workers: int,
+    scheduler: str | None,
+    processes: bool,
+    progress: bool,
+    evaluate: Evaluator,
+) -> tuple[int, int]:
+    from dask.distributed import Client, LocalCluster, as_completed
+    from tqdm import tqdm
+
+    cluster = None
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout="10s")
+        except (OSError, TimeoutError) as e:
+            raise ValueError(f"--scheduler {scheduler!r}: cannot connect ({e})") from None
+    else:
+        cluster = LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=processes,
+            dashboard_address=None,
+            silence_logs=logging.CRITICAL,  # lost tasks are reported below, one line each
+        )
+        client = Client(cluster)
+    n_run = n_lost = 0
+    bar = tqdm(
+        total=len(todo),
+        unit="pt",
+        desc=f"sweep {spec.name}",
+        file=sys.stderr,
+        disable=not progress,
+        smoothing=0.05,
+    )
+    try:
+        store.remove_stale_temporaries()
+        by_key = {}
+        futures = []
+        for p in todo:
+            key = f"spatten-sweep-{p.point_id}"
+            fut = client.submit(evaluate, p.workload, spec.baseline, key=key, pure=False, retries=0)
+            by_key[fut.key] = p
+            futures.append(fut)
+        for fut, value in as_completed(futures, with_results=True, raise_errors=False):
+            p = by_key[fut.key]
+            if fut.status == "error":
+                n_lost += 1  # the task died (not a simulator ValueError, those come back as rows)
+                exc = value[1] if isinstance(value, tuple) and len(value) == 3 else value
+                bar.write(f"sweep: point {p.index} lost: {type(exc).__name__}: {exc}", file=sys.stderr)
+            else:
+                config = json.dumps(to_dict(p.workload), sort_keys=True, separators=(",", ":"))
+                row = {"point_id": p.point_id, "baseline": spec.baseline, "config": config, **value}
+                store.write(p.point_id, row)
+                n_run += 1
+            fut.release()
+            bar.update(1)
+    finally:
+        bar.close()
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    return n_run, n_lost

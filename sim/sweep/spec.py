@@ -1,0 +1,457 @@
+"""Sweep files: parse and validate the YAML, expand it into points, hash each point's full config.
+
+A sweep file names the workloads and, for any config field addressed as ``section.field``, a list of
+values, a range or a random sample::
+
+    name: small                       # optional; default: the file's stem
+    workloads: [gpt2-small]           # presets of models.config.MODELS (required, at least one)
+    accelerator: spatten              # optional preset of models.config.ACCELERATORS
+    baseline: spatten                 # optional; passed to sim.api.simulate(baseline=...)
+    fixed:                            # optional; one value per field, applied to every point first
+      model.layers: 2
+    sweep:                            # the axes; the points are their Cartesian product
+      accelerator.qk_multipliers: [64, 128, 256]                  # a list
+      accelerator.hbm_channels: {start: 2, stop: 16, step: 2}     # a range, stop included
+      accelerator.pv_multipliers: {start: 64, stop: 512, factor: 2}   # a geometric range
+      quant.refetch_threshold: {distribution: uniform, low: 0.0, high: 0.2, n: 4, seed: 7}
+
+Random samples draw ``n`` values per axis from ``numpy.random.default_rng(seed)`` (``seed`` defaults to 0,
+so a file always expands to the same points). Distributions: ``uniform`` and ``loguniform`` (``low``,
+``high``; integers in ``[low, high]`` for an integer field) and ``choice`` (``values``).
+
+Every problem raises ``ValueError``/``TypeError`` whose one-line message starts with the offending key
+(``sweep.accelerator.qk_multipliers: ...``), before anything is run or written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import itertools
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.config import ACCELERATORS, MODELS, Workload, replace_path, to_dict, workload_preset
+
+__all__ = [
+    "MAX_POINTS",
+    "SCHEMA",
+    "SweepPoint",
+    "SweepSpec",
+    "config_fields",
+    "load_spec",
+    "parse_spec",
+    "point_hash",
+]
+
+#: Hard cap on the points one file may expand to (a typo such as step 1e-6 should fail, not hang).
+MAX_POINTS = 1_000_000
+#: Part of every point hash; bump it when the meaning of a stored result row changes.
+SCHEMA = "spatten-sweep-1"
+
+_TOP_KEYS = ("name", "workloads", "accelerator", "baseline", "fixed", "sweep")
+_RANGE_KEYS = {"start", "stop", "step", "factor"}
+_RANDOM_KEYS = {"distribution", "n", "seed", "low", "high", "values"}
+_DISTRIBUTIONS = ("uniform", "loguniform", "choice")
+
+
+def config_fields() -> dict[str, str]:
+    """Every sweepable field as ``section.field`` mapped to its declared type name.
+
+    Returns
+    -------
+    dict of str to str
+        For example ``{"accelerator.qk_multipliers": "int", "quant.refetch_threshold": "float", ...}``.
+    """
+    out: dict[str, str] = {}
+    default = Workload()
+    for sec in dataclasses.fields(Workload):
+        for f in dataclasses.fields(type(getattr(default, sec.name))):
+            out[f"{sec.name}.{f.name}"] = f.type if isinstance(f.type, str) else f.type.__name__
+    return out
+
+
+def point_hash(workload: Workload, baseline: str) -> str:
+    """Hash of a point's full config (every field of every section, plus the baseline).
+
+    Parameters
+    ----------
+    workload : Workload
+        The fully resolved config of the point.
+    baseline : str
+        The simulator baseline the point runs with.
+
+    Returns
+    -------
+    str
+        20 hex digits of a SHA-256 over canonical JSON (sorted keys, floats in round-trip repr), so equal
+        configs hash equal however the sweep file wrote them.
+    """
+    payload = {"schema": SCHEMA, "baseline": baseline, "config": to_dict(workload)}
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """One point of a sweep.
+
+    Attributes
+    ----------
+    index : int
+        Position in the expansion order (workloads outermost, then axes in file order, last fastest).
+    point_id : str
+        :func:`point_hash` of the full config; equal configs share it and are simulated once.
+    workload_name : str
+        The preset the point starts from.
+    params : tuple of (str, Any)
+        The swept fields and this point's value of each.
+    workload : Workload
+        The full, validated config.
+    """
+
+    index: int
+    point_id: str
+    workload_name: str
+    params: tuple[tuple[str, Any], ...]
+    workload: Workload
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A parsed, validated, expanded sweep file.
+
+    Attributes
+    ----------
+    name : str
+        The sweep's name.
+    workloads : tuple of str
+        Preset names.
+    accelerator : str
+        Accelerator preset all workloads start from.
+    baseline : str
+        Simulator baseline.
+    fixed : tuple of (str, Any)
+        Fields set on every point before the sweep.
+    axes : tuple of (str, tuple)
+        Each swept field with its expanded values, in file order.
+    points : tuple of SweepPoint
+        The expansion.
+    """
+
+    name: str
+    workloads: tuple[str, ...]
+    accelerator: str
+    baseline: str
+    fixed: tuple[tuple[str, Any], ...]
+    axes: tuple[tuple[str, tuple[Any, ...]], ...]
+    points: tuple[SweepPoint, ...]
+
+    @property
+    def params(self) -> list[str]:
+        """Names of the swept fields, in file order."""
+        return [name for name, _ in self.axes]
+
+    def unique_points(self) -> list[SweepPoint]:
+        """The first point of each distinct ``point_id``, in expansion order."""
+        seen: set[str] = set()
+        out = []
+        for p in self.points:
+            if p.point_id not in seen:
+                seen.add(p.point_id)
+                out.append(p)
+        return out
+
+    def points_frame(self):
+        """One row per point: ``index``, ``point_id``, ``workload``, each swept field, ``multipliers``.
+
+        ``multipliers`` (Q.K plus prob.V multipliers) is the area proxy of the Pareto plot.
+        """
+        import pandas as pd
+
+        rows = []
+        for p in self.points:
+            row: dict[str, Any] = {"index": p.index, "point_id": p.point_id, "workload": p.workload_name}
+            for k, v in p.params:
+                row[k] = list(v) if isinstance(v, tuple) else v
+            acc = p.workload.accelerator
+            row["multipliers"] = acc.qk_multipliers + acc.pv_multipliers
+            rows.append(row)
+        cols = ["index", "point_id", "workload", *self.params, "multipliers"]
+        return pd.DataFrame(rows, columns=cols)
+
+
+def load_spec(path: str | Path) -> SweepSpec:
+    """Read, validate and expand a sweep file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The YAML file.
+
+    Raises
+    ------
+    ValueError, TypeError
+        One line naming the offending key: unknown field, empty range, wrong type, bad YAML.
+    """
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"sweep file {str(p)!r} does not exist")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        raise ValueError(f"sweep file {str(p)!r} is not valid YAML: {str(e).splitlines()[0]}") from None
+    return parse_spec(data, default_name=p.stem)
+
+
+def parse_spec(data: Any, default_name: str = "sweep") -> SweepSpec:
+    """Validate and expand a sweep given as a mapping (the YAML document).
+
+    Parameters
+    ----------
+    data : mapping
+        Keys ``name``, ``workloads``, ``accelerator``, ``baseline``, ``fixed``, ``sweep`` (see module doc).
+    default_name : str
+        Name used when ``data`` has none.
+
+    Returns
+    -------
+    SweepSpec
+    """
+    if not isinstance(data, Mapping):
+        raise TypeError(f"sweep file must be a mapping with keys {', '.join(_TOP_KEYS)}")
+    for key in data:
+        if key not in _TOP_KEYS:
+            raise ValueError(f"unknown sweep key {key!r} (allowed: {', '.join(_TOP_KEYS)})")
+    name = data.get("name", default_name)
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"name must be a non-empty string, got {name!r}")
+    workloads = _parse_workloads(data.get("workloads"))
+    accelerator = data.get("accelerator", "spatten")
+    if accelerator not in ACCELERATORS:
+        raise ValueError(f"accelerator = {accelerator!r} is not one of {', '.join(ACCELERATORS)}")
+    baseline = data.get("baseline", "spatten")
+    if not isinstance(baseline, str) or not baseline:
+        raise TypeError(f"baseline must be a non-empty string, got {baseline!r}")
+    types = config_fields()
+    fixed = _parse_fixed(data.get("fixed"), types)
+    axes = _parse_axes(data.get("sweep"), types)
+
+    total = len(workloads) * math.prod(len(v) for _, v in axes)
+    if total > MAX_POINTS:
+        raise ValueError(f"sweep: {total} points exceeds the limit of {MAX_POINTS}")
+
+    points: list[SweepPoint] = []
+    for wname in workloads:
+        base = workload_preset(wname, accelerator)
+        for key, value in fixed:
+            base = _apply(base, f"fixed.{key}", key, value)
+        # Each value alone on the base first, so a bad value is reported by its own key.
+        for key, values in axes:
+            for v in values:
+                _check_schedules(_apply(base, f"sweep.{key}", key, v), f"sweep.{key}")
+        for combo in itertools.product(*(values for _, values in axes)):
+            params = tuple((key, v) for (key, _), v in zip(axes, combo, strict=True))
+            w = base
+            where = f"sweep point {len(points)} ({wname}, " + ", ".join(f"{k}={v!r}" for k, v in params) + ")"
+            for key, v in params:
+                w = _apply(w, where, key, v)
+            _check_schedules(w, where)
+            points.append(SweepPoint(len(points), point_hash(w, baseline), wname, params, w))
+    return SweepSpec(name, workloads, accelerator, baseline, fixed, axes, tuple(points))
+
+
+def _parse_workloads(raw: Any) -> tuple[str, ...]:
+    if raw is None:
+        raise ValueError(f"workloads is required: a list of presets ({', '.join(MODELS)})")
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, list) or not raw:
+        raise TypeError(f"workloads must be a non-empty list of presets ({', '.join(MODELS)})")
+    for w in raw:
+        if w not in MODELS:
+            raise ValueError(f"workloads: {w!r} is not one of {', '.join(MODELS)}")
+    return tuple(raw)
+
+
+def _check_key(key: Any, where: str, types: Mapping[str, str]) -> str:
+    if not isinstance(key, str):
+        raise TypeError(f"{where}: key {key!r} must be a string section.field")
+    if key not in types:
+        close = difflib.get_close_matches(key, list(types), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else " (fields are written section.field)"
+        raise ValueError(f"{where}.{key}: unknown config field{hint}")
+    return key
+
+
+def _normalise(value: Any, type_name: str) -> Any:
+    """Coerce YAML scalars to the field's type where lossless, so 0 and 0.0 hash the same."""
+    if type_name == "float" and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if type_name.startswith("tuple") and isinstance(value, list):
+        return tuple(float(x) if isinstance(x, int) and not isinstance(x, bool) else x for x in value)
+    return value
+
+
+def _apply(w: Workload, where: str, key: str, value: Any) -> Workload:
+    try:
+        return replace_path(w, key, value)
+    except (ValueError, TypeError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if where.startswith(("sweep.", "fixed.")) and msg.startswith(key):
+            raise type(e)(f"{where.split('.', 1)[0]}.{msg}") from None
+        raise type(e)(f"{where}: {msg}") from None
+
+
+def _check_schedules(w: Workload, where: str) -> None:
+    """Per-layer schedules must fit the layer count; check now rather than inside a worker."""
+    try:
+        w.pruning.token_schedule(w.model.layers)
+        w.pruning.head_schedule(w.model.layers)
+    except (ValueError, TypeError) as e:
+        raise type(e)(f"{where}: {str(e).splitlines()[0]}") from None
+
+
+def _parse_fixed(raw: Any, types: Mapping[str, str]) -> tuple[tuple[str, Any], ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, Mapping):
+        raise TypeError("fixed must be a mapping of section.field: value")
+    out = []
+    for key, value in raw.items():
+        _check_key(key, "fixed", types)
+        if isinstance(value, Mapping):
+            raise TypeError(f"fixed.{key}: must be one value, not a mapping (sweep it under sweep:)")
+        out.append((key, _normalise(value, types[key])))
+    return tuple(out)
+
+
+def _parse_axes(raw: Any, types: Mapping[str, str]) -> tuple[tuple[str, tuple[Any, ...]], ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, Mapping):
+        raise TypeError("sweep must be a mapping of section.field: list, range or random sample")
+    axes = []
+    for key, spec in raw.items():
+        _check_key(key, "sweep", types)
+        where = f"sweep.{key}"
+        type_name = types[key]
+        if isinstance(spec, list):
+            if not spec:
+                raise ValueError(f"{where}: empty list of values")
+            values = list(spec)
+        elif isinstance(spec, Mapping):
+            keys = set(spec)
+            if "distribution" in keys:
+                values = _random_values(spec, where, type_name)
+            elif keys & _RANGE_KEYS:
+                values = _range_values(spec, where)
+            else:
+                raise ValueError(
+                    f"{where}: a mapping must be a range {{start, stop, step|factor}} or a random sample "
+                    f"{{distribution, n, seed, ...}}, got keys {sorted(map(str, keys))}"
+                )
+        else:
+            values = [spec]
+        axes.append((key, tuple(_normalise(v, type_name) for v in values)))
+    return tuple(axes)
+
+
+def _number(spec: Mapping[str, Any], key: str, where: str) -> int | float:
+    if key not in spec:
+        raise ValueError(f"{where}.{key} is required")
+    v = spec[key]
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        raise TypeError(f"{where}.{key} must be a finite number, got {v!r}")
+    return v
+
+
+def _tidy(x: float) -> float:
+    """Drop float noise from start + i * step (0.30000000000000004 -> 0.3)."""
+    return float(f"{x:.12g}")
+
+
+def _range_values(spec: Mapping[str, Any], where: str) -> list[Any]:
+    extra = set(spec) - _RANGE_KEYS
+    if extra:
+        allowed = "start, stop, step or factor"
+        raise ValueError(f"{where}: unknown range key(s) {sorted(map(str, extra))} (allowed: {allowed})")
+    start, stop = _number(spec, "start", where), _number(spec, "stop", where)
+    if ("step" in spec) == ("factor" in spec):
+        raise ValueError(f"{where}: a range needs exactly one of step or factor")
+    all_int = all(isinstance(spec[k], int) for k in spec)
+    if "step" in spec:
+        step = _number(spec, "step", where)
+        if step == 0:
+            raise ValueError(f"{where}.step = 0 must be non-zero")
+        span = (stop - start) / step
+        if span < 0:
+            raise ValueError(f"{where}: empty range (start {start}, stop {stop}, step {step})")
+        n = math.floor(span + 1e-9) + 1
+        if n > MAX_POINTS:
+            raise ValueError(f"{where}: {n} values exceeds the limit of {MAX_POINTS}")
+        return [start + i * step if all_int else _tidy(start + i * step) for i in range(n)]
+    factor = _number(spec, "factor", where)
+    if start <= 0 or stop <= 0 or factor <= 0 or factor == 1:
+        raise ValueError(f"{where}: a geometric range needs start > 0, stop > 0 and factor > 0, != 1")
+    span = math.log(stop / start) / math.log(factor)
+    if span < -1e-9:
+        raise ValueError(f"{where}: empty range (start {start}, stop {stop}, factor {factor})")
+    n = math.floor(span + 1e-9) + 1
+    if n > MAX_POINTS:
+        raise ValueError(f"{where}: {n} values exceeds the limit of {MAX_POINTS}")
+    if all_int:
+        return [start * factor**i for i in range(n)]
+    return [_tidy(start * factor**i) for i in range(n)]
+
+
+def _random_values(spec: Mapping[str, Any], where: str, type_name: str) -> list[Any]:
+    extra = set(spec) - _RANDOM_KEYS
+    if extra:
+        raise ValueError(
+            f"{where}: unknown random-sample key(s) {sorted(map(str, extra))} "
+            f"(allowed: {', '.join(sorted(_RANDOM_KEYS))})"
+        )
+    dist = spec["distribution"]
+    if dist not in _DISTRIBUTIONS:
+        raise ValueError(f"{where}.distribution = {dist!r} is not one of {', '.join(_DISTRIBUTIONS)}")
+    n = spec.get("n")
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"{where}.n must be an integer >= 1, got {n!r}")
+    if not 1 <= n <= MAX_POINTS:
+        raise ValueError(f"{where}.n = {n} is outside the allowed range 1..{MAX_POINTS}")
+    seed = spec.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise TypeError(f"{where}.seed must be an integer >= 0, got {seed!r}")
+    rng = np.random.default_rng(seed)
+    if dist == "choice":
+        values = spec.get("values")
+        if not isinstance(values, list) or not values:
+            raise ValueError(f"{where}.values must be a non-empty list for distribution choice")
+        return [values[int(i)] for i in rng.integers(0, len(values), size=n)]
+    if type_name not in ("int", "float"):
+        raise TypeError(f"{where}: field of type {type_name} can only use distribution choice")
+    low, high = _number(spec, "low", where), _number(spec, "high", where)
+    if low > high:
+        raise ValueError(f"{where}: empty interval (low {low} > high {high})")
+    if dist == "loguniform" and low <= 0:
+        raise ValueError(f"{where}.low = {low} must be > 0 for distribution loguniform")
+    if type_name == "int":
+        if not (isinstance(low, int) and isinstance(high, int)):
+            raise TypeError(f"{where}: low and high must be integers for an integer field")
+        if dist == "uniform":
+            return [int(x) for x in rng.integers(low, high, size=n, endpoint=True)]
+        draws = np.exp(rng.uniform(math.log(low), math.log(high), size=n))
+        return [int(min(high, max(low, round(float(x))))) for x in draws]
+    if dist == "uniform":
+        return [float(x) for x in rng.uniform(low, high, size=n)]
+    return [float(x) for x in np.exp(rng.uniform(math.log(low), math.log(high), size=n))]

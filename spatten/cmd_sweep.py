@@ -1,0 +1,85 @@
+"""`spatten sweep SWEEP.yaml`: a design-space sweep on Dask that resumes after a crash and ends in plots.
+
+The sweep file is validated and expanded completely before anything runs or is written (a bad file:
+one line naming the key, exit 2, no output). Finished points land one by one in ``OUT/points``; a rerun
+simulates only the missing ones. At the end ``OUT`` receives ``results.parquet`` (every point in
+expansion order), ``summary.md``/``summary.csv``, ``sensitivity.csv``, the Pareto and sensitivity
+figures and a copy of the sweep file, all moved into place only once complete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+from sim.sweep.spec import SweepSpec, load_spec
+from spatten.output import atomic_dir
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "sweep",
+        help="run a design-space sweep (YAML) on Dask: resumable Parquet results, Pareto and sensitivity "
+        "plots",
+    )
+    p.add_argument("spec", metavar="SWEEP.yaml", help="sweep file: workloads and the fields to sweep")
+    p.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes (default 2)")
+    p.add_argument(
+        "--scheduler", metavar="ADDRESS", help="use a running Dask scheduler, e.g. tcp://host:8786"
+    )
+    p.add_argument("--out", metavar="DIR", help="output folder (default sweeps/<name>)")
+    p.add_argument("--dry-run", action="store_true", help="print the points and their count; run nothing")
+    p.add_argument("--threads", action="store_true", help="LocalCluster workers as threads, not processes")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def _print_points(spec: SweepSpec, stored: set[str]) -> None:
+    frame = spec.points_frame().drop(columns=["multipliers"])
+    frame["stored"] = frame["point_id"].isin(stored).map({True: "yes", False: ""})
+    print(frame.to_string(index=False))
+    n_unique = len(spec.unique_points())
+    n_stored = sum(p.point_id in stored for p in spec.unique_points())
+    print(f"{len(spec.points)} points ({n_unique} distinct configs, {n_stored} already stored)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from sim.sweep.runner import MAX_WORKERS, run_sweep
+    from sim.sweep.store import PointStore
+
+    if not 1 <= args.workers <= MAX_WORKERS:
+        raise ValueError(f"--workers = {args.workers} is outside the allowed range 1..{MAX_WORKERS}")
+    spec = load_spec(args.spec)
+    out = Path(args.out) if args.out else Path("sweeps") / spec.name
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {str(out)!r} exists and is not a folder")
+    if args.dry_run:
+        _print_points(spec, PointStore(out).done_ids())
+        return 0
+
+    result = run_sweep(
+        spec,
+        out,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        processes=not args.threads,
+        progress=not args.no_progress,
+    )
+    from reports.sweep_plots import write_report
+
+    with atomic_dir(out) as tmp:
+        result.results.to_parquet(tmp / "results.parquet", index=False)
+        shutil.copyfile(args.spec, tmp / "sweep.yaml")
+        text = write_report(result.results, spec.params, tmp, title=f"sweep {spec.name}")
+    print(text, end="")
+    rate = result.n_run / result.seconds if result.seconds > 0 else 0.0
+    print(
+        f"{result.n_points} points ({result.n_unique} distinct): {result.n_run} simulated, "
+        f"{result.n_skipped} already stored, {result.n_failed} failed, {result.n_lost} lost; "
+        f"{result.seconds:.1f} s ({rate:.1f} points/s); results in {out / 'results.parquet'}"
+    )
+    if result.n_lost:
+        print(f"{result.n_lost} points were lost (worker crash); rerun the same command to finish them")
+        return 1
+    return 0
