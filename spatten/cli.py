@@ -18,7 +18,10 @@ from spatten import __version__
 # Subcommand modules, in the order `spatten --help` lists them.
 COMMANDS: list[str] = [
     "demo",
+    "trace",
     "sweep",
+    "simulate",
+    "reproduce",
 ]
 
 

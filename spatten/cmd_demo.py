@@ -1,26 +1,44 @@
-"""`spatten demo`: the main job on the built-in default workload (what `make demo` runs)."""
+"""`spatten demo` (`make demo`): the default workload simulated, then `reproduce` into out/demo."""
 
 from __future__ import annotations
 
 import argparse
 
-from models.config import workload_preset
-
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="run the default workload (GPT-2-Medium generation) and print a summary")
+    p = sub.add_parser(
+        "demo",
+        help="simulate the default workload (GPT-2-Medium generation) and reproduce the paper into out/demo",
+    )
+    p.add_argument("--out", metavar="DIR", default="out/demo", help="output folder (default out/demo)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from models.config import workload_preset
+    from reports.tables import markdown_table, summary_lines
+    from sim.api import simulate
+    from spatten.cmd_reproduce import reproduce
+
     w = workload_preset("gpt2-medium")
-    tok = w.pruning.token_schedule(w.model.layers)
-    head = w.pruning.head_schedule(w.model.layers)
+    res = simulate(w)
     print(
-        f"{w.model.name}: {w.model.layers} layers x {w.model.heads} heads, prompt {w.model.prompt_len}, "
-        f"{w.model.gen_tokens} generated"
+        f"== default workload: {w.model.name}, prompt {w.model.prompt_len} + {w.model.gen_tokens} generated, "
+        f"on {w.accelerator.name}"
     )
-    print("layer  token_keep  head_keep")
-    for i, (t, h) in enumerate(zip(tok, head, strict=True)):
-        print(f"{i:5d}  {t:10.3f}  {h:9.3f}")
+    keys = [
+        "requests",
+        "cycles",
+        "seconds",
+        "dram_bytes_total",
+        "dram_reduction",
+        "refetch_rate",
+        "gops",
+        "dram_gbs",
+        "bounding_stage",
+    ]
+    print("\n".join(summary_lines({k: res.summary[k] for k in keys})))
+    _, pvo, _ = reproduce(args.out)
+    print(f"\n== paper vs ours (all 30 benchmarks; tables and figures in {args.out}/)")
+    print(markdown_table(pvo))
     return 0

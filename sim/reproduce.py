@@ -1,0 +1,216 @@
+"""The paper's 30 benchmarks through SpAtten and every baseline; paper-vs-ours figures.
+
+Settings come from ``sim/data/benchmarks.yaml``. For each benchmark:
+
+* SpAtten (full size) and the same hardware dense (baseline a) -> DRAM reduction, throughput;
+* SpAtten1/8, A3 and MNNFast on the 1/8 hardware -> speedups over A3 / MNNFast, GOP/s;
+* the platform rooflines and the measured numpy time -> speedups over TITAN Xp, Xeon, Nano, Pi 4, numpy;
+* GPT-2 only: the speedup breakdown over TITAN Xp (dedicated datapath; + token/head/value pruning with a
+  generic one-comparator top-k; + the 16-comparator top-k engine; + progressive quantization).
+
+Aggregates: DRAM reduction is the arithmetic mean over benchmarks (the paper's "average"); speedups are
+geometric means; throughput is the mean achieved GOP/s over the BERT or GPT-2 benchmarks. Executed ops
+count the work SpAtten really does; "dense-equivalent" ops are those of the unpruned model (the only
+reading under which SpAtten1/8's 360 GOP/s can exceed its 256 GOP/s multiplier peak).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import numpy as np
+
+from models.config import Workload, workload_preset
+from models.workload import shape_trace
+from sim.baselines import load_settings, numpy_attention_seconds, roofline_seconds
+from sim.simulate import Options, run
+
+__all__ = ["benchmarks", "run_all", "paper_vs_ours", "BREAKDOWN_STEPS"]
+
+PLATFORMS = ("titan-xp", "xeon-e5-2640-v4", "jetson-nano", "raspberry-pi-4")
+BREAKDOWN_STEPS = (
+    "dedicated datapath",
+    "+ token/head pruning (generic top-k)",
+    "+ top-k engine",
+    "+ progressive quantization",
+)
+
+
+def benchmarks() -> list[dict[str, Any]]:
+    """The 30 benchmarks: name, model, task, sequence (prompt) length."""
+    cfg = load_settings()["benchmarks"]
+    out = []
+    for model in cfg["bert_models"]:
+        for task, length in cfg["bert_tasks"].items():
+            out.append({"benchmark": f"{model}/{task}", "model": model, "task": task, "seq_len": int(length)})
+    for model in cfg["gpt2_models"]:
+        for task in cfg["gpt2_tasks"]:
+            out.append(
+                {
+                    "benchmark": f"{model}/{task}",
+                    "model": model,
+                    "task": task,
+                    "seq_len": int(cfg["gpt2_prompt_len"]),
+                }
+            )
+    return out
+
+
+def _workload(b: dict[str, Any], accelerator: str) -> Workload:
+    cfg = load_settings()["benchmarks"]
+    w = workload_preset(b["model"], accelerator, prompt_len=b["seq_len"])
+    if w.model.mode == "generation":
+        w = dataclasses.replace(w, model=dataclasses.replace(w.model, gen_tokens=int(cfg["gpt2_gen_tokens"])))
+    return w
+
+
+def _dense(w: Workload) -> Workload:
+    return dataclasses.replace(
+        w,
+        pruning=dataclasses.replace(w.pruning, enabled=False),
+        quant=dataclasses.replace(w.quant, enabled=False),
+    )
+
+
+def _breakdown(w: Workload) -> dict[str, float]:
+    """Seconds of the successive GPT-2 configurations of the speedup breakdown."""
+    no_pq = dataclasses.replace(w, quant=dataclasses.replace(w.quant, enabled=False))
+    sec = {}
+    sec[BREAKDOWN_STEPS[0]] = run(w, shape_trace(_dense(w)), Options("dense")).summary["seconds"]
+    tr = shape_trace(no_pq)
+    sec[BREAKDOWN_STEPS[1]] = run(no_pq, tr, Options("generic-topk", topk_parallelism=1)).summary["seconds"]
+    sec[BREAKDOWN_STEPS[2]] = run(no_pq, tr, Options("spatten-no-pq")).summary["seconds"]
+    sec[BREAKDOWN_STEPS[3]] = run(w, shape_trace(w), Options("spatten")).summary["seconds"]
+    return sec
+
+
+def run_all(numpy_budget_s: float = 0.01) -> tuple[Any, dict[str, Any]]:
+    """Run every benchmark; return (per-benchmark table, aggregates)."""
+    import pandas as pd
+
+    bl = load_settings()["baselines"]
+    rows = []
+    breakdowns = []
+    for b in benchmarks():
+        w = _workload(b, "spatten")
+        w18 = _workload(b, bl["a3"]["accelerator"])
+        sp = run(w, shape_trace(w), Options("spatten")).summary
+        dn = run(w, shape_trace(_dense(w)), Options("dense")).summary
+        sp18 = run(w18, shape_trace(w18), Options("spatten")).summary
+        dense18 = shape_trace(_dense(w18))
+        a3 = run(
+            w18, dense18, Options("a3", candidate_fraction=float(bl["a3"]["candidate_fraction"]))
+        ).summary
+        mf = run(
+            w18,
+            dense18,
+            Options(
+                "mnnfast",
+                value_fraction=float(bl["mnnfast"]["value_fraction"]),
+                serial=bool(bl["mnnfast"]["serial"]),
+            ),
+        ).summary
+        row = dict(b)
+        row.update(
+            {
+                "cycles": sp["cycles"],
+                "seconds": sp["seconds"],
+                "dram_bytes": sp["dram_bytes_total"],
+                "dense_fp32_bytes": sp["dense_reference_bytes"],
+                "dram_reduction": sp["dram_reduction"],
+                "computation_reduction": sp["dense_ops"] / sp["ops"] if sp["ops"] else float("nan"),
+                "gops": sp["gops"],
+                "dense_equiv_gops": sp["dense_equiv_gops"],
+                "bounding_stage": sp["bounding_stage"],
+                "speedup_over_dense_hw": dn["seconds"] / sp["seconds"],
+                "spatten18_gops": sp18["gops"],
+                "spatten18_dense_equiv_gops": sp18["dense_equiv_gops"],
+                "a3_dense_equiv_gops": a3["dense_equiv_gops"],
+                "mnnfast_dense_equiv_gops": mf["dense_equiv_gops"],
+                "speedup_over_a3": a3["seconds"] / sp18["seconds"],
+                "speedup_over_mnnfast": mf["seconds"] / sp18["seconds"],
+            }
+        )
+        for p in PLATFORMS:
+            row[f"speedup_over_{p}"] = roofline_seconds(w, p) / sp["seconds"]
+        npy = numpy_attention_seconds(w, budget_s=numpy_budget_s)
+        row["numpy_seconds"] = npy["seconds"]
+        row["speedup_over_numpy"] = npy["seconds"] / sp["seconds"]
+        rows.append(row)
+        if w.model.mode == "generation":
+            sec = _breakdown(w)
+            gpu = roofline_seconds(w, "titan-xp")
+            prev = gpu
+            bd = {"benchmark": b["benchmark"]}
+            for step in BREAKDOWN_STEPS:
+                bd[step] = prev / sec[step]
+                prev = sec[step]
+            breakdowns.append(bd)
+    table = pd.DataFrame(rows)
+    bdf = pd.DataFrame(breakdowns)
+    return table, _aggregate(table, bdf)
+
+
+def _gmean(a: Any) -> float:
+    a = np.asarray(a, dtype=np.float64)
+    return float(math.exp(np.mean(np.log(a))))
+
+
+def _aggregate(t: Any, bdf: Any) -> dict[str, Any]:
+    bert = t["model"].str.startswith("bert")
+    agg: dict[str, Any] = {
+        "dram_reduction_avg": float(t["dram_reduction"].mean()),
+        "computation_reduction": float(t["computation_reduction"].mean()),
+        "speedup_over": {
+            "a3": _gmean(t["speedup_over_a3"]),
+            "mnnfast": _gmean(t["speedup_over_mnnfast"]),
+            **{p: _gmean(t[f"speedup_over_{p}"]) for p in PLATFORMS},
+            "numpy (this machine)": _gmean(t["speedup_over_numpy"]),
+        },
+        "tflops_bert": float(t.loc[bert, "gops"].mean() / 1000),
+        "tflops_gpt2": float(t.loc[~bert, "gops"].mean() / 1000),
+        "tflops_bert_dense_equiv": float(t.loc[bert, "dense_equiv_gops"].mean() / 1000),
+        "tflops_gpt2_dense_equiv": float(t.loc[~bert, "dense_equiv_gops"].mean() / 1000),
+        "spatten18_gops": float(t["spatten18_dense_equiv_gops"].mean()),
+        "a3_gops": float(t["a3_dense_equiv_gops"].mean()),
+        "breakdown_gpt2_over_titan_xp": {s: _gmean(bdf[s]) for s in BREAKDOWN_STEPS} if len(bdf) else {},
+    }
+    return agg
+
+
+def paper_vs_ours(agg: dict[str, Any]) -> Any:
+    """Rows (metric, paper, ours, ours / paper) comparing the aggregates with the published results."""
+    import pandas as pd
+
+    paper = load_settings()["paper"]
+    rows = [
+        ("DRAM access reduction, mean of 30 (x)", paper["dram_reduction_avg"], agg["dram_reduction_avg"]),
+        ("computation reduction (x)", paper["computation_reduction"], agg["computation_reduction"]),
+    ]
+    for k, v in paper["speedup_over"].items():
+        who = "SpAtten1/8" if k in ("a3", "mnnfast") else "SpAtten"
+        rows.append((f"speedup of {who} over {k} (x, geomean)", v, agg["speedup_over"][k]))
+    rows.append(
+        (
+            "speedup over numpy on this machine (x, geomean)",
+            float("nan"),
+            agg["speedup_over"]["numpy (this machine)"],
+        )
+    )
+    rows += [
+        ("throughput BERT, executed (TFLOPS)", paper["tflops_bert"], agg["tflops_bert"]),
+        ("throughput GPT-2, executed (TFLOPS)", paper["tflops_gpt2"], agg["tflops_gpt2"]),
+        ("throughput BERT, dense-equivalent (TFLOPS)", paper["tflops_bert"], agg["tflops_bert_dense_equiv"]),
+        ("throughput GPT-2, dense-equivalent (TFLOPS)", paper["tflops_gpt2"], agg["tflops_gpt2_dense_equiv"]),
+        ("SpAtten1/8 dense-equivalent GOP/s", paper["spatten18_gops"], agg["spatten18_gops"]),
+        ("A3 dense-equivalent GOP/s", paper["a3_gops"], agg["a3_gops"]),
+    ]
+    for k, v in paper["breakdown_gpt2_over_titan_xp"].items():
+        rows.append(
+            (f"GPT-2 breakdown: {k} (x)", v, agg["breakdown_gpt2_over_titan_xp"].get(k, float("nan")))
+        )
+    df = pd.DataFrame(rows, columns=["metric", "paper", "ours"])
+    df["ours/paper"] = df["ours"] / df["paper"]
+    return df
