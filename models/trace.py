@@ -11,7 +11,7 @@ head_dim                  D
 seq_len                   tokens in the KV cache before pruning (the release ``sentence_length_L``)
 keys_fetched              K rows fetched (live tokens after cascade token pruning)
 key_bits                  bits per K element fetched first (MSBs under PQ); -1 unquantized
-key_lsb_bits              LSB bits fetched on a refetch (0 when PQ is off); -1 unquantized
+key_lsb_bits              LSB bits fetched on a refetch; -1 when PQ is off or unquantized
 refetch                   whether the LSBs were fetched and Q.K recomputed
 refetch_threshold         max-probability threshold; -1 when PQ is off
 query_bits                bits per Q element; -1 unquantized
@@ -198,34 +198,47 @@ def write_release_csv(trace, path: str | os.PathLike, config_name: str | None = 
     missing = [c for c in TRACE_COLUMNS if c not in trace.columns]
     if missing:
         raise ValueError(f"trace is missing column(s) {', '.join(missing)}")
+
+    def ints(col: str) -> list[str]:
+        return [str(int(v)) for v in trace[col]]
+
+    # The release's own layout: integers everywhere except D (written as a float, e.g. "64.0") and the
+    # threshold; booleans as True/False; "-1" for absent values.
     rel = pd.DataFrame(
         {
-            "iteration_id": trace["step"].astype(int).astype(str),
-            "layer_id": trace["layer"].astype(float).map(repr),
-            "head_id": trace["head"].astype(float).map(repr),
+            "iteration_id": ints("step"),
+            "layer_id": ints("layer"),
+            "head_id": ints("head"),
             "embedding_length_D": trace["head_dim"].astype(float).map(repr),
-            "sentence_length_L": trace["seq_len"].astype(float).map(repr),
-            "key_fetch_num": trace["keys_fetched"].astype(float).map(repr),
-            "quant_key_bit": trace["key_bits"].astype(int).astype(str),
-            "quant_query_bit": trace["query_bits"].astype(int).astype(str),
+            "sentence_length_L": ints("seq_len"),
+            "key_fetch_num": ints("keys_fetched"),
+            "quant_key_bit": ints("key_bits"),
+            "quant_query_bit": ints("query_bits"),
             "auto_requant_thres": [_fmt_thres(v) for v in trace["refetch_threshold"]],
             "if_requant": _fmt_bool(trace["refetch"]),
-            "auto_requant_incre": trace["key_lsb_bits"].astype(int).astype(str),
-            "value_fetch_num": trace["values_fetched"].astype(float).map(repr),
-            "quant_value_bit": trace["value_bits"].astype(int).astype(str),
+            "auto_requant_incre": ints("key_lsb_bits"),
+            "value_fetch_num": ints("values_fetched"),
+            "quant_value_bit": ints("value_bits"),
             "if_accumulate_importance": _fmt_bool(trace["accumulate_importance"]),
             "if_rescale_previous_importance": _fmt_bool(trace["rescale_importance"]),
             "if_topk": _fmt_bool(trace["token_topk"] >= 0),
-            "topk": [repr(float(v)) if v >= 0 else "-1" for v in trace["token_topk"]],
-        }
+            "topk": [str(int(v)) if v >= 0 else "-1" for v in trace["token_topk"]],
+        },
+        columns=RELEASE_COLUMNS,
     )
+    if config_name is not None and ("," in config_name or "\n" in config_name or not config_name):
+        raise ValueError(f"config_name = {config_name!r} must be non-empty without commas or newlines")
     p = Path(path)
-    tmp = p.with_name(p.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        rel.to_csv(f, index=False, lineterminator="\n")
-        if config_name is not None:
-            f.write(config_name + "," * (len(RELEASE_COLUMNS) - 1) + "\n")
-    tmp.replace(p)
+    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", newline="") as f:
+            rel.to_csv(f, index=False, lineterminator="\n")
+            if config_name is not None:
+                f.write(config_name + "," * (len(RELEASE_COLUMNS) - 1) + "\n")
+        tmp.replace(p)
+    finally:  # no partial file is left behind on failure
+        if tmp.exists():
+            tmp.unlink()
 
 
 def _fmt_thres(v: float) -> str:

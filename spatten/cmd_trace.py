@@ -1,0 +1,65 @@
+"""`spatten trace`: run the golden attention model on a workload and print the request-trace summary."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from models.config import MODELS, workload_preset
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "trace",
+        help="run the golden model (pruning + progressive quantization) and summarize its request trace",
+        description="Run SpAtten attention (cascade token/head pruning, local value pruning, progressive "
+        "quantization) on seeded synthetic Q/K/V for a preset workload, print keys and values fetched per "
+        "layer, the refetch rate and the pruning ratios, and optionally write the trace as a release CSV.",
+    )
+    p.add_argument("--workload", choices=sorted(MODELS), default="gpt2-medium", help="preset (gpt2-medium)")
+    p.add_argument("--layers", type=int, default=None, help="run only the first N layers (default: all)")
+    p.add_argument("--steps", type=int, default=None, help="generation steps to run (default: all)")
+    p.add_argument("--seq-len", type=int, default=None, help="prompt / sentence length (default: preset)")
+    p.add_argument("--mode", choices=["fixed", "float"], default="fixed", help="arithmetic (fixed)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic Q/K/V (0)")
+    p.add_argument(
+        "--out", default=None, metavar="FILE.csv", help="write the trace in the release CSV format"
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from models.attention import run_attention, summarize_trace
+    from models.trace import write_release_csv
+
+    w = workload_preset(args.workload, prompt_len=args.seq_len)
+    m = w.model
+    if args.steps is not None and m.mode != "generation":
+        raise ValueError(f"--steps applies to generation workloads only; {m.name} is {m.mode}")
+    if args.seed < 0:
+        raise ValueError(f"--seed = {args.seed} is outside the allowed range >= 0")
+    out = Path(args.out) if args.out else None
+    if out is not None and (not out.parent.is_dir() or out.is_dir()):
+        raise ValueError(f"--out {str(out)!r} must be a file path in an existing folder")
+    r = run_attention(w, mode=args.mode, seed=args.seed, layers=args.layers, steps=args.steps)
+    per_layer, ov = summarize_trace(r.trace, r.heads, r.full_keys)
+    steps = int(r.trace["step"].max()) + 1
+    print(
+        f"{m.name} {m.mode} ({args.mode} point): {r.layers} layers x {m.heads} heads, "
+        f"{'prompt' if m.mode == 'generation' else 'length'} {m.prompt_len}"
+        + (f", {steps} steps" if m.mode == "generation" else "")
+        + f", seed {args.seed}"
+    )
+    print(per_layer.to_string(index=False, formatters={"refetch_rate": "{:.3f}".format}))
+    print(
+        f"requests {ov['requests']}, keys fetched {ov['keys_fetched']}, values fetched {ov['values_fetched']}"
+    )
+    print(
+        f"keep ratios: token {ov['token_keep']:.3f}, head {ov['head_keep']:.3f}, "
+        f"value {ov['value_keep']:.3f}; refetch rate {ov['refetch_rate']:.3f}\n"
+        f"reduction vs. no pruning: keys {ov['key_reduction']:.2f}x, values {ov['value_reduction']:.2f}x"
+    )
+    if out is not None:
+        write_release_csv(r.trace, out, config_name=f"spatten-golden:{m.name}:{args.mode}:seed{args.seed}")
+        print(f"wrote {out}")
+    return 0
