@@ -97,7 +97,9 @@ def ensure_cacti(verbose: bool = True) -> Path:
             return exe
         for tool in ("make", "g++"):
             if shutil.which(tool) is None:
-                raise RuntimeError(f"cacti: the shipped binary does not run and `{tool}` is missing to rebuild it")
+                raise RuntimeError(
+                    f"cacti: the shipped binary does not run and `{tool}` is missing to rebuild it"
+                )
         shutil.rmtree(folder / "obj_dbg", ignore_errors=True)
         r = subprocess.run(["make"], cwd=folder, capture_output=True, text=True)
         if r.returncode != 0:
