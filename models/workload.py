@@ -170,4 +170,4 @@ def shape_trace(workload: Workload):
         "value_topk": np.where(values < out["keys_fetched"], values, -1).astype(np.int64),
     }
     df = pd.DataFrame(data, columns=list(TRACE_COLUMNS))
-    return df.astype(TRACE_COLUMNS, copy=False)
+    return df.astype(TRACE_COLUMNS)

@@ -1,0 +1,82 @@
+"""simulate(): contract keys, baselines ordering facts, bad input."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from models.config import workload_preset
+from models.workload import shape_trace
+from sim.api import ACTION_KEYS, simulate
+
+ENERGY_KEYS = {
+    "qk_mul",
+    "qk_add",
+    "pv_mul",
+    "pv_add",
+    "softmax_exp",
+    "softmax_div",
+    "softmax_add",
+    "topk_compare",
+    "pq_compare",
+    "k_sram_read_bits",
+    "k_sram_write_bits",
+    "v_sram_read_bits",
+    "v_sram_write_bits",
+    "dram_bits_q",
+    "dram_bits_k_msb",
+    "dram_bits_k_lsb",
+    "dram_bits_v",
+    "dram_transactions",
+    "cycles",
+    "seconds",
+}
+
+
+def _small():
+    w = workload_preset("gpt2-small")
+    return dataclasses.replace(w, model=dataclasses.replace(w.model, gen_tokens=3))
+
+
+def test_contract_keys() -> None:
+    r = simulate(_small())
+    assert ENERGY_KEYS <= set(r.actions) and ENERGY_KEYS <= set(ACTION_KEYS)
+    for k in ("cycles", "seconds", "dram_bytes_total", "transactions", "ops", "gops", "bounding_stage"):
+        assert k in r.summary
+    assert len(r.requests) == r.summary["requests"] == 12 * 12 * 3
+
+
+def test_ops_by_hand() -> None:
+    w = _small()
+    t = shape_trace(w)
+    r = simulate(w, t)
+    passes = 1 + t["refetch"].astype(int)
+    qk = (t["keys_fetched"] * 64 * passes).sum()
+    pv = (t["values_fetched"] * 64).sum()
+    assert r.actions["qk_mul"] == qk and r.actions["pv_mul"] == pv
+    assert r.summary["ops"] == 2 * (qk + pv)
+
+
+def test_pruning_cuts_traffic_and_time() -> None:
+    w = _small()
+    sp, dn = simulate(w), simulate(w, baseline="dense")
+    assert sp.summary["dram_bytes_total"] < dn.summary["dram_bytes_total"]
+    assert sp.summary["cycles"] < dn.summary["cycles"]
+
+
+def test_dense_k_bytes_by_hand() -> None:
+    w = _small()
+    dn = simulate(w, baseline="dense")
+    expect = 12 * 12 * sum(992 + s for s in (1, 2, 3)) * 64 * 12 / 8
+    assert dn.summary["dram_bytes_k_msb"] == expect
+
+
+def test_bad_inputs() -> None:
+    with pytest.raises(ValueError, match="baseline"):
+        simulate(_small(), baseline="gpu")
+    with pytest.raises(TypeError):
+        simulate("gpt2-small")  # type: ignore[arg-type]
+    t = shape_trace(_small()).drop(columns=["keys_fetched"])
+    with pytest.raises(ValueError, match="keys_fetched"):
+        simulate(_small(), t)
