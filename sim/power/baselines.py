@@ -1,8 +1,11 @@
 """Energy-saving table: SpAtten's modelled energy against A3, MNNFast, TITAN Xp and Xeon.
 
 Accelerator baselines (A3, MNNFast) are charged from their published energy efficiency at 128
-multipliers (the SpAtten paper compares them with SpAtten1/8, which also has 128 multipliers);
-GPU and CPU from their rated power times their modelled run time. Every figure carries its source.
+multipliers (the SpAtten paper compares them with SpAtten1/8, which also has 128 multipliers). Those
+efficiencies are accelerator (on-chip) figures, so SpAtten's side of those rows is its on-chip energy
+(DRAM excluded). GPU and CPU are charged their rated power times their modelled run time; board and
+package power include their memory traffic, so SpAtten's side there is its total energy, HBM2
+included. Every figure carries its source.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ class Baseline:
 
 
 BASELINES: dict[str, Baseline] = {
-    "A3": Baseline(
+    "a3": Baseline(
         "A3",
         "efficiency",
         269.0,
@@ -54,7 +57,7 @@ BASELINES: dict[str, Baseline] = {
         "A3 (Ham et al., HPCA 2020) at 128 multipliers: 269 GOP/J, as tabulated in the SpAtten paper's "
         "accelerator comparison (with SpAtten1/8 at 382 GOP/J: 382/269 = 1.42, the paper's 1.4x)",
     ),
-    "MNNFast": Baseline(
+    "mnnfast": Baseline(
         "MNNFast",
         "efficiency",
         120.0,
@@ -63,7 +66,7 @@ BASELINES: dict[str, Baseline] = {
         "MNNFast (Jang et al., ISCA 2019) at 128 multipliers: 120 GOP/J, as tabulated in the SpAtten "
         "paper's accelerator comparison (382/120 = 3.18, the paper's 3.2x)",
     ),
-    "TITAN Xp": Baseline(
+    "titan-xp": Baseline(
         "TITAN Xp",
         "power",
         math.nan,
@@ -71,7 +74,7 @@ BASELINES: dict[str, Baseline] = {
         1193.0,
         "NVIDIA TITAN Xp board power 250 W (NVIDIA product specification)",
     ),
-    "Xeon E5-2640 v4": Baseline(
+    "xeon-e5-2640-v4": Baseline(
         "Xeon E5-2640 v4",
         "power",
         math.nan,
@@ -94,8 +97,9 @@ def energy_saving_table(
     spatten : EnergyReport
         Full-size SpAtten's energy for the workload (compared with the GPU and CPU).
     baseline_seconds : Mapping[str, float]
-        Modelled run time of the workload on each power baseline (keys ``"TITAN Xp"``,
-        ``"Xeon E5-2640 v4"``); missing ones are left out of the table.
+        Modelled run time of the workload on each power baseline, keyed like the simulator's platforms
+        (``"titan-xp"``, ``"xeon-e5-2640-v4"``; e.g. ``sim.baselines.roofline_seconds(w, key)``);
+        missing ones are left out of the table.
     spatten_eighth : EnergyReport, optional
         SpAtten1/8's energy (128 multipliers) for the A3 and MNNFast rows; without it those rows use
         ``spatten``.
@@ -103,8 +107,8 @@ def energy_saving_table(
     Returns
     -------
     list[dict]
-        One row per baseline: ``baseline``, ``basis``, ``baseline_j``, ``spatten_j``, ``saving``,
-        ``paper_saving``, ``source``.
+        One row per baseline: ``baseline`` (key), ``name``, ``basis``, ``baseline_j``, ``spatten_j``
+        (on-chip for A3/MNNFast, total for GPU/CPU), ``saving``, ``paper_saving``, ``source``.
 
     Raises
     ------
@@ -122,20 +126,23 @@ def energy_saving_table(
         if b.kind == "efficiency":
             sp = spatten_eighth if spatten_eighth is not None else spatten
             base_j = sp.ops / (b.gop_per_j * 1e9)
+            sp_j = sp.chip_j  # like for like: published accelerator efficiencies are on-chip
             basis = f"{sp.ops / 1e9:.3g} GOP / {b.gop_per_j:g} GOP/J"
         else:
             if name not in baseline_seconds:
                 continue
             sp = spatten
             base_j = b.power_w * float(baseline_seconds[name])
+            sp_j = sp.total_j  # rated power covers the platform's memory, so count SpAtten's HBM2 too
             basis = f"{b.power_w:g} W x {float(baseline_seconds[name]):.3g} s"
         rows.append(
             {
                 "baseline": name,
+                "name": b.name,
                 "basis": basis,
                 "baseline_j": base_j,
-                "spatten_j": sp.total_j,
-                "saving": base_j / sp.total_j if sp.total_j > 0 else math.inf,
+                "spatten_j": sp_j,
+                "saving": base_j / sp_j if sp_j > 0 else math.inf,
                 "paper_saving": b.paper_saving,
                 "source": b.source,
             }

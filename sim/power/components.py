@@ -242,10 +242,24 @@ def _unit_from_model(name, module, count, model, actions: dict[str, float], labe
 
 @functools.lru_cache(maxsize=1)
 def _model_stamp() -> str:
-    """Versions of the model packages plus this file's text: a cached table is stale when either changes."""
-    parts = [
-        importlib.metadata.version(p) for p in ("hwcomponents", "hwcomponents-cacti", "hwcomponents-library")
-    ]
+    """Identity of the model packages and of this file: a cached table is stale when either changes.
+
+    The packages are identified by size and mtime of their model sources (found without importing
+    them; ``importlib.metadata`` costs tens of ms per lookup, more than the energy computation).
+    """
+    import importlib.util
+
+    parts = []
+    for pkg, rel in (
+        ("hwcomponents", "model.py"),
+        ("hwcomponents_cacti", "hwcomponents_cacti.py"),
+        ("hwcomponents_library", "library/aladdin.py"),
+    ):
+        spec = importlib.util.find_spec(pkg)
+        if spec is None or spec.origin is None:
+            raise RuntimeError(f"{pkg} is not installed (pip install {pkg.replace('_', '-')})")
+        st = (Path(spec.origin).parent / rel).stat()
+        parts.append(f"{pkg}:{st.st_size}:{st.st_mtime_ns}")
     parts.append(hashlib.sha256(Path(__file__).read_bytes()).hexdigest())
     return "|".join(parts)
 

@@ -41,3 +41,25 @@ def test_register_synthesizes_to_eight_flipflops():
     assert r.area_um2_45nm == pytest.approx(sum(n * cell_area_um2(t) for t, n in r.cells.items()))
     assert 8 * (4.522 + 1.862) <= r.area_um2_45nm <= 8 * (4.522 + 1.862 + 1.064)
     assert r.area_mm2 == pytest.approx(r.area_um2_45nm * 1e-6)
+
+
+def test_zero_eliminator_synth_next_to_model():
+    from rtl.zero_eliminator import ZeroEliminator
+    from sim.power.area import zero_eliminator_model_mm2
+
+    r = synthesize(ZeroEliminator(16, 16), "zero_eliminator", tech_nm=40)
+    assert r.n_flipflops == 0  # the block is combinational
+    model = zero_eliminator_model_mm2(16, 16, 40)
+    # Two independent estimates of the same structure (gates vs adder+multiplexer models) agree within 3x.
+    assert model / 3 < r.area_mm2 < 3 * model
+
+
+@pytest.mark.slow
+def test_rtl_crosscheck_rows():
+    from sim.power.area import rtl_crosscheck
+
+    rows = {r["block"]: r for r in rtl_crosscheck(40, topk_max_n=64)}
+    assert set(rows) == {"ZeroEliminator", "TopKEngine"}
+    topk = rows["TopKEngine"]
+    assert topk["flipflops"] >= 5 * 64 * 16  # five register-file buffers of 64 x 16-bit scores
+    assert topk["model_mm2"] / 3 < topk["synth_mm2"] < 3 * topk["model_mm2"]
