@@ -15,6 +15,8 @@ Model (parameters from ``AcceleratorConfig``; SPATTEN.md section 2 and the relea
   that with the transfers of the previous row, so each row exposes
   ``max(0, tRP + tRCD - min(max_outstanding, transactions per row) * t_burst)`` cycles. Dense streams
   (32 transactions per 1 KiB row) hide it fully; sparse, pruned fetches (few transactions per row) do not.
+* Q vectors of consecutive queries are contiguous, so Q streams share rows across requests (row openings
+  amortized); K and V streams of a request start in their own head's region.
 * First-data latency ``tRCD + tCL`` is a pipeline latency of the fetch stage, not channel occupancy.
 * DRAM timings count in DRAM clocks of ``dram_tck_ns`` and are converted to core cycles.
 """
@@ -70,7 +72,9 @@ def request_bytes(
     }
 
 
-def kind_cycles(acc: AcceleratorConfig, nbytes: np.ndarray, span_bytes: np.ndarray) -> tuple[np.ndarray, ...]:
+def kind_cycles(
+    acc: AcceleratorConfig, nbytes: np.ndarray, span_bytes: np.ndarray, contiguous: bool = False
+) -> tuple[np.ndarray, ...]:
     """Transactions, busiest-channel occupancy and rows opened for one kind of each request.
 
     Parameters
@@ -80,6 +84,10 @@ def kind_cycles(acc: AcceleratorConfig, nbytes: np.ndarray, span_bytes: np.ndarr
         Bytes fetched per request.
     span_bytes : numpy.ndarray
         Bytes of the region the fetched rows are spread over (>= nbytes).
+    contiguous : bool
+        The requests continue one stream (Q vectors of consecutive queries): rows are shared between
+        consecutive requests, so each request opens ``bytes / (row_bytes C)`` rows per channel (fractional)
+        instead of at least one.
 
     Returns
     -------
@@ -89,9 +97,14 @@ def kind_cycles(acc: AcceleratorConfig, nbytes: np.ndarray, span_bytes: np.ndarr
     c = acc.hbm_channels
     per_ch = np.ceil(tx / c)
     region_rows = np.ceil(np.maximum(span_bytes, nbytes) / (acc.dram_row_bytes * c))
-    rows = np.where(per_ch > 0, np.minimum(per_ch, np.maximum(region_rows, 1.0)), 0.0)
+    if contiguous:
+        rows = nbytes / (acc.dram_row_bytes * c)
+    else:
+        rows = np.where(per_ch > 0, np.minimum(per_ch, np.maximum(region_rows, 1.0)), 0.0)
     tb = t_burst(acc)
     tx_per_row = np.divide(per_ch, rows, out=np.zeros_like(per_ch), where=rows > 0)
+    if contiguous:
+        tx_per_row = np.full_like(per_ch, acc.dram_row_bytes / acc.transaction_bytes)
     hide = np.minimum(float(acc.max_outstanding), tx_per_row) * tb
     open_cost = _dram_to_core(acc, acc.dram_trp + acc.dram_trcd)
     exposed = np.maximum(0.0, open_cost - hide)

@@ -91,7 +91,9 @@ def run_pipeline(
             ready = dep[j] + latency[j]
         new_blk = np.full((n_st, n), -np.inf)
         if n > buffer:
-            new_blk[:-1, buffer:] = start[1:, :-buffer]
+            # a stage's latency is a delay line of pipeline registers in front of its output FIFO:
+            # request i may enter the FIFO (at dep + latency) once the next stage started i - buffer
+            new_blk[:-1, buffer:] = start[1:, :-buffer] - latency[:-1, None]
         if np.array_equal(new_blk, blk):
             converged = True
             break

@@ -21,7 +21,8 @@ def _loop(service: np.ndarray, latency: np.ndarray, buffer: int) -> float:
                 ready = 0.0 if j == 0 else dep[j - 1, i] + latency[j - 1]
                 prev = dep[j, i - 1] if i > 0 else 0.0
                 start[j, i] = max(ready, prev)
-                blk = start[j + 1, i - buffer] if (j + 1 < s_n and i - buffer >= 0) else -np.inf
+                # the output FIFO sits behind the stage's latency (a delay line)
+                blk = start[j + 1, i - buffer] - latency[j] if (j + 1 < s_n and i - buffer >= 0) else -np.inf
                 dep[j, i] = max(start[j, i] + service[j, i], blk)
         if np.array_equal(old, dep):
             break
