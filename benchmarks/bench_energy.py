@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         rtl_crosscheck,
     )
     from sim.power.baselines import BASELINES, energy_saving_table
-    from sim.power.energy import energy
+    from sim.power.energy import energy, peak_power_w
 
     # Warm the CACTI cache for both accelerators before timing anything.
     for acc in ACCELERATORS.values():
@@ -103,6 +103,13 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"   mean over {len(rows)}: total {mean_total:.2f} W ({mean_total / PAPER_POWER_W - 1:+.0%} vs "
         f"{PAPER_POWER_W} W), chip only {mean_chip:.2f} W ({mean_chip / PAPER_POWER_W - 1:+.0%})"
+    )
+    peak = peak_power_w(ACCELERATORS["spatten"], args.tech_nm)
+    peak_total = sum(peak.values())
+    print(
+        f"   all units busy every cycle (upper bound, chip): {peak_total:.2f} W "
+        f"({peak_total / PAPER_POWER_W - 1:+.0%}); top-k {peak['top-k'] / peak_total:.2%} of it; "
+        + ", ".join(f"{m} {v:.2f}" for m, v in peak.items())
     )
     gpt = []
     for model in settings["gpt2_models"]:

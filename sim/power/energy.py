@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from models.config import AcceleratorConfig
 from sim.power.components import MODULES, check_tech_nm, unit_table
 
-__all__ = ["ACTIONS", "EnergyReport", "energy", "ops_of"]
+__all__ = ["ACTIONS", "EnergyReport", "energy", "ops_of", "peak_power_w"]
 
 # Action counts energy() needs (the simulator may report more; extra keys are ignored).
 ACTIONS = (
@@ -192,3 +192,51 @@ def energy(
     elif isinstance(ops, bool) or not isinstance(ops, int | float) or not math.isfinite(ops) or ops < 0:
         raise ValueError(f"ops = {ops!r} is outside the allowed range >= 0 (finite)")
     return EnergyReport(dynamic, leakage, seconds, float(ops), tech_nm, by_action)
+
+
+def peak_power_w(accel: AcceleratorConfig, tech_nm: int = 40) -> dict[str, float]:
+    """On-chip power by module with every unit doing one action every cycle, plus leakage.
+
+    An upper bound on what :func:`energy` can report for a real run (each unit instance at most one
+    action per clock: a multiply, an add, a comparison, a full-width SRAM read per bank, one DRAM
+    transaction per fetcher lane). DRAM is left out (its power is set by the traffic, not the clock).
+
+    Parameters
+    ----------
+    accel : AcceleratorConfig
+        Hardware parameters (``clock_ghz`` sets the action rate).
+    tech_nm : int
+        Technology node in nm (22..90).
+
+    Returns
+    -------
+    dict[str, float]
+        Watts by module (without ``"DRAM"``).
+    """
+    check_tech_nm(tech_nm)
+    t = unit_table(accel, tech_nm)
+    u = t.units
+    row_bits = accel.head_dim * accel.datapath_bits
+    per_cycle = {
+        "qk_mul": u["qk.multiplier"].count,
+        "qk_add": u["qk.adder"].count,
+        "pv_mul": u["pv.multiplier"].count,
+        "pv_add": u["pv.adder"].count,
+        "softmax_exp": u["softmax.exp"].count,
+        "softmax_div": u["softmax.divider"].count,
+        "softmax_add": u["softmax.adder"].count,
+        "pq_compare": u["softmax.pq_comparator"].count,
+        "topk_compare": u["topk.comparator"].count,
+        "k_sram_read_bits": u["k_sram"].count * row_bits,
+        "v_sram_read_bits": u["v_sram"].count * row_bits,
+        "dram_transactions": u["fetcher.address_gen"].count,
+    }
+    hz = accel.clock_ghz * 1e9
+    out = {m: 0.0 for m in MODULES if m != "DRAM"}
+    for a, n in per_cycle.items():
+        for module, e in t.action_energy_j[a].items():
+            out[module] += n * e * hz
+    for unit in u.values():
+        if unit.module in out:
+            out[unit.module] += unit.total_leak_w
+    return out

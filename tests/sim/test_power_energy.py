@@ -145,3 +145,20 @@ def test_with_simulate_bert_base():
     # A compute-bound BERT run keeps the 1024 multipliers busy: watts, not milliwatts or kilowatts.
     assert 0.5 < r.chip_power_w < 50
     assert sum(r.module_j.values()) == pytest.approx(r.total_j)
+
+
+def test_peak_power_qk_by_hand():
+    from sim.power.energy import peak_power_w
+
+    mul = MUL12_PJ + 2 * 24 * REG_PJ_PER_BIT + 12 * REG_PJ_PER_BIT
+    add = 30 * ADD_PJ_PER_BIT + 2 * 30 * REG_PJ_PER_BIT
+    leak = 512 * 80e-6 * (12 / 32) ** 2 + 504 * 2.4e-6 * 30 / 32
+    peak = peak_power_w(FULL)
+    assert peak["Q.K"] == pytest.approx((512 * mul + 504 * add) * 1e-12 * 1e9 + leak, rel=1e-9)
+    assert "DRAM" not in peak
+    # A real run never averages above the all-busy bound.
+    from sim.api import simulate
+
+    w = workload_preset("bert-large")
+    r = energy(simulate(w).actions, w.accelerator)
+    assert r.chip_power_w <= sum(peak.values())
