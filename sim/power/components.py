@@ -11,9 +11,14 @@ the field's component models at the requested technology node:
   HBM2 model (pJ per bit) for DRAM;
 * ``hwcomponents_library.Wire`` for crossbar wires.
 
-Only two things have no model in those packages, and their constants carry a source: crossbar
-multiplexer area (Nangate 45 nm Open Cell Library MUX2_X1, see :mod:`sim.power.synth`) and the
-Taylor order of the exponential (SpAtten paper: 5th order).
+Where those packages have no model, the unit is built from ones they have, and every constant says
+where it comes from: the exponential is a 5th-order Taylor polynomial in Horner form (SpAtten paper),
+i.e. 5 multiplies and 5 adds; a divider is a restoring array divider (one adder per quotient bit);
+a crossbar is one 2:1 multiplexer per input, output and bit at the Nangate 45 nm MUX2_X1 area (see
+:mod:`sim.power.synth`) with each bit charged one ``Wire`` as long as the crossbar's side; every
+arithmetic result is registered (one Aladdin register per unit output, the pipelined datapath of
+the release latency model). Modelling choices without a published value are named constants below
+(softmax/top-k word width, address width).
 
 CACTI results are cached on disk (``$SPATTEN_CACHE_DIR`` or ``~/.cache/spatten/cacti``), keyed by the
 memory geometry, node and package version, so a sweep pays for each distinct memory once; everything
@@ -232,7 +237,7 @@ def _run_cacti(width: int, depth: int, tech_nm: int, field: str, what: str) -> d
 
 
 def _logic(cls, tech_nm: int, **kw):
-    """Instantiate an Aladdin model quietly (hwcomponents logs every call otherwise)."""
+    """Instantiate a hwcomponents logic model at ``tech_nm`` nm (the models take metres)."""
     return cls(tech_node=tech_nm * 1e-9, **kw)
 
 
