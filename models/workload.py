@@ -88,33 +88,22 @@ def shape_trace(workload: Workload):
     heads, keep = layer_counts(workload)
     vr = workload.pruning.value_ratio
     pruning_on = workload.pruning.enabled
-    cols: dict[str, list[np.ndarray]] = {c: [] for c in ("step", "layer", "head", "query", "queries")}
-    cols.update({c: [] for c in ("seq_len", "keys_fetched", "values_fetched", "token_topk")})
+    # One block per (step, layer): its live heads x rows per head, expanded to rows at the end.
+    blocks: list[tuple[int, int, int, int, int, int, int, int]] = []
 
     def add_block(
         step: int,
         layer: int,
         n_heads: int,
-        n_queries: int,
-        per_row_queries: int,
+        n_rows: int,
+        per_row_q: int,
         seq: int,
         keys: int,
         next_keys: int | None,
     ) -> None:
-        n = n_heads * n_queries
-        cols["step"].append(np.full(n, step, np.int64))
-        cols["layer"].append(np.full(n, layer, np.int64))
-        cols["head"].append(np.repeat(np.arange(n_heads, dtype=np.int64), n_queries))
-        cols["query"].append(np.tile(np.arange(n_queries, dtype=np.int64), n_heads))
-        cols["queries"].append(np.full(n, per_row_queries, np.int64))
-        cols["seq_len"].append(np.full(n, seq, np.int64))
-        cols["keys_fetched"].append(np.full(n, keys, np.int64))
-        vals = max(1, int(np.floor(vr * keys + 1e-9)))
-        cols["values_fetched"].append(np.full(n, vals, np.int64))
-        tk = np.full(n, -1, np.int64)
-        if next_keys is not None and next_keys < keys:
-            tk[-1] = next_keys
-        cols["token_topk"].append(tk)
+        blocks.append(
+            (step, layer, n_heads, n_rows, per_row_q, seq, keys, -1 if next_keys is None else next_keys)
+        )
 
     if m.mode == "summarization":
         L = m.prompt_len
@@ -137,7 +126,27 @@ def shape_trace(workload: Workload):
                 nxt = int(live[layer + 1]) if layer + 1 < m.layers else None
                 add_block(step, layer, int(heads[layer]), 1, 1, seq, int(live[layer]), nxt)
 
-    out = {c: np.concatenate(v) for c, v in cols.items()}
+    b = np.asarray(blocks, dtype=np.int64).reshape(-1, 8)
+    b_step, b_layer, b_heads, b_rows, b_q, b_seq, b_keys, b_next = b.T
+    per_block = b_heads * b_rows
+    idx = np.repeat(np.arange(len(b)), per_block)
+    offset = np.arange(idx.size) - np.repeat(np.cumsum(per_block) - per_block, per_block)
+    b_vals = np.maximum(1, np.floor(vr * b_keys + 1e-9)).astype(np.int64)
+    last = np.zeros(idx.size, dtype=bool)
+    last[np.cumsum(per_block) - 1] = True
+    keys_r = b_keys[idx]
+    next_r = b_next[idx]
+    out = {
+        "step": b_step[idx],
+        "layer": b_layer[idx],
+        "head": offset // b_rows[idx],
+        "query": offset % b_rows[idx],
+        "queries": b_q[idx],
+        "seq_len": b_seq[idx],
+        "keys_fetched": keys_r,
+        "values_fetched": b_vals[idx],
+        "token_topk": np.where(last & (next_r >= 0) & (next_r < keys_r), next_r, -1),
+    }
     n = out["step"].size
     kb, lb, qb, vb, thr, progressive = _bits(workload)
     refetch = np.zeros(n, dtype=bool)

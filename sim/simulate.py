@@ -273,8 +273,10 @@ def run(w: Workload, trace: Any, opt: Options) -> SimResult:
     has_t = (ttk >= 0) & (ttk < keys)
 
     exact_keys = keys
-    topk_cyc = np.where(has_v, q * expected_cycles(keys, np.where(has_v, vtk, 0), p), 0.0)
-    topk_cyc += np.where(has_t, expected_cycles(keys, np.where(has_t, ttk, 0), p), 0.0)
+    # the table lookups only for rows that run a top-k (most summarization rows do not)
+    topk_cyc = np.zeros(n)
+    topk_cyc[has_v] = q[has_v] * expected_cycles(keys[has_v], vtk[has_v], p)
+    topk_cyc[has_t] += expected_cycles(keys[has_t], ttk[has_t], p)
     pv_vals = vals
     if opt.candidate_fraction is not None:
         exact_keys = np.maximum(1.0, np.ceil(opt.candidate_fraction * keys))
@@ -311,9 +313,10 @@ def run(w: Workload, trace: Any, opt: Options) -> SimResult:
     # --- actions ---------------------------------------------------------------------------------
     qk_mac = q * exact_keys * d * passes
     pv_mac = q * pv_vals * d
-    te, tr = expected_elements(keys, np.where(has_v, vtk, 0))
-    te2, _ = expected_elements(keys, np.where(has_t, ttk, 0))
-    topk_cmp = np.where(has_v, q * (te + keys), 0.0) + np.where(has_t, te2 + keys, 0.0)
+    # comparisons: the search rounds' elements plus one final pass over the candidates
+    topk_cmp = np.zeros(n)
+    topk_cmp[has_v] = q[has_v] * (expected_elements(keys[has_v], vtk[has_v])[0] + keys[has_v])
+    topk_cmp[has_t] += expected_elements(keys[has_t], ttk[has_t])[0] + keys[has_t]
     if opt.candidate_fraction is not None:
         topk_cmp = q * keys
     dp = float(acc.datapath_bits)

@@ -60,6 +60,8 @@ def test_matches_loop_reference(stages: int, n: int, buffer: int, data: st.DataO
         dtype=np.float64,
     )
     lat = np.array(data.draw(st.lists(st.integers(0, 5), min_size=stages, max_size=stages)), dtype=np.float64)
-    pr = run_pipeline(svc, lat, buffer, max_passes=10_000)
-    assert pr.converged
-    assert pr.makespan == _loop(svc, lat, buffer)
+    ref = _loop(svc, lat, buffer)
+    for chunk in (buffer, 3, 512):  # chunk boundaries must not change the fixed point
+        pr = run_pipeline(svc, lat, buffer, max_passes=10_000, chunk=chunk)
+        assert pr.converged
+        assert pr.makespan == ref
