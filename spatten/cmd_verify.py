@@ -1,0 +1,164 @@
+"""`spatten verify <block>`: build the block under Verilator, run its cocotb testbench, print a summary."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from collections.abc import Callable
+from pathlib import Path
+
+DEFAULT_MAX_N = 256
+
+
+def _load_vectors(path: str, width: int) -> list[dict]:
+    """Read and check a ``[{"scores": [...], "k": n, "seed": s?}, ...]`` file; one-line errors."""
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise ValueError(f"--vectors {path}: cannot read: {e.strerror}") from None
+    try:
+        items = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(
+            f"--vectors {path}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}"
+        ) from None
+    if not isinstance(items, list) or not items:
+        raise ValueError(f'--vectors {path}: expected a non-empty JSON list of {{"scores": [...], "k": n}}')
+    lo, hi = -(1 << (width - 1)), (1 << (width - 1)) - 1
+    out = []
+    for i, it in enumerate(items):
+        if not isinstance(it, dict) or "scores" not in it or "k" not in it:
+            raise ValueError(f'--vectors {path}: item {i} must be an object with "scores" and "k"')
+        scores, k, seed = it["scores"], it["k"], it.get("seed", 0)
+        if not isinstance(scores, list) or not scores or not all(type(x) is int for x in scores):
+            raise ValueError(f"--vectors {path}: item {i}: scores must be a non-empty list of integers")
+        if not all(lo <= x <= hi for x in scores):
+            raise ValueError(
+                f"--vectors {path}: item {i}: a score is outside the {width}-bit range {lo}..{hi}"
+            )
+        if type(k) is not int or not 0 <= k <= len(scores):
+            raise ValueError(
+                f"--vectors {path}: item {i}: k = {k!r} is outside the allowed range 0..{len(scores)}"
+            )
+        if type(seed) is not int or not 0 <= seed <= 0xFFFF:
+            raise ValueError(
+                f"--vectors {path}: item {i}: seed = {seed!r} is outside the allowed range 0..65535"
+            )
+        out.append({"scores": scores, "k": k, "seed": seed})
+    return out
+
+
+def _summarise(rows: list[dict], name: str, check_total: bool) -> str:
+    reqs = [r for r in rows if r["test"] == name and not r.get("summary")]
+    if not reqs:
+        return f"{name}: no requests completed"
+    tot = [r["total"] for r in reqs]
+    srch = [r["search"] for r in reqs]
+    same_s = sum(r["search"] == r["pred_search"] for r in reqs)
+    line = (
+        f"{name}: {len(reqs)} requests; cycles/request (last input -> last output)"
+        f" mean {statistics.mean(tot):.1f}"
+        f" min {min(tot)} max {max(tot)}; search mean {statistics.mean(srch):.1f}; search == model on"
+        f" {same_s}/{len(reqs)}"
+    )
+    if check_total:
+        line += f"; total == model on {sum(r['total'] == r['pred_total'] for r in reqs)}/{len(reqs)}"
+    return line
+
+
+def verify_topk(args: argparse.Namespace) -> int:
+    """Build TopKEngine(P, W, max_n), run testbench.topk_tb, print the summary; 0 on pass, 1 on failure."""
+    from rtl.topk import TopKEngine
+    from testbench.runner import run_cocotb
+
+    p = 16 if args.parallelism is None else args.parallelism
+    width = 16 if args.width is None else args.width
+    vectors = _load_vectors(args.vectors, width) if args.vectors else None
+    longest = max((len(v["scores"]) for v in vectors), default=0) if vectors else 0
+    if args.max_n is None:
+        max_n = max(DEFAULT_MAX_N, longest)
+    else:
+        max_n = args.max_n
+        if longest > max_n:
+            raise ValueError(f"--max-n {max_n} is smaller than the longest vector ({longest} scores)")
+    if args.requests is not None and not 0 <= args.requests <= 1_000_000:
+        raise ValueError(f"--requests {args.requests} is outside the allowed range 0..1000000")
+    dut = TopKEngine(score_width=width, max_n=max_n, parallelism=p)  # validates P, W, max_n
+    build = Path(args.build_dir or f"build/verify/topk_p{p}_w{width}_n{max_n}") / (
+        "waves" if args.waves else ""
+    )
+    build.mkdir(parents=True, exist_ok=True)
+    report = build / "report.jsonl"
+    report.unlink(missing_ok=True)
+    env = {
+        "TOPK_P": str(p),
+        "TOPK_WIDTH": str(width),
+        "TOPK_MAX_N": str(max_n),
+        "TOPK_REQUESTS": str(200 if args.requests is None else args.requests),
+        "TOPK_SEED": str(args.seed),
+        "TOPK_REPORT": str(report.resolve()),
+    }
+    if vectors is not None:
+        vec = build / "vectors.json"
+        vec.write_text(json.dumps(vectors))
+        env["TOPK_VECTORS"] = str(vec.resolve())
+    res = run_cocotb(
+        dut,
+        "topk",
+        "testbench.topk_tb",
+        build,
+        extra_env=env,
+        waves=args.waves,
+        testcase="topk_exact" if vectors is not None else None,
+    )
+    rows = [json.loads(x) for x in report.read_text().splitlines()] if report.exists() else []
+    print(
+        f"topk P={p} W={width} max_n={max_n}: Verilator build {res.build_seconds:.1f} s, simulation "
+        f"{res.test_seconds:.1f} s, folder {build}"
+    )
+    if vectors is not None:
+        for i, r in enumerate(x for x in rows if not x.get("summary")):
+            print(
+                f"  #{i}: n={r['n']} k={r['k']} rounds={r['rounds']}"
+                f" cycles={r['total']} (model {r['pred_total']})"
+                f" search={r['search']} (model {r['pred_search']})"
+            )
+    print(_summarise(rows, "topk_exact", True))
+    if vectors is None:
+        print(_summarise(rows, "topk_stress", False) + " (input gaps, output back-pressure)")
+    if res.ok:
+        print(f"PASS ({res.passed} cocotb tests)")
+        return 0
+    print(f"FAIL ({res.failed} of {res.passed + res.failed} cocotb tests): see {build / 'test.log'}")
+    return 1
+
+
+# Block name -> verifier; a later block adds its entry here.
+VERIFIERS: dict[str, Callable[[argparse.Namespace], int]] = {"topk": verify_topk}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "verify", help="build an RTL block under Verilator and check it against its golden model"
+    )
+    p.add_argument("block", choices=list(VERIFIERS), help="which block")
+    p.add_argument("--parallelism", type=int, default=None, help="comparators per cycle P (default 16)")
+    p.add_argument("--width", type=int, default=None, help="score width in bits (default 16)")
+    p.add_argument(
+        "--max-n", type=int, default=None, help=f"largest request length (default {DEFAULT_MAX_N})"
+    )
+    p.add_argument(
+        "--requests", type=int, default=None, help="random requests after the directed ones (default 200)"
+    )
+    p.add_argument("--seed", type=int, default=1, help="stimulus seed (default 1)")
+    p.add_argument("--vectors", default=None, help='JSON file: [{"scores": [...], "k": n, "seed": s?}, ...]')
+    p.add_argument(
+        "--waves", action="store_true", help="build with FST tracing; waves land in the build folder"
+    )
+    p.add_argument("--build-dir", default=None, help="build folder (default build/verify/<block>_<params>)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    return VERIFIERS[args.block](args)
