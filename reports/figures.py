@@ -63,7 +63,14 @@ def roofline_figure(points: list[dict[str, Any]], roofs: list[dict[str, Any]], p
     for r in roofs:
         ax.plot(x, np.minimum(r["peak_gops"], r["bandwidth_gbs"] * x), label=f"{r['name']} roof")
     for p in points:
-        ax.scatter(p["intensity"], p["gops"], marker=p.get("marker", "o"), s=18, label=p["name"])
+        ax.scatter(
+            p["intensity"],
+            p["gops"],
+            marker=p.get("marker", "o"),
+            s=18,
+            color=p.get("color"),
+            label=p["name"],
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("operational intensity (op / DRAM byte)")
@@ -113,8 +120,19 @@ def write_figures(table: Any, agg: dict[str, Any], settings: dict[str, Any], out
                 "intensity": r["gops"] * r["seconds"] * 1e9 / r["dram_bytes"],
                 "gops": r["gops"],
                 "marker": "o" if bert else "s",
+                "color": "tab:blue" if bert else "tab:red",
             }
         )
+        if "a3_gops" in r:
+            points.append(
+                {
+                    "name": "A3 BERT" if bert else "A3 GPT-2",
+                    "intensity": r["a3_op_per_byte"],
+                    "gops": r["a3_gops"],
+                    "marker": "^" if bert else "v",
+                    "color": "tab:orange" if bert else "tab:brown",
+                }
+            )
     # one legend entry per kind
     seen: set[str] = set()
     for p in points:

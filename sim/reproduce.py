@@ -128,6 +128,8 @@ def run_all(numpy_budget_s: float = 0.01) -> tuple[Any, dict[str, Any]]:
                 "spatten18_gops": sp18["gops"],
                 "spatten18_dense_equiv_gops": sp18["dense_equiv_gops"],
                 "a3_dense_equiv_gops": a3["dense_equiv_gops"],
+                "a3_gops": a3["gops"],
+                "a3_op_per_byte": a3["ops"] / a3["dram_bytes_total"],
                 "mnnfast_dense_equiv_gops": mf["dense_equiv_gops"],
                 "speedup_over_a3": a3["seconds"] / sp18["seconds"],
                 "speedup_over_mnnfast": mf["seconds"] / sp18["seconds"],
