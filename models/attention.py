@@ -221,6 +221,17 @@ def _f64(a: np.ndarray) -> np.ndarray:
     return np.asarray(a, dtype=np.float64)
 
 
+def _qk(q: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Per-head products (H, Q, D) x (H, N, D) -> (H, Q, N). einsum's BLAS path is several times faster
+    than a batched matmul with a transposed operand here."""
+    return np.einsum("hqd,hnd->hqn", q, k, optimize=True)
+
+
+def _pv(p: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Per-head products (H, Q, N) x (H, N, D) -> (H, Q, D)."""
+    return np.einsum("hqn,hnd->hqd", p, v, optimize=True)
+
+
 def _select(a: np.ndarray, heads: np.ndarray | None, cols: np.ndarray | None) -> np.ndarray:
     """``a[heads][..., cols]`` without copying when a selection is everything."""
     if heads is not None:
@@ -251,14 +262,14 @@ def _layer_core_fixed(
     in numpy than gathering the live keys.
     """
     check_bits("score_shift", score_shift, 0, 62)
-    msb_raw = _select(np.rint(np.matmul(qf, np.swapaxes(k_est, 1, 2))), heads, tokens).astype(np.int64)
+    msb_raw = _select(np.rint(_qk(qf, k_est)), heads, tokens).astype(np.int64)
     full_raw = None
     if k_full is not None:
         hsel = np.arange(qf.shape[0]) if heads is None else heads
 
         def full_raw(rows: np.ndarray) -> np.ndarray:
             h = hsel[rows]
-            raw = np.rint(np.matmul(qf[h], np.swapaxes(k_full[h], 1, 2)))
+            raw = np.rint(_qk(qf[h], k_full[h]))
             return _select(raw, None, tokens).astype(np.int64)
 
     pq = pq_decide(msb_raw, full_raw, score_shift=score_shift, threshold=threshold, spec=spec)
@@ -277,7 +288,7 @@ def _finish_layer(
     kept = topk_rows(probs, keep_count(value_ratio, probs.shape[-1]))
     pk = np.where(kept, probs, 0).astype(np.float64)
     if heads is None and tokens is None:
-        out = np.matmul(pk, vf)
+        out = _pv(pk, vf)
     else:
         # Scatter the live (head, token) block back over all stored heads and tokens and multiply with the
         # whole V: numpy does this faster than gathering the live V rows.
@@ -289,7 +300,7 @@ def _finish_layer(
             sub = np.zeros(pk.shape[:2] + (vf.shape[1],))
             sub[..., tokens] = pk
             full[hsel] = sub
-        out = np.matmul(full, vf)[hsel]
+        out = _pv(full, vf)[hsel]
     if probs.dtype.kind != "f":
         # Exact: |p| < 2**16, |v| < 2**15, n < 2**20 keep every sum below 2**53.
         out = np.rint(out).astype(np.int64)
@@ -348,7 +359,7 @@ def _layer_core_float(
     inv = 1.0 / math.sqrt(qf.shape[2])
 
     def probs_with(keys: np.ndarray) -> np.ndarray:
-        return softmax_float(_select(np.matmul(qf, np.swapaxes(keys, 1, 2)), heads, tokens) * inv)
+        return softmax_float(_select(_qk(qf, keys), heads, tokens) * inv)
 
     full = probs_with(k)
     if k_est is None:

@@ -79,10 +79,10 @@ def _as_int(name: str, x: npt.ArrayLike) -> np.ndarray:
 def int_scores(q: np.ndarray, k: np.ndarray) -> np.ndarray:
     """Exact integer dot products of queries (..., Q, D) with keys (..., n, D) -> (..., Q, n).
 
-    Computed as a float64 matrix product (BLAS) and converted back: exact while every partial sum stays
+    Computed as a float64 einsum (BLAS) and converted back: exact while every partial sum stays
     below 2**53, which holds for 2..16-bit codes and head dimensions up to 2**20.
     """
-    prod = np.matmul(q.astype(np.float64), np.swapaxes(k.astype(np.float64), -1, -2))
+    prod = np.einsum("...qd,...nd->...qn", q.astype(np.float64), k.astype(np.float64), optimize=True)
     return np.rint(prod).astype(np.int64)
 
 

@@ -43,8 +43,9 @@ half an LSB of ``2**E * exp(x_j)``, so the row sum is within ``delta`` relative 
 the reciprocal costs at most 2**-R; output rounding 2**-(P+1) and saturation of p = 1 at most 2**-P.
 Defaults: delta = 5.6e-4, so for n = 1024 the per-element bound is 0.0170 * p_j + 2.9e-4 (the n/2-LSB
 term dominates: it is reached only when many scores sit just below half an LSB of exp); the total
-bound is 0.173. Measured on Gaussian random rows (n = 1..1024, score spreads 0.5..30000 LSB), the
-error stays below half of both bounds, and the largest per-element error seen is 2**-12 (saturation).
+bound is 0.173. Measured by ``benchmarks/bench_golden.py`` on Gaussian random rows (n = 1..1024, score
+spreads 0.5..30000 LSB), the error stays below half of both bounds, and the largest per-element error
+seen is 2**-12 (saturation).
 """
 
 from __future__ import annotations

@@ -94,6 +94,16 @@ def test_flat_row_refetches_and_peaked_row_does_not() -> None:
     assert not bool(r2.refetch) and r2.probs.tolist() == [1024] * 4
 
 
+def test_threshold_boundary_is_strict_less_than() -> None:
+    # Four equal scores: max probability exactly 1024 / 4096. Threshold code round(0.25 * 4096) = 1024:
+    # 1024 < 1024 is false, no refetch; round(0.2502 * 4096) = round(1024.8) = 1025: refetch.
+    q, km, kl = np.array([1]), np.zeros((4, 1), np.int64), np.zeros((4, 1), np.int64)
+    kw = dict(lsb_bits=2, score_shift=0, spec=SPEC)
+    assert not bool(pq_row(q, km, kl, threshold=0.25, **kw).refetch)
+    assert not bool(pq_row(q, km, kl, threshold=0.2501, **kw).refetch)
+    assert bool(pq_row(q, km, kl, threshold=0.2502, **kw).refetch)
+
+
 def test_static_quantization_never_refetches() -> None:
     rng = np.random.default_rng(3)
     q = rng.integers(-50, 50, (3, 1, 8))
