@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from models.trace import RELEASE_COLUMNS, TRACE_COLUMNS, empty_trace, read_release_csv, write_release_csv
 
-RELEASE = Path("/work/shared/data/spatten-release-workloads")
+# The repository sits beside ../shared (as in tests/sim): /work/main/tests/models -> /work/shared/data.
+RELEASE = Path(__file__).resolve().parents[3] / "shared" / "data" / "spatten-release-workloads"
 FILES = sorted(RELEASE.glob("*.csv"))
 HEADER = ",".join(RELEASE_COLUMNS)
 
