@@ -102,6 +102,9 @@ class Options:
         streams every key at the Q.K rate (in the ``topk`` slot). None: no candidate search.
     value_fraction : float or None
         MNNFast: prob.V skips near-zero probabilities and multiplies this fraction of the values.
+    sort_topk : bool
+        A generic top-k instead of the quick-select engine: a full sort on the same ``P`` comparators,
+        ``ceil(n ceil(log2 n) / P)`` cycles (merge-sort comparisons), then the first k are taken.
     serial : bool
         MNNFast's per-query sequence: Q.K, softmax, selection and prob.V of a query run one after the
         other with their latencies exposed (the fetch still runs ahead).
@@ -112,6 +115,7 @@ class Options:
     candidate_fraction: float | None = None
     value_fraction: float | None = None
     serial: bool = False
+    sort_topk: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -275,8 +279,13 @@ def run(w: Workload, trace: Any, opt: Options) -> SimResult:
     exact_keys = keys
     # the table lookups only for rows that run a top-k (most summarization rows do not)
     topk_cyc = np.zeros(n)
-    topk_cyc[has_v] = q[has_v] * expected_cycles(keys[has_v], vtk[has_v], p)
-    topk_cyc[has_t] += expected_cycles(keys[has_t], ttk[has_t], p)
+    if opt.sort_topk:
+        sort_cyc = np.ceil(keys * np.ceil(np.log2(np.maximum(keys, 2.0))) / p)
+        topk_cyc[has_v] = q[has_v] * sort_cyc[has_v]
+        topk_cyc[has_t] += sort_cyc[has_t]
+    else:
+        topk_cyc[has_v] = q[has_v] * expected_cycles(keys[has_v], vtk[has_v], p)
+        topk_cyc[has_t] += expected_cycles(keys[has_t], ttk[has_t], p)
     pv_vals = vals
     if opt.candidate_fraction is not None:
         exact_keys = np.maximum(1.0, np.ceil(opt.candidate_fraction * keys))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 
 from models.config import workload_preset
@@ -80,3 +81,16 @@ def test_bad_inputs() -> None:
     t = shape_trace(_small()).drop(columns=["keys_fetched"])
     with pytest.raises(ValueError, match="keys_fetched"):
         simulate(_small(), t)
+
+
+def test_generic_sort_topk_cycles_by_hand() -> None:
+    from sim.simulate import Options, run
+
+    w = _small()
+    t = shape_trace(w)
+    res = run(w, t, Options("generic", sort_topk=True))
+    row = t.iloc[200]
+    assert row["value_topk"] >= 0 and row["token_topk"] < 0
+    n = int(row["keys_fetched"])
+    expect = -(-n * int(np.ceil(np.log2(n))) // 16)
+    assert res.requests["cycles_topk"].iloc[200] == expect
