@@ -409,7 +409,8 @@ def synthetic_qkv(
         Shape; K and V are (layers, heads, n_tokens, head_dim).
     seed : int
         Seed; layer l draws from ``numpy.random.default_rng([seed, l])`` (K, V, hot set, boosts) and
-        ``default_rng([seed, l, 1])`` (Q), so fewer layers or steps do not change the data of the others.
+        ``default_rng([seed, l, 1])`` (Q), so fewer layers do not change the data of the others
+        (:func:`run_attention` draws for all generation steps and cuts, so fewer steps do not either).
     q_positions : array_like of int, optional
         Token positions that need a query (default: all); Q is (layers, heads, len(q_positions), head_dim).
     hot_fraction : float
@@ -556,7 +557,7 @@ def run_attention(
     n_tok = m.prompt_len + n_steps if gen else m.prompt_len
     H, D = m.heads, m.head_dim
     qpos_all = np.arange(m.prompt_len, n_tok) if gen else np.arange(n_tok)
-    data = _inputs(qkv, n_layers, H, D, n_tok, qpos_all, seed)
+    data = _inputs(qkv, n_layers, H, D, n_tok, qpos_all, seed, m.prompt_len + (m.gen_tokens if gen else 0))
     tok_sched = workload.pruning.token_schedule(m.layers)[:n_layers]
     head_sched = workload.pruning.head_schedule(m.layers)[:n_layers]
     v_ratio = workload.pruning.value_ratio
@@ -633,12 +634,22 @@ def run_attention(
     return AttentionRun(trace, outputs, mode, H, n_layers, full_keys)
 
 
-def _inputs(qkv, n_layers: int, H: int, D: int, n_tok: int, qpos: np.ndarray, seed: int):
-    """Per-layer accessor of float arrays (Q rows for positions ``qpos``, K, V), (heads, *, D)."""
+def _inputs(qkv, n_layers: int, H: int, D: int, n_tok: int, qpos: np.ndarray, seed: int, n_full: int):
+    """Per-layer accessor of float arrays (Q rows for positions ``qpos``, K, V), (heads, *, D).
+
+    Synthetic data is drawn for the whole workload (``n_full`` tokens, every generated position) and then
+    cut to the run, so a run with fewer steps sees exactly the data of the longer run's first steps.
+    """
     if qkv is None:
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ValueError(f"seed = {seed!r} must be an integer >= 0")
-        return lambda li: synthetic_qkv(n_layers, H, D, n_tok, seed, q_positions=qpos, layer=li)
+        pos_full = np.arange(qpos[0], n_full) if n_full > n_tok else qpos
+
+        def synth(li: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            q, k, v = synthetic_qkv(n_layers, H, D, n_full, seed, q_positions=pos_full, layer=li)
+            return q[:, : qpos.size], k[:, :n_tok], v[:, :n_tok]
+
+        return synth
     if len(qkv) != 3:
         raise ValueError("qkv must be a (Q, K, V) tuple")
     arrs = []

@@ -216,6 +216,15 @@ def test_deterministic_and_seeded() -> None:
     assert not all(np.array_equal(a.outputs[i][1], c.outputs[i][1]) for i in a.outputs)
 
 
+def test_fewer_steps_is_a_prefix() -> None:
+    # Decisions of step t depend only on steps <= t, and the synthetic data is drawn for the whole
+    # workload: a 2-step run is exactly the first two steps of a 3-step run.
+    w = _tiny()
+    a = run_attention(w, seed=6, steps=2).trace
+    b = run_attention(w, seed=6, steps=3).trace
+    pd.testing.assert_frame_equal(a, b[b["step"] < 2].reset_index(drop=True))
+
+
 def test_no_pruning_float_run_is_plain_attention() -> None:
     # Given Q/K/V, pruning off and quantization off: every layer's output is softmax(QK^T/sqrt(D)) V.
     w = _tiny(mode="summarization", prompt=12, pruning=PruningConfig(enabled=False),
