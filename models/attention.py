@@ -734,6 +734,11 @@ def summarize_trace(trace, heads: int, full_keys: int | None = None):
     """
     import pandas as pd
 
+    if isinstance(heads, bool) or not isinstance(heads, int | np.integer) or heads < 1:
+        raise ValueError(f"heads = {heads!r} must be an integer >= 1")
+    missing = [c for c in TRACE_COLUMNS if c not in trace.columns]
+    if missing:
+        raise ValueError(f"trace is missing column(s) {', '.join(missing)}")
     if len(trace) == 0:
         raise ValueError("trace is empty")
     tr = trace

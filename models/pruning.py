@@ -120,6 +120,10 @@ def select_top(
     """
     imp = np.asarray(importance)
     cand = np.asarray(candidates, dtype=np.int64)
+    if imp.ndim != 1 or cand.ndim != 1 or cand.size == 0:
+        raise ValueError(f"importance must be (N,), candidates non-empty (m,); got {imp.shape}, {cand.shape}")
+    if cand.min() < 0 or cand.max() >= imp.size:
+        raise ValueError(f"candidates must be positions in 0..{imp.size - 1}")
     sc = imp[cand].astype(np.float64 if imp.dtype.kind == "f" else np.int64)
     if protect is not None:
         pos = np.flatnonzero(cand == protect)
@@ -256,6 +260,12 @@ class CascadePruner:
         probs : (h_live, queries, n_live) probabilities (codes in integer mode).
         out : (h_live, queries, D) attention outputs.
         """
+        p, o = np.asarray(probs), np.asarray(out)
+        if p.ndim != 3 or p.shape[0] != len(heads) or p.shape[2] != len(tokens):
+            want = f"(heads {len(heads)}, queries, tokens {len(tokens)})"
+            raise ValueError(f"probs shape {p.shape} must be {want}")
+        if o.ndim != 3 or o.shape[:2] != p.shape[:2]:
+            raise ValueError(f"out shape {o.shape} must be (heads, queries, D) matching probs {p.shape}")
         self.s_tok[tokens] += token_importance(probs).astype(self.s_tok.dtype)
         self.s_head[heads] += head_importance(out).astype(self.s_head.dtype)
         self._has_importance = True

@@ -195,6 +195,17 @@ def test_cascade_bad_input() -> None:
         pr.begin_step(4)
     with pytest.raises(ValueError, match="n_tokens"):
         pr.begin_step(11)
+    pr.begin_step(6)
+    with pytest.raises(ValueError, match="probs"):
+        pr.update(np.arange(3), np.arange(1), np.zeros((1, 1, 4)), np.zeros((1, 1, 2)))
+    with pytest.raises(ValueError, match="out"):
+        pr.update(np.arange(3), np.arange(1), np.zeros((1, 1, 3)), np.zeros((1, 2, 2)))
+    with pytest.raises(ValueError, match="candidates"):
+        select_top(np.zeros(4), [1, 5], 1)
+    with pytest.raises(ValueError, match="k"):
+        select_top(np.zeros(4), [1, 2], 3)
+    with pytest.raises(ValueError, match="protect"):
+        select_top(np.zeros(4), [1, 2], 1, protect=3)
     with pytest.raises(ValueError, match="k"):
         topk_rows(np.zeros((2, 3)), 4)
     with pytest.raises(ValueError, match="scores"):
