@@ -54,3 +54,16 @@ def test_pruning_off_is_dense_unquantized() -> None:
     t = shape_trace(w)
     assert (t.keys_fetched == t.seq_len).all() and (t.values_fetched == t.seq_len).all()
     assert (t.key_bits == -1).all() and not t.refetch.any()
+
+
+def test_prompt_in_trace_is_one_batched_row_per_head() -> None:
+    w = workload_preset("gpt2-small")
+    w = dataclasses.replace(w, model=dataclasses.replace(w.model, prompt_in_trace=True, gen_tokens=2))
+    t = shape_trace(w)
+    p = t[t["step"] == 0]
+    assert len(p) == 12 * 12
+    layer3 = p[p["layer"] == 3]
+    ref = 992 + 2  # keep counts are against the full length (prompt + generated)
+    assert (layer3["queries"] == int(0.2 * ref)).all() and (layer3["keys_fetched"] == int(0.2 * ref)).all()
+    assert (p[p["layer"] == 0]["queries"] == int(0.9 * ref)).all()
+    assert len(t) == 12 * 12 * 3
