@@ -77,9 +77,11 @@ def quantize(x: npt.ArrayLike, bits: int, scale: float) -> IntArray:
     if not (isinstance(scale, int | float | np.floating) and np.isfinite(scale) and scale > 0):
         raise ValueError(f"scale = {scale!r} must be a finite number > 0")
     a = check_finite("x", x)
-    q = np.rint(a / scale)
+    q = np.divide(a, scale)
+    np.rint(q, out=q)  # in place: quantize runs over whole KV caches
     m = qmax(bits)
-    return np.clip(q, -m, m).astype(np.int64)
+    np.clip(q, -m, m, out=q)
+    return q.astype(np.int64)
 
 
 def dequantize(q: npt.ArrayLike, scale: float) -> npt.NDArray[np.float64]:
