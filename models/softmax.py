@@ -62,6 +62,8 @@ __all__ = [
     "SoftmaxSpec",
     "softmax_float",
     "softmax_fixed",
+    "softmax_steps",
+    "SoftmaxSteps",
     "log2e_constant",
     "exp_table",
     "error_bound",
@@ -186,6 +188,25 @@ def _check_scores(scores: npt.ArrayLike, in_bits: int) -> npt.NDArray[np.int64]:
     return a
 
 
+@dataclass(frozen=True)
+class SoftmaxSteps:
+    """Every intermediate of :func:`softmax_fixed` (module docstring step numbers), for RTL debugging.
+
+    Per-element arrays have the shape of the scores (..., n); per-row ones keep a length-1 last axis.
+    """
+
+    d: np.ndarray  # step 1: max - s, unsigned S + 1 bits
+    y: np.ndarray  # step 3: base-2 exponent, W fraction bits
+    shift: np.ndarray  # step 4/6: integer part n, saturated at E + 2
+    index: np.ndarray  # step 4: table index (T bits)
+    weight: np.ndarray  # step 4: interpolation weight (I bits)
+    mantissa: np.ndarray  # step 5: g, E + 1 bits
+    e: np.ndarray  # step 6: exponentials, E + 1 bits
+    total: np.ndarray  # step 7: row sums (..., 1)
+    rcp: np.ndarray  # step 8: floor(2**(E + R) / total) (..., 1)
+    p: np.ndarray  # step 9: probabilities, P bits
+
+
 def softmax_fixed(scores: npt.ArrayLike, spec: SoftmaxSpec = DEFAULT_SPEC) -> npt.NDArray[np.int64]:
     """Bit-exact fixed-point softmax along the last axis (the RTL's golden twin).
 
@@ -201,32 +222,33 @@ def softmax_fixed(scores: npt.ArrayLike, spec: SoftmaxSpec = DEFAULT_SPEC) -> np
     numpy.ndarray of int64, shape (..., n)
         Unsigned ``out_bits``-bit probability codes (real value = code / 2**out_bits).
     """
+    return softmax_steps(scores, spec).p
+
+
+def softmax_steps(scores: npt.ArrayLike, spec: SoftmaxSpec = DEFAULT_SPEC) -> SoftmaxSteps:
+    """:func:`softmax_fixed` with all its intermediates (same arguments); ``.p`` is the result."""
     if not isinstance(spec, SoftmaxSpec):
         raise TypeError(f"spec must be a SoftmaxSpec, got {type(spec).__name__}")
     s = _check_scores(scores, spec.in_bits)
-    e = _exponentials(s, spec)
-    total = e.sum(axis=-1, keepdims=True)  # >= 2**E: the row maximum contributes exactly 2**E
-    rcp = (np.int64(1) << (spec.exp_bits + spec.recip_bits)) // total
-    p = shift_round(e * rcp, spec.exp_bits + spec.recip_bits - spec.out_bits)
-    return np.minimum(p, (1 << spec.out_bits) - 1)
-
-
-def _exponentials(s: npt.NDArray[np.int64], spec: SoftmaxSpec) -> npt.NDArray[np.int64]:
-    """Steps 1-6: the integer ``e_j ~= 2**E * exp(scale * (s_j - max) / 2**F)``."""
     w = spec.w_bits
     d = s.max(axis=-1, keepdims=True) - s
     y = shift_round(d * log2e_constant(spec), spec.frac_bits + spec.const_bits - w)
     n = np.minimum(y >> w, spec.exp_bits + 2)
     f = y & ((1 << w) - 1)
     idx = f >> spec.interp_bits
+    r = f & ((1 << spec.interp_bits) - 1)
     lut = exp_table(spec)
     g = lut[idx]
     if spec.interp_bits:
-        r = f & ((1 << spec.interp_bits) - 1)
         g = g - shift_round((g - lut[idx + 1]) * r, spec.interp_bits)
     # Per-element rounding right shift (half up), as fixed.shift_round does for a scalar shift.
     half = np.where(n > 0, np.left_shift(np.int64(1), np.maximum(n - 1, 0)), 0)
-    return (g + half) >> n
+    e = (g + half) >> n
+    total = e.sum(axis=-1, keepdims=True)  # >= 2**E: the row maximum contributes exactly 2**E
+    rcp = (np.int64(1) << (spec.exp_bits + spec.recip_bits)) // total
+    p = shift_round(e * rcp, spec.exp_bits + spec.recip_bits - spec.out_bits)
+    p = np.minimum(p, (1 << spec.out_bits) - 1)
+    return SoftmaxSteps(d, y, n, idx, r, g, e, total, rcp, p)
 
 
 def error_bound(p: npt.ArrayLike, spec: SoftmaxSpec = DEFAULT_SPEC) -> tuple[np.ndarray, np.ndarray]:

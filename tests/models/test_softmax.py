@@ -17,6 +17,7 @@ from models.softmax import (
     log2e_constant,
     softmax_fixed,
     softmax_float,
+    softmax_steps,
 )
 
 
@@ -144,6 +145,20 @@ def test_hand_checked_steps_small_spec() -> None:
     # Scores [0, -1]: d = [0, 1], y = round(23 / 4) = 6 (W = 2): n = 1, f = 2 -> LUT 11, e = round(5.5) = 6.
     # sum = 16 + 6 = 22, rcp = floor(256 / 22) = 11, p_0 = (176 + 8) >> 4 = 11, p_1 = (66 + 8) >> 4 = 4.
     assert softmax_fixed([0, -1], spec).tolist() == [11, 4]
+    st_ = softmax_steps([0, -1], spec)
+    assert (st_.d.tolist(), st_.y.tolist(), st_.shift.tolist(), st_.index.tolist()) == (
+        [0, 1],
+        [0, 6],
+        [0, 1],
+        [0, 2],
+    )
+    assert (st_.mantissa.tolist(), st_.e.tolist(), st_.total.tolist(), st_.rcp.tolist()) == (
+        [16, 11],
+        [16, 6],
+        [22],
+        [11],
+    )
+    assert st_.p.tolist() == [11, 4]
 
 
 def test_float_softmax_against_definition() -> None:
