@@ -10,19 +10,22 @@ Two modes over the same algorithm (``models.pruning`` for the cascade, ``models.
     :func:`softmax_spec` gives the widths), refetch decision, local value top-k, and the integer output
     ``out[d] = sum over kept j of p_j * v[j, d]`` (``P + value_bits + ceil(log2 n)`` bits, not renormalized:
     the pruned probabilities are simply dropped, as in the hardware). :func:`attention_layer_fixed` is the
-    same computation vectorized over heads and queries, and is what :func:`run_attention` calls.
+    same computation vectorized over heads and queries; :func:`run_attention` uses the same core on the
+    layer's stored codes (tests check it against :func:`attention_request_fixed` request by request).
+    All products are exact: integer codes held in float64 stay below 2**53.
 ``float``
-    Real Q and V in float64; the PQ decision looks at the softmax of the dequantized MSB-estimate keys; the
-    probabilities used are that softmax when no refetch is needed and the softmax of the real keys after a
-    refetch; outputs are ``sum over kept j of p_j * v_j``.
+    Real Q, K and V in float64; the PQ decision looks at the softmax of the dequantized MSB-estimate keys;
+    the probabilities used are that softmax when no refetch is needed and the softmax of the real keys
+    after a refetch; outputs are ``sum over kept j of p_j * v_j``.
 
 Synthetic Q/K/V (:func:`synthetic_qkv`), per layer from ``numpy.random.default_rng([seed, layer])`` (so a
 run with fewer layers sees the same data in the layers it keeps): Q, K, V are standard Gaussian
-``(heads, tokens, D)``. A few "hot" tokens per head (token 0 plus ``hot_fraction`` of the positions) get
-``hot_gain * u_h`` added to their key, where ``u_h`` is a random unit vector of the head, and every query of
-head h gets ``c_h * u_h`` with ``c_h`` uniform in ``[0, query_gain]``: hot tokens score ``hot_gain * c_h``
-higher (divided by sqrt(D) in the logits), so importance is not uniform and heads range from flat
-(``c_h`` near 0: these trigger PQ refetches) to peaked.
+``(heads, tokens, D)``. A few "hot" tokens per head (token 0 plus ``hot_fraction`` = 0.5% of the
+positions) get ``hot_gain * u_h`` added to their key, where ``u_h`` is a random unit vector of the head,
+and every query of head h gets ``c_h * u_h``, scaled so that hot tokens score ``b_h`` higher in the
+logits, with ``b_h`` uniform in ``boost`` = (3, 12) per head. Importance is therefore not uniform, and
+heads range from flat (small ``b_h``: these trigger PQ refetches, about 5% of GPT-2-Medium requests)
+to peaked.
 
 The trace (:func:`run_attention`) has one row per (step, layer, live head, query) with the columns of
 ``models.trace.TRACE_COLUMNS``; for generation steps 0..gen_tokens-1 with ``seq_len = prompt_len + step + 1``
