@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import cocotb
-from cocotb.triggers import ReadOnly, RisingEdge
+from cocotb.triggers import Event, FallingEdge, ReadOnly, RisingEdge
 
 __all__ = ["pack", "unpack", "CycleClock", "Beat", "StreamDriver", "StreamMonitor", "LevelProbe"]
 
@@ -69,20 +69,28 @@ def unpack(layout: Any, word: int) -> dict[str, int] | int:
 
 
 class CycleClock:
-    """Counts rising edges of ``clk`` from :meth:`start`; read ``now`` in ReadOnly for this cycle's number."""
+    """Cycle numbers from simulation time: ``now`` = time / period (clock edges at multiples of it).
 
-    def __init__(self, clk: Any) -> None:
+    No coroutine runs per cycle; the drivers and monitors below also sleep on value-change triggers
+    whenever nothing can happen (empty queue, ``ready`` low, ``valid`` low), which keeps cocotb's cost
+    to the cycles in which beats actually move.
+    """
+
+    def __init__(self, clk: Any, period_ns: float) -> None:
+        if period_ns <= 0:
+            raise ValueError(f"period_ns = {period_ns} must be positive")
         self.clk = clk
-        self.now = 0
+        self.period_ns = period_ns
+
+    @property
+    def now(self) -> int:
+        """The current cycle (the one that began at the latest rising edge)."""
+        from cocotb.utils import get_sim_time
+
+        return int(get_sim_time("ns") // self.period_ns)
 
     def start(self) -> None:
-        """Begin counting (call once, after reset)."""
-        cocotb.start_soon(self._run())
-
-    async def _run(self) -> None:
-        while True:
-            await RisingEdge(self.clk)
-            self.now += 1
+        """Nothing to start (kept so every part of a testbench has the same interface)."""
 
 
 @dataclass(frozen=True)
@@ -142,33 +150,42 @@ class StreamDriver(_Bound):
         self.on_beat = on_beat
         self.queue: deque[Mapping[str, int] | int] = deque()
         self.sent: list[Beat] = []
+        self._wake = Event()
         self.valid.value = 0
 
     def send(self, payload: Mapping[str, int] | int) -> None:
         """Queue one beat."""
         self.queue.append(payload)
+        self._wake.set()
 
     def start(self) -> None:
         """Run the driver loop in the background."""
         cocotb.start_soon(self._run())
 
     async def _run(self) -> None:
+        clk = self.clock.clk
         while True:
-            offer = bool(self.queue) and (self.idle == 0.0 or self.rng.random() >= self.idle)
+            if not self.queue:
+                self.valid.value = 0
+                self._wake.clear()
+                await self._wake.wait()
+                await RisingEdge(clk)
+                continue
+            offer = self.idle == 0.0 or self.rng.random() >= self.idle
             if offer:
                 self.payload.value = pack(self.layout, self.queue[0])
             self.valid.value = int(offer)
             await ReadOnly()
+            if offer and self.ready.value != 1 and self.idle == 0.0:
+                # hold the beat and sleep until the sink becomes ready (inputs change only at edges)
+                await RisingEdge(self.ready)
+                await ReadOnly()
             if offer and self.ready.value == 1:
                 beat = Beat(self.clock.now, self.queue.popleft())
                 self.sent.append(beat)
                 if self.on_beat is not None:
                     self.on_beat(beat)
-            await RisingEdge(self.clk)
-
-    @property
-    def clk(self) -> Any:
-        return self.clock.clk
+            await RisingEdge(clk)
 
 
 class StreamMonitor(_Bound):
@@ -207,6 +224,9 @@ class StreamMonitor(_Bound):
             rdy = self.backpressure == 0.0 or self.rng.random() >= self.backpressure
             self.ready.value = int(rdy)
             await ReadOnly()
+            if rdy and self.valid.value != 1 and self.backpressure == 0.0:
+                await RisingEdge(self.valid)  # nothing to take until the source offers a beat
+                await ReadOnly()
             if rdy and self.valid.value == 1:
                 beat = Beat(self.clock.now, unpack(self.layout, int(self.payload.value)))
                 self.received.append(beat)
@@ -216,12 +236,13 @@ class StreamMonitor(_Bound):
 
 
 class LevelProbe:
-    """Records the cycles in which a 1-bit output is high (e.g. a busy flag for latency accounting)."""
+    """Records the cycles in which a 1-bit output is high, as [first, end) intervals, from its edges."""
 
     def __init__(self, signal: Any, clock: CycleClock) -> None:
         self.signal = signal
         self.clock = clock
-        self.high: list[int] = []
+        self.intervals: list[tuple[int, int]] = []
+        self._open: int | None = None
 
     def start(self) -> None:
         """Run the probe loop in the background."""
@@ -229,13 +250,13 @@ class LevelProbe:
 
     async def _run(self) -> None:
         while True:
-            await ReadOnly()
-            if self.signal.value == 1:
-                self.high.append(self.clock.now)
-            await RisingEdge(self.clock.clk)
+            await RisingEdge(self.signal)
+            self._open = self.clock.now
+            await FallingEdge(self.signal)
+            self.intervals.append((self._open, self.clock.now))
+            self._open = None
 
     def count_between(self, after: int, upto: int) -> int:
         """High cycles c with ``after < c <= upto``."""
-        import bisect
-
-        return bisect.bisect_right(self.high, upto) - bisect.bisect_right(self.high, after)
+        spans = self.intervals + ([(self._open, self.clock.now)] if self._open is not None else [])
+        return sum(max(0, min(end - 1, upto) - max(first, after + 1) + 1) for first, end in spans)

@@ -31,11 +31,13 @@ from dataclasses import dataclass, field
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import RisingEdge, Timer
+from cocotb.triggers import Event, First, RisingEdge, Timer
 
 from models.topk import QuickSelectTrace, quickselect_trace, topk_ref
 from rtl.topk import k_layout, out_layout, score_layout
 from testbench.stream import Beat, CycleClock, LevelProbe, StreamDriver, StreamMonitor
+
+CLOCK_NS = 10
 
 
 @dataclass(frozen=True)
@@ -169,6 +171,8 @@ class Scoreboard:
     current: list[dict[str, int]] = field(default_factory=list)
     done: list[tuple[Request, Expected, int]] = field(default_factory=list)  # (req, exp, end cycle)
     errors: list[str] = field(default_factory=list)
+    target: int = 0
+    finished: Event = field(default_factory=Event)
 
     def add(self, req: Request) -> None:
         self.expected.append((req, self.model.expect(req)))
@@ -190,6 +194,8 @@ class Scoreboard:
         elif got != exp.beats:
             self.errors.append("...")
         self.done.append((req, exp, beat.cycle))
+        if len(self.done) >= self.target:
+            self.finished.set()
 
 
 class TopKTestbench:
@@ -199,7 +205,7 @@ class TopKTestbench:
         self.dut = dut
         self.params = params
         rng = random.Random(params.seed)
-        self.clock = CycleClock(dut.clk)
+        self.clock = CycleClock(dut.clk, CLOCK_NS)
         self.scoreboard = Scoreboard(TopKModel(params.parallelism))
         self.scores = StreamDriver(
             dut, "i__", score_layout(params.width), self.clock, idle=idle, rng=random.Random(rng.random())
@@ -219,7 +225,7 @@ class TopKTestbench:
         self.searching = LevelProbe(dut.searching, self.clock)
 
     async def reset(self) -> None:
-        cocotb.start_soon(Clock(self.dut.clk, 10, unit="ns").start())
+        cocotb.start_soon(Clock(self.dut.clk, CLOCK_NS, unit="ns").start())
         self.dut.rst.value = 1
         await RisingEdge(self.dut.clk)
         await RisingEdge(self.dut.clk)
@@ -234,10 +240,10 @@ class TopKTestbench:
         self.ks.send({"k": req.k, "seed": req.seed})
 
     async def finish(self, count: int, budget: int) -> None:
-        for _ in range(budget):
-            await RisingEdge(self.dut.clk)
-            if len(self.scoreboard.done) >= count:
-                return
+        """Wait until ``count`` requests completed or ``budget`` cycles passed."""
+        self.scoreboard.target = count
+        if len(self.scoreboard.done) < count:
+            await First(self.scoreboard.finished.wait(), Timer(budget * CLOCK_NS, "ns"))
 
     def timings(self) -> list[dict[str, int]]:
         """Per request: t0 = later of its last score and its k handshake; end = last output handshake."""
@@ -291,7 +297,7 @@ async def _run(dut, idle: float, backpressure: float, name: str, check_total: bo
         with open(params.report, "a") as f:
             for row in rows:
                 f.write(json.dumps({"test": name, **row}) + "\n")
-            cycles = (cocotb.utils.get_sim_time("ns") - t_start) / 10
+            cycles = round((cocotb.utils.get_sim_time("ns") - t_start) / CLOCK_NS)
             f.write(json.dumps({"test": name, "summary": True, "sim_cycles": cycles}) + "\n")
     sb = tb.scoreboard
     assert not sb.errors, "\n".join(sb.errors)
