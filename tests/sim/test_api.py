@@ -94,3 +94,15 @@ def test_generic_sort_topk_cycles_by_hand() -> None:
     n = int(row["keys_fetched"])
     expect = -(-n * int(np.ceil(np.log2(n))) // 16)
     assert res.requests["cycles_topk"].iloc[200] == expect
+
+
+def test_dense_fp32_reference_by_hand() -> None:
+    # GPT-2-Small, 32 steps: per step, layer and head K and V of (992 + step) tokens and one Q, 4 B each
+    w = workload_preset("gpt2-small")
+    s = simulate(w).summary
+    per_head = sum((2 * (992 + step) + 1) * 64 * 4 for step in range(1, 33))
+    assert s["dense_reference_bytes"] == 12 * 12 * per_head
+    # BERT-Base at 64 tokens: K, V and Q of every token, every head, every layer, once
+    s = simulate(workload_preset("bert-base", prompt_len=64)).summary
+    assert s["dense_reference_bytes"] == 12 * 12 * 3 * 64 * 64 * 4
+    assert s["dram_reduction"] == s["dense_reference_bytes"] / s["dram_bytes_total"]
