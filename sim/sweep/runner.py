@@ -1,14 +1,15 @@
 """Run a sweep's missing points on Dask and gather every point's row.
 
 Each point is one Dask task. The client writes a point's row to the :class:`~sim.sweep.store.PointStore`
-as soon as its task finishes (workers never touch the output folder, so a remote cluster needs no
+as soon as it receives it (workers never touch the output folder, so a remote cluster needs no
 shared filesystem). Points already stored are not submitted again; a killed run therefore loses only
 the points in flight, and because a row depends on nothing but the point's config, a resumed sweep
 ends with the same rows as an uninterrupted one.
 
 Workers are processes with one thread each by default: the simulator spends much of its time in
 Python between short numpy calls, which hold the GIL, so two threads in one process share one core;
-two processes use both. The only extra cost is pickling a small config in and a flat dict out.
+two processes use both. The only extra cost is pickling a small config in and a flat dict out
+(``benchmarks/bench_sweep.py --threads`` measures both).
 """
 
 from __future__ import annotations
@@ -159,7 +160,8 @@ def run_sweep(
     n_run = n_lost = 0
     if todo:
         n_run, n_lost = _run_on_dask(spec, todo, store, workers, scheduler, processes, progress, evaluate)
-    rows = store.read(p.point_id for p in unique if p.point_id in store.done_ids())
+    stored = store.done_ids()
+    rows = store.read(p.point_id for p in unique if p.point_id in stored)
     frame = spec.points_frame()
     # The simulator's summary repeats some point columns (its ``workload`` is the model name): the
     # point's own columns win.
@@ -189,6 +191,7 @@ def _run_on_dask(
     progress: bool,
     evaluate: Evaluator,
 ) -> tuple[int, int]:
+    import dask
     from dask.distributed import Client, LocalCluster, as_completed
     from tqdm import tqdm
 
@@ -199,13 +202,19 @@ def _run_on_dask(
         except (OSError, TimeoutError) as e:
             raise ValueError(f"--scheduler {scheduler!r}: cannot connect ({e})") from None
     else:
-        cluster = LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=processes,
-            dashboard_address=None,
-            silence_logs=logging.CRITICAL,  # lost tasks are reported below, one line each
-        )
+        # Dask starts worker processes with MALLOC_TRIM_THRESHOLD_=65536, which makes glibc unmap every
+        # large freed array; the simulator allocates many short-lived ones and runs ~1.6x slower so.
+        # Leave glibc's adaptive default instead (keep the other entries: one BLAS thread per worker).
+        environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}))
+        environ.pop("MALLOC_TRIM_THRESHOLD_", None)
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+            cluster = LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=processes,
+                dashboard_address=None,
+                silence_logs=logging.CRITICAL,  # lost tasks are reported below, one line each
+            )
         client = Client(cluster)
     n_run = n_lost = 0
     bar = tqdm(
@@ -225,19 +234,23 @@ def _run_on_dask(
             fut = client.submit(evaluate, p.workload, spec.baseline, key=key, pure=False, retries=0)
             by_key[fut.key] = p
             futures.append(fut)
-        for fut, value in as_completed(futures, with_results=True, raise_errors=False):
-            p = by_key[fut.key]
-            if fut.status == "error":
-                n_lost += 1  # the task died (not a simulator ValueError, those come back as rows)
-                exc = value[1] if isinstance(value, tuple) and len(value) == 3 else value
-                bar.write(f"sweep: point {p.index} lost: {type(exc).__name__}: {exc}", file=sys.stderr)
-            else:
-                config = json.dumps(to_dict(p.workload), sort_keys=True, separators=(",", ":"))
-                row = {"point_id": p.point_id, "baseline": spec.baseline, "config": config, **value}
-                store.write(p.point_id, row)
-                n_run += 1
-            fut.release()
-            bar.update(1)
+        # Each batch is everything finished since the last one: written at once, one file per few points.
+        for batch in as_completed(futures, with_results=True, raise_errors=False).batches():
+            rows = []
+            for fut, value in batch:
+                p = by_key[fut.key]
+                if fut.status == "error":
+                    n_lost += 1  # the task died (not a simulator ValueError, those come back as rows)
+                    exc = value[1] if isinstance(value, tuple) and len(value) == 3 else value
+                    bar.write(f"sweep: point {p.index} lost: {type(exc).__name__}: {exc}", file=sys.stderr)
+                else:
+                    config = json.dumps(to_dict(p.workload), sort_keys=True, separators=(",", ":"))
+                    head = {"point_id": p.point_id, "baseline": spec.baseline, "config": config}
+                    rows.append(head | value)
+                fut.release()
+            store.write(rows)
+            n_run += len(rows)
+            bar.update(len(batch))
     finally:
         bar.close()
         client.close()
