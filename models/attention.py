@@ -117,8 +117,18 @@ def attention_request_fixed(
     threshold: float,
     value_ratio: float,
     progressive: bool = True,
+    q_bits: int | None = None,
+    k_msb_bits: int | None = None,
+    v_bits: int | None = None,
 ) -> RequestResult:
     """One attention request, bit-exact: PQ scores and softmax, value top-k, integer output.
+
+    Integer widths (what the RTL ports carry): ``q`` ``q_bits`` signed, ``k_msb`` ``k_msb_bits`` signed,
+    ``k_lsb`` ``lsb_bits`` unsigned, raw scores ``q_bits + k_msb_bits + lsb_bits + ceil(log2 D)`` signed,
+    softmax input ``spec.in_bits`` signed (after ``score_shift`` and saturation), probabilities
+    ``spec.out_bits`` unsigned, ``v`` ``v_bits`` signed, output ``spec.out_bits + v_bits + ceil(log2 n)``
+    signed. ``q_bits``, ``k_msb_bits`` and ``v_bits`` are optional checks: when given, codes outside
+    their signed range raise ``ValueError``.
 
     Parameters
     ----------
@@ -140,12 +150,21 @@ def attention_request_fixed(
         Local value keep ratio, (0, 1]: ``max(1, floor(value_ratio * n))`` V rows are fetched.
     progressive : bool
         False: static quantization (no refetch).
+    q_bits, k_msb_bits, v_bits : int, optional
+        Signed widths (2..16) the codes must fit.
 
     Returns
     -------
     RequestResult
     """
     _check_ratio("value_ratio", value_ratio)
+    for name, codes, bits in (("q", q, q_bits), ("k_msb", k_msb, k_msb_bits), ("v", v, v_bits)):
+        if bits is not None:
+            check_bits(f"{name}_bits" if name != "k_msb" else "k_msb_bits", bits)
+            c = _int_codes(name, codes)
+            lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+            if c.min() < lo or c.max() > hi:
+                raise ValueError(f"{name} has codes outside the {bits}-bit signed range {lo}..{hi}")
     va = _int_codes("v", v)
     km = np.asarray(k_msb)
     if va.ndim != 2 or va.shape != km.shape:

@@ -317,6 +317,14 @@ def test_bad_input_names_argument() -> None:
     kw = dict(lsb_bits=0, score_shift=0, spec=SPEC, threshold=0.1)
     with pytest.raises(ValueError, match="value_ratio"):
         attention_request_fixed(q, k, None, v, value_ratio=0.0, **kw)
+    with pytest.raises(ValueError, match="v has codes outside the 4-bit"):
+        attention_request_fixed(q, k, None, np.full((3, 4), 8), value_ratio=1.0, v_bits=4, **kw)
+    with pytest.raises(ValueError, match="q_bits"):
+        attention_request_fixed(q, k, None, v, value_ratio=1.0, q_bits=17, **kw)
+    ok = attention_request_fixed(q, k, None, np.full((3, 4), 7), value_ratio=1.0, v_bits=4, q_bits=2,
+                                 k_msb_bits=2, **kw)  # fmt: skip
+    # Three equal scores: rcp = floor(2**31 / (3 * 2**15)) = 21845, p = round(2**15 * 21845 / 2**19) = 1365.
+    assert ok.probs.tolist() == [1365] * 3 and ok.output.tolist() == [3 * 1365 * 7] * 4
     with pytest.raises(ValueError, match="v shape"):
         attention_request_fixed(q, k, None, np.zeros((2, 4), np.int64), value_ratio=1.0, **kw)
     with pytest.raises(ValueError, match="v"):
