@@ -22,9 +22,9 @@ Quick-select as built in ``rtl/topk.py``
 
 Cycle model (exact for the RTL; t0 = the cycle in which the last score and k have both been accepted)
 -----------------------------------------------------------------------------------------------------
-- Search: each round costs ``ceil(n_round / P) + ROUND_OVERHEAD`` cycles (one pivot read, the streaming
-  cycles, one decision cycle); :attr:`QuickSelectTrace.select_cycles` is their sum, the cycles from t0
-  to "threshold known".
+- Search: each round costs ``ceil(n_round / P) + ROUND_OVERHEAD`` cycles (one pivot read, then the
+  streaming cycles; the last streaming cycle also takes the recursion decision);
+  :attr:`QuickSelectTrace.select_cycles` is their sum, the cycles from t0 to "threshold known".
 - Final pass: buffer rows are visited in order; a row costs one cycle per selected score in it, and
   one cycle when it holds none; the pass stops right after emitting the k-th score (k = 0: one cycle
   emits an ``empty`` beat). The output register adds ``OUTPUT_REGISTER`` cycle:
@@ -57,9 +57,9 @@ LFSR_MASK = 0xB400
 LFSR_BITS = 16
 
 # Cycle model constants (see the module docstring); the RTL in rtl/topk.py realises exactly these.
-ROUND_OVERHEAD = 2
-"""Cycles a round costs besides streaming: pivot read (1) and decision / buffer swap (1). The release
-model charges 3."""
+ROUND_OVERHEAD = 1
+"""Cycles a round costs besides streaming: the pivot read. The decision and buffer swap happen in the
+last streaming cycle. The release model charges 3."""
 OUTPUT_REGISTER = 1
 """Cycles between the final pass emitting the last beat and that beat's hand-off (the output register)."""
 

@@ -58,7 +58,8 @@ class TopKEngine(wiring.Component):
 
     Timing (t0 = the cycle in which the request's last score and its k have both been accepted):
     cycles t0+1 .. t0+S are the search (``searching`` high, ``S = sum over rounds of ceil(n_round / P)
-    + 2``: one pivot-read cycle, the streaming cycles, one decision cycle); then the final pass emits one
+    + 1``: one pivot-read cycle, then the streaming cycles, the last of which also takes the recursion
+    decision from the counts including its own row); then the final pass emits one
     beat per cycle (a buffer row with no selected score costs one cycle; it stops at the k-th beat); the
     output is registered, so with ``o.ready`` held high the last beat is accepted at
     ``t0 + QuickSelectTrace.cycles``. Inputs are not accepted from t0 until the last output beat has been
@@ -97,7 +98,7 @@ class TopKEngine(wiring.Component):
         its value, ``o.payload.last`` the request's final beat, ``o.payload.empty`` the k = 0 beat.
         Back-pressure (``o.ready`` low) stalls the engine without loss or duplication.
     searching : Out, 1 bit
-        High in every search cycle (pivot read, streaming, decision); for latency measurement.
+        High in every search cycle (pivot read, streaming); for latency measurement.
     """
 
     def __init__(
@@ -362,36 +363,36 @@ class TopKEngine(wiring.Component):
 
             with m.State("SCAN"):
                 m.d.comb += [rd_row.eq(row), scanning.eq(1)]
-                m.d.sync += [
-                    row.eq(row + 1),
-                    gcount.eq(gcount + ze_gt.o_count),
-                    lcount.eq(lcount + ze_lt.o_count),
-                    ecount.eq(ecount + (sum(eq[lane] for lane in range(p)) if p > 1 else eq[0])),
+                g_tot = Signal(cnt_shape)
+                l_tot = Signal(cnt_shape)
+                e_tot = Signal(cnt_shape)
+                m.d.comb += [
+                    g_tot.eq(gcount + ze_gt.o_count),
+                    l_tot.eq(lcount + ze_lt.o_count),
+                    e_tot.eq(ecount + (sum(eq[lane] for lane in range(p)) if p > 1 else eq[0])),
                 ]
+                m.d.sync += [row.eq(row + 1), gcount.eq(g_tot), lcount.eq(l_tot), ecount.eq(e_tot)]
                 with m.If(row == rows_total - 1):
-                    m.next = "DECIDE"
-
-            with m.State("DECIDE"):
-                # One Galois LFSR step per round (models.topk.lfsr_step).
-                with m.If(lfsr[0]):
-                    m.d.sync += lfsr.eq((lfsr >> 1) ^ LFSR_MASK)
-                with m.Else():
-                    m.d.sync += lfsr.eq(lfsr >> 1)
-                with m.If(rank <= gcount):
-                    m.d.sync += [m_cnt.eq(gcount), src.eq(dst + 1), src_half.eq(0)]
-                    m.next = "PIVOT"
-                with m.Elif(rank <= gcount + ecount):
-                    m.d.sync += [thr.eq(pivot), need_eq.eq(rank - gcount)]
-                    m.d.sync += start_final()
-                    m.next = "FINAL"
-                with m.Else():
-                    m.d.sync += [
-                        rank.eq(rank - gcount - ecount),
-                        m_cnt.eq(lcount),
-                        src.eq(dst + 1),
-                        src_half.eq(1),
-                    ]
-                    m.next = "PIVOT"
+                    # Last row: decide with this row's counts included (no separate decision cycle).
+                    with m.If(lfsr[0]):  # one Galois LFSR step per round (models.topk.lfsr_step)
+                        m.d.sync += lfsr.eq((lfsr >> 1) ^ LFSR_MASK)
+                    with m.Else():
+                        m.d.sync += lfsr.eq(lfsr >> 1)
+                    with m.If(rank <= g_tot):
+                        m.d.sync += [m_cnt.eq(g_tot), src.eq(dst + 1), src_half.eq(0)]
+                        m.next = "PIVOT"
+                    with m.Elif(rank <= g_tot + e_tot):
+                        m.d.sync += [thr.eq(pivot), need_eq.eq(rank - g_tot)]
+                        m.d.sync += start_final()
+                        m.next = "FINAL"
+                    with m.Else():
+                        m.d.sync += [
+                            rank.eq(rank - g_tot - e_tot),
+                            m_cnt.eq(l_tot),
+                            src.eq(dst + 1),
+                            src_half.eq(1),
+                        ]
+                        m.next = "PIVOT"
 
             with m.State("FINAL"):
                 m.d.comb += rd_row.eq(row)
@@ -428,5 +429,5 @@ class TopKEngine(wiring.Component):
                     ]
                     m.next = "LOAD"
 
-        m.d.comb += self.searching.eq(fsm.ongoing("PIVOT") | fsm.ongoing("SCAN") | fsm.ongoing("DECIDE"))
+        m.d.comb += self.searching.eq(fsm.ongoing("PIVOT") | fsm.ongoing("SCAN"))
         return m

@@ -103,15 +103,19 @@ def verify_topk(args: argparse.Namespace) -> int:
         vec = build / "vectors.json"
         vec.write_text(json.dumps(vectors))
         env["TOPK_VECTORS"] = str(vec.resolve())
-    res = run_cocotb(
-        dut,
-        "topk",
-        "testbench.topk_tb",
-        build,
-        extra_env=env,
-        waves=args.waves,
-        testcase="topk_exact" if vectors is not None else None,
-    )
+    try:
+        res = run_cocotb(
+            dut,
+            "topk",
+            "testbench.topk_tb",
+            build,
+            extra_env=env,
+            waves=args.waves,
+            testcase="topk_exact" if vectors is not None else None,
+        )
+    except RuntimeError as e:
+        print(f"FAIL: {e}")
+        return 1
     rows = [json.loads(x) for x in report.read_text().splitlines()] if report.exists() else []
     print(
         f"topk P={p} W={width} max_n={max_n}: Verilator build {res.build_seconds:.1f} s, simulation "
@@ -154,7 +158,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=1, help="stimulus seed (default 1)")
     p.add_argument("--vectors", default=None, help='JSON file: [{"scores": [...], "k": n, "seed": s?}, ...]')
     p.add_argument(
-        "--waves", action="store_true", help="build with FST tracing; waves land in the build folder"
+        "--waves", action="store_true", help="build with tracing; a VCD lands in <build folder>/waves/"
     )
     p.add_argument("--build-dir", default=None, help="build folder (default build/verify/<block>_<params>)")
     p.set_defaults(func=run)

@@ -148,7 +148,7 @@ def run_cocotb(
     extra_env : dict, optional
         Environment for the test (how parameters reach the testbench).
     waves : bool
-        Dump an FST trace into ``build_dir``.
+        Build with tracing and dump a VCD (``dump.vcd``) into ``build_dir``.
     seed : int, optional
         cocotb's random seed.
     testcase : str, optional
@@ -182,14 +182,18 @@ def run_cocotb(
     runner = _verilator_runner(public_ports_only)
     log = build / "build.log"
     t0 = time.perf_counter()
-    runner.build(
-        sources=sources,
-        hdl_toplevel=toplevel,
-        build_dir=build,
-        build_args=["-Wno-fatal", "-O2"] + (["--trace-fst", "--trace-structs"] if waves else []),
-        waves=waves,
-        log_file=log if quiet else None,
-    )
+    try:
+        runner.build(
+            sources=sources,
+            hdl_toplevel=toplevel,
+            build_dir=build,
+            # waves: VCD (cocotb adds --trace); the wheel's FST writer needs lz4.h, which may be missing
+            build_args=["-Wno-fatal", "-O2"] + (["--trace-structs"] if waves else []),
+            waves=waves,
+            log_file=log if quiet else None,
+        )
+    except RuntimeError as e:
+        raise RuntimeError(f"Verilator build failed in {build} ({e}); see {log}") from None
     t1 = time.perf_counter()
     results = build / f"results_{test_module.rsplit('.', 1)[-1]}.xml"
     results.unlink(missing_ok=True)

@@ -1,7 +1,7 @@
 """TopKEngine under Verilator with cocotb: every beat == topk_ref, every cycle count == quickselect_trace.
 
 One build folder per parameter set under ``build/cosim/topk_p<P>_w<W>/`` (kept). On a failure the case
-is rebuilt with FST tracing into ``<case>/waves/`` and rerun, so the waveform of the failure is there.
+is rebuilt with tracing into ``<case>/waves/`` and rerun, so the waveform of the failure is there.
 """
 
 import json
@@ -57,3 +57,35 @@ def test_topk_cosim(parallelism: int, width: int, requests: int) -> None:
     assert len(exact) >= requests and len(stress) >= min(requests, 300)
     # the scoreboard checked these already; a second look from outside the simulator
     assert all(r["total"] == r["pred_total"] and r["search"] == r["pred_search"] for r in exact)
+
+
+def test_verify_cli_replays_vectors(tmp_path, capsys) -> None:
+    from spatten.cli import main
+
+    vec = tmp_path / "cases.json"
+    vec.write_text(
+        json.dumps(
+            [
+                {"scores": [3, 1, 4, 1, 5, 9, 2, 6], "k": 3},
+                {"scores": [5, 5, 5, 5], "k": 2, "seed": 7},
+                {"scores": [-2], "k": 0},
+            ]
+        )
+    )
+    build = ROOT / "build" / "cosim" / "verify_p4_w16_n16"
+    argv = [
+        "verify",
+        "topk",
+        "--parallelism",
+        "4",
+        "--max-n",
+        "16",
+        "--vectors",
+        str(vec),
+        "--build-dir",
+        str(build),
+    ]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "topk_exact: 3 requests" in out and "total == model on 3/3" in out and "PASS" in out
+    assert "#0: n=8 k=3" in out and "#2: n=1 k=0" in out

@@ -84,7 +84,7 @@ def test_hand_computed_trace() -> None:
     assert tr.pivots == [0, 6]
     assert tr.threshold == 7
     assert tr.indices.tolist() == [7, 8, 9]
-    assert tr.select_cycles == (3 + 2) + (3 + 2)
+    assert tr.select_cycles == (1 + 3) + (1 + 3)  # per round: pivot read + ceil(m / 4) rows
     # final pass rows of 4: row 0 has none (1 cycle), row 1 has index 7 (1), row 2 has 8 and 9 (2)
     assert tr.final_cycles == (1 + 1 + 2) + OUTPUT_REGISTER
 
