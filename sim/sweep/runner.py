@@ -1,10 +1,11 @@
 """Run a sweep's missing points on Dask and gather every point's row.
 
-Each point is one Dask task. The client writes a point's row to the :class:`~sim.sweep.store.PointStore`
-as soon as it receives it (workers never touch the output folder, so a remote cluster needs no
-shared filesystem). Points already stored are not submitted again; a killed run therefore loses only
-the points in flight, and because a row depends on nothing but the point's config, a resumed sweep
-ends with the same rows as an uninterrupted one.
+Points go to Dask in small tasks (1 to 8 consecutive points, see :func:`chunk_size`). The client writes
+the rows of a task to the :class:`~sim.sweep.store.PointStore` as soon as it receives them (workers never
+touch the output folder, so a remote cluster needs no shared filesystem). Points already stored are not
+submitted again; a killed run therefore loses only the points in flight (those of unfinished tasks), and
+because a row depends on nothing but the point's config, a resumed sweep ends with the same rows as an
+uninterrupted one.
 
 Workers are processes with one thread each by default: the simulator spends much of its time in
 Python between short numpy calls, which hold the GIL, so two threads in one process share one core;
@@ -34,6 +35,10 @@ __all__ = ["SweepRun", "evaluate_point", "run_sweep"]
 
 #: Largest --workers accepted for a LocalCluster.
 MAX_WORKERS = 256
+#: Most points in one Dask task.
+MAX_CHUNK = 8
+#: How long to wait for a --scheduler to answer.
+CONNECT_TIMEOUT = "10s"
 
 Evaluator = Callable[[Workload, str], dict[str, Any]]
 
@@ -71,6 +76,29 @@ def evaluate_point(workload: Workload, baseline: str) -> dict[str, Any]:
     for key, value in result.summary.items():
         row[key] = value.item() if hasattr(value, "item") else value
     return row
+
+
+def chunk_size(n_points: int, n_workers: int) -> int:
+    """Points per Dask task: up to :data:`MAX_CHUNK`, but at least 16 tasks per worker for balance.
+
+    One task per point costs the client and scheduler about as much CPU as a small point itself;
+    a few points per task amortise that while keeping what a kill can lose (the points of unfinished
+    tasks) small.
+    """
+    return max(1, min(MAX_CHUNK, n_points // (16 * max(1, n_workers))))
+
+
+def _evaluate_chunk(
+    workloads: list[Workload], baseline: str, evaluate: Evaluator
+) -> list[tuple[bool, dict[str, Any] | str]]:
+    """Run ``evaluate`` on each workload (one Dask task): ``(True, row)`` or ``(False, why it crashed)``."""
+    out: list[tuple[bool, dict[str, Any] | str]] = []
+    for w in workloads:
+        try:
+            out.append((True, evaluate(w, baseline)))
+        except Exception as e:  # not stored, so a rerun retries it; the others in the chunk are kept
+            out.append((False, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"))
+    return out
 
 
 @functools.lru_cache(maxsize=16)
@@ -198,7 +226,7 @@ def _run_on_dask(
     cluster = None
     if scheduler:
         try:
-            client = Client(scheduler, timeout="10s")
+            client = Client(scheduler, timeout=CONNECT_TIMEOUT)
         except (OSError, TimeoutError) as e:
             raise ValueError(f"--scheduler {scheduler!r}: cannot connect ({e})") from None
     else:
@@ -227,30 +255,40 @@ def _run_on_dask(
     )
     try:
         store.remove_stale_temporaries()
+        n_workers = len(client.scheduler_info().get("workers", {})) or workers
+        size = chunk_size(len(todo), n_workers)
         by_key = {}
         futures = []
-        for p in todo:
-            key = f"spatten-sweep-{p.point_id}"
-            fut = client.submit(evaluate, p.workload, spec.baseline, key=key, pure=False, retries=0)
-            by_key[fut.key] = p
+        for start in range(0, len(todo), size):
+            chunk = todo[start : start + size]
+            key = f"spatten-sweep-{chunk[0].point_id}-{len(chunk)}"
+            args = ([p.workload for p in chunk], spec.baseline, evaluate)
+            fut = client.submit(_evaluate_chunk, *args, key=key, pure=False, retries=0)
+            by_key[fut.key] = chunk
             futures.append(fut)
-        # Each batch is everything finished since the last one: written at once, one file per few points.
+        # Each batch is every chunk finished since the last one: written at once, a few points per file.
         for batch in as_completed(futures, with_results=True, raise_errors=False).batches():
             rows = []
+            finished = 0
             for fut, value in batch:
-                p = by_key[fut.key]
-                if fut.status == "error":
-                    n_lost += 1  # the task died (not a simulator ValueError, those come back as rows)
+                chunk = by_key.pop(fut.key)
+                finished += len(chunk)
+                if fut.status == "error":  # the worker died: the whole chunk is lost (a rerun retries it)
                     exc = value[1] if isinstance(value, tuple) and len(value) == 3 else value
-                    bar.write(f"sweep: point {p.index} lost: {type(exc).__name__}: {exc}", file=sys.stderr)
+                    outcomes = [(False, f"{type(exc).__name__}: {exc}")] * len(chunk)
                 else:
+                    outcomes = value
+                for p, (ok, out) in zip(chunk, outcomes, strict=True):
+                    if not ok:
+                        n_lost += 1
+                        bar.write(f"sweep: point {p.index} lost: {out}", file=sys.stderr)
+                        continue
                     config = json.dumps(to_dict(p.workload), sort_keys=True, separators=(",", ":"))
-                    head = {"point_id": p.point_id, "baseline": spec.baseline, "config": config}
-                    rows.append(head | value)
+                    rows.append({"point_id": p.point_id, "baseline": spec.baseline, "config": config} | out)
                 fut.release()
             store.write(rows)
             n_run += len(rows)
-            bar.update(len(batch))
+            bar.update(finished)
     finally:
         bar.close()
         client.close()

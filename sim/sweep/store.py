@@ -102,7 +102,8 @@ class PointStore:
         fd, tmp = tempfile.mkstemp(prefix=f"{_TMP_PREFIX}{ids[0]}.", dir=self.folder)
         os.close(fd)
         try:
-            pq.write_table(table, tmp)
+            # One-row files: compression, statistics and dictionaries cost more than they save (~2x).
+            pq.write_table(table, tmp, compression="none", write_statistics=False, use_dictionary=False)
             os.replace(tmp, dest)
         finally:
             if os.path.exists(tmp):

@@ -374,6 +374,35 @@ def test_report_files_and_summary_numbers(tmp_path):
     assert table["pareto_points"].iloc[0] == 1
 
 
+def test_existing_scheduler_is_used_and_a_bad_address_writes_nothing(tmp_path, monkeypatch):
+    from dask.distributed import LocalCluster
+
+    import sim.sweep.runner as runner
+
+    spec = parse_spec(spec_of({"accelerator.qk_multipliers": [64, 128]}))
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        run = run_sweep(
+            spec, tmp_path / "a", scheduler=cluster.scheduler_address, progress=False, evaluate=fake_evaluate
+        )
+    assert run.n_run == 2 and run.results["cycles"].tolist() == [1000 // 64 + 16, 1000 // 128 + 16]
+
+    monkeypatch.setattr(runner, "CONNECT_TIMEOUT", "1s")
+    with pytest.raises(ValueError, match="--scheduler 'tcp://127.0.0.1:9': cannot connect"):
+        run_sweep(spec, tmp_path / "b", scheduler="tcp://127.0.0.1:9", progress=False, evaluate=fake_evaluate)
+    assert not (tmp_path / "b").exists()
+
+
+def test_chunks_keep_every_worker_busy():
+    assert runner_chunk(1000, 2) == 8 and runner_chunk(64, 2) == 2 and runner_chunk(5, 4) == 1
+    assert runner_chunk(10_000, 1) == 8
+
+
+def runner_chunk(n: int, workers: int) -> int:
+    from sim.sweep.runner import chunk_size
+
+    return chunk_size(n, workers)
+
+
 # --- the real simulator --------------------------------------------------------------------------
 
 
