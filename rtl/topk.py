@@ -63,9 +63,11 @@ class TopKEngine(wiring.Component):
     beat per cycle (a buffer row with no selected score costs one cycle; it stops at the k-th beat); the
     output is registered, so with ``o.ready`` held high the last beat is accepted at
     ``t0 + QuickSelectTrace.cycles``. Inputs are not accepted from t0 until the last output beat has been
-    handed to the output register. Buffers are register files (combinational read); every memory is
-    ``P`` lanes wide and ``buffer_depth`` rows deep: one input copy plus two ping-pong buffers with a
-    "greater" and a "less" half each.
+    handed to the output register. Buffers are register files (combinational read), each made of ``P``
+    lane memories of ``buffer_depth`` rows: one input copy plus two ping-pong buffers with a "greater"
+    and a "less" half each. The longest combinational path (buffer read, comparators, zero-eliminator
+    counts, recursion decision) is not timing-closed for silicon; registering the read data would add
+    one cycle per round (``models.topk.ROUND_OVERHEAD``).
 
     Request completion: every request ends with exactly one output beat carrying ``last = 1``. When
     ``k = 0`` that beat is the only one and has ``empty = 1`` (its index and score are zero and carry no
