@@ -2,8 +2,8 @@
 
 Each file ``OUT/points/<id>[_<id>...].parquet`` holds the rows of 1 to :data:`MAX_BATCH` points, named
 by their hashes, so the set of finished points is read from the file names alone. The runner writes a
-file as soon as it receives results: one point when points finish one at a time, a few when several
-finish together (this amortises the ~3 ms fixed cost of a Parquet file when the client falls behind).
+file as soon as it receives a finished Dask task (a few consecutive points; several tasks that finish
+together share files), which amortises the ~1-2 ms fixed cost of writing a Parquet file.
 
 A file is written to a hidden temporary name in the same folder and renamed into place (``os.replace``
 is atomic on one filesystem), so a file that exists is complete: a sweep killed at any moment leaves
