@@ -5,6 +5,10 @@ one line naming the key, exit 2, no output). Finished points land one by one in 
 simulates only the missing ones. At the end ``OUT`` receives ``results.parquet`` (every point in
 expansion order), ``summary.md``/``summary.csv``, ``sensitivity.csv``, the Pareto and sensitivity
 figures and a copy of the sweep file, all moved into place only once complete.
+
+Stored points are keyed by their full config (and baseline), not by the simulator's code: after changing
+the simulator, sweep into a fresh ``--out``. Files are renamed into place but not fsynced, so they survive
+a killed process, not a power cut.
 """
 
 from __future__ import annotations
