@@ -1,11 +1,17 @@
-"""Figures of `spatten reproduce`: DRAM reduction per benchmark, speedup breakdown, roofline (Agg)."""
+"""Figures of `spatten reproduce`: DRAM reduction, speedup breakdown, roofline, energy breakdown (Agg)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-__all__ = ["dram_reduction_figure", "breakdown_figure", "roofline_figure", "write_figures"]
+__all__ = [
+    "dram_reduction_figure",
+    "breakdown_figure",
+    "roofline_figure",
+    "energy_breakdown_figure",
+    "write_figures",
+]
 
 
 def _plt():
@@ -81,8 +87,37 @@ def roofline_figure(points: list[dict[str, Any]], roofs: list[dict[str, Any]], p
     plt.close(fig)
 
 
+def energy_breakdown_figure(shares: dict[str, dict[str, float]], path: Path) -> None:
+    """Stacked bars: mean share of each module in a benchmark's energy, one bar per model family.
+
+    Parameters
+    ----------
+    shares : dict[str, dict[str, float]]
+        ``{family: {module: share}}``, shares of one family summing to 1.
+    path : Path
+        PNG to write.
+    """
+    import numpy as np
+
+    plt = _plt()
+    fams = list(shares)
+    modules = list(next(iter(shares.values())))
+    fig, ax = plt.subplots(figsize=(6, 4))
+    bottom = np.zeros(len(fams))
+    for m in modules:
+        v = np.array([shares[f][m] for f in fams])
+        ax.bar(fams, v, 0.5, bottom=bottom, label=m)
+        bottom += v
+    ax.set_ylabel("share of energy per benchmark (mean)")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=8, bbox_to_anchor=(1.02, 1), loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def write_figures(table: Any, agg: dict[str, Any], settings: dict[str, Any], out: Path) -> list[str]:
-    """Write the three figures into ``out``; return their file names."""
+    """Write the figures into ``out``; return their file names."""
     from models.config import ACCELERATORS
 
     paper = settings["paper"]
@@ -140,4 +175,8 @@ def write_figures(table: Any, agg: dict[str, Any], settings: dict[str, Any], out
             p["name"] = "_" + p["name"]
         seen.add(p["name"].lstrip("_"))
     roofline_figure(points, roofs, out / "roofline.png")
-    return ["dram_reduction.png", "speedup_breakdown.png", "roofline.png"]
+    names = ["dram_reduction.png", "speedup_breakdown.png", "roofline.png"]
+    if "energy_share" in agg:
+        energy_breakdown_figure(agg["energy_share"], out / "energy_breakdown.png")
+        names.append("energy_breakdown.png")
+    return names

@@ -5,6 +5,9 @@ Settings come from ``sim/data/benchmarks.yaml``. For each benchmark:
 * SpAtten (full size) and the same hardware dense (baseline a) -> DRAM reduction, throughput;
 * SpAtten1/8, A3 and MNNFast on the 1/8 hardware -> speedups over A3 / MNNFast, GOP/s;
 * the platform rooflines and the measured numpy time -> speedups over TITAN Xp, Xeon, Nano, Pi 4, numpy;
+* energy (``sim.power``, 40 nm): SpAtten's and SpAtten1/8's energy by module from their action counts,
+  average power, GOP/J, and the energy saving over A3 / MNNFast (published GOP/J at 128 multipliers, against
+  SpAtten1/8 on-chip) and TITAN Xp / Xeon (rated power x roofline time, against SpAtten with HBM2);
 * GPT-2 only: the speedup breakdown over TITAN Xp (dedicated datapath; + token/head/value pruning with a
   generic top-k, i.e. a full sort on the same 16 comparators; + the quick-select top-k engine;
   + progressive quantization).
@@ -26,6 +29,11 @@ import numpy as np
 from models.config import Workload, workload_preset
 from models.workload import shape_trace
 from sim.baselines import load_settings, numpy_attention_seconds, roofline_seconds
+from sim.power.area import PAPER_POWER_W, PAPER_TOPK_POWER_SHARE
+from sim.power.baselines import BASELINES as ENERGY_BASELINES
+from sim.power.baselines import energy_saving_table
+from sim.power.components import MODULES
+from sim.power.energy import energy, energy_column
 from sim.simulate import Options, run
 
 __all__ = ["benchmarks", "run_all", "paper_vs_ours", "BREAKDOWN_STEPS"]
@@ -87,22 +95,37 @@ def _breakdown(w: Workload) -> dict[str, float]:
     return sec
 
 
-def _simulate_all(w: Workload, w18: Workload, bl: dict[str, Any]) -> tuple[dict, ...]:
-    """Summaries of SpAtten and dense on ``w``; SpAtten1/8, A3 and MNNFast on ``w18``."""
-    sp = run(w, shape_trace(w), Options("spatten")).summary
+def _simulate_all(w: Workload, w18: Workload, bl: dict[str, Any], tech_nm: int) -> tuple:
+    """Summaries of SpAtten and dense on ``w``, SpAtten1/8, A3 and MNNFast on ``w18``; SpAttens' energy."""
+    sp = run(w, shape_trace(w), Options("spatten"))
     dn = run(w, shape_trace(_dense(w)), Options("dense")).summary
-    sp18 = run(w18, shape_trace(w18), Options("spatten")).summary
+    sp18 = run(w18, shape_trace(w18), Options("spatten"))
     dense18 = shape_trace(_dense(w18))
     a3 = run(w18, dense18, Options("a3", candidate_fraction=float(bl["a3"]["candidate_fraction"]))).summary
     m = bl["mnnfast"]
     mf = run(
         w18, dense18, Options("mnnfast", value_fraction=float(m["value_fraction"]), serial=bool(m["serial"]))
     ).summary
-    return sp, dn, sp18, a3, mf
+    e = energy(sp.actions, w.accelerator, tech_nm)
+    e18 = energy(sp18.actions, w18.accelerator, tech_nm)
+    return sp.summary, dn, sp18.summary, a3, mf, e, e18
 
 
-def run_all(numpy_budget_s: float = 0.01) -> tuple[Any, dict[str, Any]]:
-    """Run every benchmark; return (per-benchmark table, aggregates)."""
+def run_all(numpy_budget_s: float = 0.01, tech_nm: int = 40) -> tuple[Any, dict[str, Any]]:
+    """Run every benchmark; return (per-benchmark table, aggregates).
+
+    Parameters
+    ----------
+    numpy_budget_s : float
+        Wall time to spend timing the numpy baseline per benchmark.
+    tech_nm : int
+        Technology node of the energy model (22..90).
+
+    Returns
+    -------
+    tuple[pandas.DataFrame, dict]
+        One row per benchmark (performance, energy by module, savings) and the aggregates.
+    """
     import pandas as pd
 
     bl = load_settings()["baselines"]
@@ -115,8 +138,8 @@ def run_all(numpy_budget_s: float = 0.01) -> tuple[Any, dict[str, Any]]:
         w = _workload(b, "spatten")
         key = (b["model"], b["seq_len"])
         if key not in memo:
-            memo[key] = _simulate_all(w, _workload(b, bl["a3"]["accelerator"]), bl)
-        sp, dn, sp18, a3, mf = memo[key]
+            memo[key] = _simulate_all(w, _workload(b, bl["a3"]["accelerator"]), bl, tech_nm)
+        sp, dn, sp18, a3, mf, e, e18 = memo[key]
         row = dict(b)
         row.update(
             {
@@ -142,6 +165,11 @@ def run_all(numpy_budget_s: float = 0.01) -> tuple[Any, dict[str, Any]]:
         )
         for p in PLATFORMS:
             row[f"speedup_over_{p}"] = roofline_seconds(w, p) / sp["seconds"]
+        row.update(e.columns())
+        row["spatten18_gop_per_j"] = e18.ops / e18.chip_j / 1e9
+        power_plats = {p: roofline_seconds(w, p) for p, eb in ENERGY_BASELINES.items() if eb.kind == "power"}
+        for r in energy_saving_table(e, power_plats, spatten_eighth=e18):
+            row[f"energy_saving_over_{r['baseline']}"] = r["saving"]
         npy = numpy_attention_seconds(w, budget_s=numpy_budget_s)
         row["numpy_seconds"] = npy["seconds"]
         row["speedup_over_numpy"] = npy["seconds"] / sp["seconds"]
@@ -185,6 +213,18 @@ def _aggregate(t: Any, bdf: Any) -> dict[str, Any]:
         "spatten18_gops": float(t["spatten18_dense_equiv_gops"].mean()),
         "a3_gops": float(t["a3_dense_equiv_gops"].mean()),
         "breakdown_gpt2_over_titan_xp": {s: _gmean(bdf[s]) for s in BREAKDOWN_STEPS} if len(bdf) else {},
+        # The paper's 8.30 W is the chip's power on BERT; HBM2 power is reported beside it.
+        "chip_power_bert_w": float(t.loc[bert, "chip_power_w"].mean()),
+        "power_bert_w": float(t.loc[bert, "power_w"].mean()),
+        "gop_per_j": float(t["gop_per_j"].mean()),
+        "spatten18_gop_per_j": float(t["spatten18_gop_per_j"].mean()),
+        "topk_power_share": float((t["energy_topk_j"] / t["chip_energy_j"]).mean()),
+        "energy_saving_over": {k: _gmean(t[f"energy_saving_over_{k}"]) for k in ENERGY_BASELINES},
+        # Mean share of each module in a benchmark's total energy, per model family.
+        "energy_share": {
+            fam: {m: float((t.loc[sel, energy_column(m)] / t.loc[sel, "energy_j"]).mean()) for m in MODULES}
+            for fam, sel in (("BERT", bert), ("GPT-2", ~bert))
+        },
     }
     return agg
 
@@ -216,6 +256,13 @@ def paper_vs_ours(agg: dict[str, Any]) -> Any:
         ("SpAtten1/8 dense-equivalent GOP/s", paper["spatten18_gops"], agg["spatten18_gops"]),
         ("A3 dense-equivalent GOP/s", paper["a3_gops"], agg["a3_gops"]),
     ]
+    rows.append(("chip power, mean over BERT (W)", PAPER_POWER_W, agg["chip_power_bert_w"]))
+    rows.append(("top-k share of chip power", PAPER_TOPK_POWER_SHARE, agg["topk_power_share"]))
+    for k, b in ENERGY_BASELINES.items():
+        who = "SpAtten1/8" if b.kind == "efficiency" else "SpAtten"
+        rows.append(
+            (f"energy saving of {who} over {k} (x, geomean)", b.paper_saving, agg["energy_saving_over"][k])
+        )
     for k, v in paper["breakdown_gpt2_over_titan_xp"].items():
         rows.append(
             (f"GPT-2 breakdown: {k} (x)", v, agg["breakdown_gpt2_over_titan_xp"].get(k, float("nan")))

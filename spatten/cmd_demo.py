@@ -18,6 +18,7 @@ def run(args: argparse.Namespace) -> int:
     from models.config import workload_preset
     from reports.tables import markdown_table, summary_lines
     from sim.api import simulate
+    from sim.power.energy import energy
     from spatten.cmd_reproduce import reproduce
 
     w = workload_preset("gpt2-medium")
@@ -37,8 +38,11 @@ def run(args: argparse.Namespace) -> int:
         "dram_gbs",
         "bounding_stage",
     ]
-    print("\n".join(summary_lines({k: res.summary[k] for k in keys})))
-    _, pvo, _ = reproduce(args.out)
+    shown = {k: res.summary[k] for k in keys}
+    rep = energy(res.actions, w.accelerator)
+    shown.update({k: rep.columns()[k] for k in ("energy_j", "chip_power_w", "power_w", "gop_per_j")})
+    print("\n".join(summary_lines(shown)))
+    _, pvo, _, _ = reproduce(args.out)
     print(f"\n== paper vs ours (all 30 benchmarks; tables and figures in {args.out}/)")
     print(markdown_table(pvo))
     return 0

@@ -18,42 +18,52 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--out", metavar="DIR", default="out/reproduce", help="output folder (default out/reproduce)"
     )
     p.add_argument("--format", choices=["table", "json"], default="table", help="paper vs ours on stdout")
+    p.add_argument("--tech-nm", type=int, default=40, help="technology node of the energy model, 22..90 (40)")
     p.set_defaults(func=run)
 
 
-def reproduce(out: str | Path) -> tuple[object, object, dict]:
-    """Run everything, write ``out`` atomically; return (benchmark table, paper-vs-ours, aggregates)."""
+def reproduce(out: str | Path, tech_nm: int = 40) -> tuple[object, object, dict, list[str]]:
+    """Run everything, write ``out`` atomically; return (table, paper-vs-ours, aggregates, figure names)."""
     from reports.figures import write_figures
     from reports.tables import markdown_table
     from sim.baselines import load_settings
+    from sim.power.components import check_tech_nm
     from sim.reproduce import paper_vs_ours, run_all
     from spatten.output import atomic_dir
 
-    table, agg = run_all()
+    check_tech_nm(tech_nm)
+    table, agg = run_all(tech_nm=tech_nm)
     pvo = paper_vs_ours(agg)
     with atomic_dir(out) as d:
         table.to_csv(d / "benchmarks.csv", index=False)
         pvo.to_csv(d / "paper_vs_ours.csv", index=False)
         (d / "paper_vs_ours.md").write_text(markdown_table(pvo) + "\n")
         (d / "aggregates.json").write_text(json.dumps(agg, indent=2) + "\n")
-        write_figures(table, agg, load_settings(), d)
-    return table, pvo, agg
+        figures = write_figures(table, agg, load_settings(), d)
+    return table, pvo, agg, figures
 
 
 def run(args: argparse.Namespace) -> int:
     from reports.tables import markdown_table
 
-    table, pvo, agg = reproduce(args.out)
+    table, pvo, agg, figures = reproduce(args.out, args.tech_nm)
     if args.format == "json":
         json.dump(agg, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
-    cols = ["benchmark", "seq_len", "dram_reduction", "gops", "speedup_over_a3", "speedup_over_titan-xp"]
+    cols = [
+        "benchmark",
+        "seq_len",
+        "dram_reduction",
+        "gops",
+        "speedup_over_a3",
+        "speedup_over_titan-xp",
+        "chip_power_w",
+        "gop_per_j",
+    ]
     print(markdown_table(table[cols]))
     print()
     print(markdown_table(pvo))
-    print(
-        f"\nwrote {args.out}/: benchmarks.csv paper_vs_ours.csv paper_vs_ours.md aggregates.json "
-        "dram_reduction.png speedup_breakdown.png roofline.png"
-    )
+    files = ["benchmarks.csv", "paper_vs_ours.csv", "paper_vs_ours.md", "aggregates.json", *figures]
+    print(f"\nwrote {args.out}/: " + " ".join(files))
     return 0

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from models.config import AcceleratorConfig
 from sim.power.components import MODULES, check_tech_nm, unit_table
 
-__all__ = ["ACTIONS", "EnergyReport", "energy", "ops_of", "peak_power_w"]
+__all__ = ["ACTIONS", "EnergyReport", "energy", "energy_column", "ops_of", "peak_power_w"]
 
 # Action counts energy() needs (the simulator may report more; extra keys are ignored).
 ACTIONS = (
@@ -105,7 +105,7 @@ class EnergyReport:
             "gop_per_j": self.gop_per_j,
         }
         for m, v in self.module_j.items():
-            out[f"energy_{_slug(m)}_j"] = v
+            out[energy_column(m)] = v
         return out
 
     def to_dict(self) -> dict:
@@ -120,8 +120,9 @@ class EnergyReport:
         }
 
 
-def _slug(module: str) -> str:
-    return module.lower().replace(".", "").replace("-", "")
+def energy_column(module: str) -> str:
+    """Column of a module's joules in :meth:`EnergyReport.columns` (``"top-k"``: ``"energy_topk_j"``)."""
+    return "energy_" + module.lower().replace(".", "").replace("-", "") + "_j"
 
 
 def ops_of(actions: Mapping[str, float]) -> float:

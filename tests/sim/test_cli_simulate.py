@@ -68,3 +68,29 @@ def test_unknown_workload(capsys: pytest.CaptureFixture[str]) -> None:
         main(["simulate", "--workload", "gpt5"])
     assert e.value.code == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_energy_in_summary_matches_energy_model(capsys: pytest.CaptureFixture[str]) -> None:
+    from models.config import workload_preset
+    from sim.api import simulate
+    from sim.power.energy import energy
+
+    assert main(["simulate", "--workload", "bert-base", "--seq-len", "16", "--format", "json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    w = workload_preset("bert-base", prompt_len=16)
+    rep = energy(simulate(w).actions, w.accelerator, 40)
+    assert s["energy_j"] == rep.total_j and s["chip_power_w"] == rep.chip_power_w
+
+
+def test_baseline_a3_has_no_energy(capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        main(
+            ["simulate", "--workload", "bert-base", "--seq-len", "16", "--baseline", "a3", "--format", "json"]
+        )
+        == 0
+    )
+    assert "energy_j" not in json.loads(capsys.readouterr().out)
+
+
+def test_bad_tech_node(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _bad(["simulate", "--tech-nm", "7"], tmp_path, capsys, "tech_nm")
