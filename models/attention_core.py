@@ -1,0 +1,194 @@
+"""Structural twin of ``rtl.attention_core.AttentionCore``: one request with every stage's values and cycles.
+
+The values come from the existing models, stage by stage, in the order the RTL computes them (Q.K on
+MSB-estimate keys, score shift and saturation, softmax, refetch decision, on a refetch Q.K and softmax on
+the reassembled keys, local value top-k, prob.V); the final result must equal
+:func:`models.attention.attention_request_fixed` (``tests/models`` checks that). :func:`core_cycles` is
+the RTL's own cycle model, stage by stage, for the testbench to compare with.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from models.fixed import msb_estimate, reassemble, saturate, shift_round
+from models.qk import qk_latency, qk_scores
+from models.requant import refetch_decision
+from models.softmax import SoftmaxSpec, softmax_fixed
+from models.topk import quickselect_trace
+from models.value_unit import prob_v
+
+__all__ = ["CoreStages", "CoreCycles", "attention_core_ref", "core_cycles"]
+
+
+@dataclass(frozen=True)
+class CoreStages:
+    """Every value the core produces for one request (int64 arrays).
+
+    Attributes
+    ----------
+    msb_scores : (n,) softmax inputs from the MSB-estimate keys.
+    msb_probs : (n,) their probabilities.
+    refetch : bool, whether the LSBs were fetched; ``max_prob`` the row maximum it compared.
+    full_scores : (n,) softmax inputs from the reassembled keys (None without a refetch).
+    probs : (n,) final probabilities; ``kept`` (m,) ascending kept indices; ``output`` (D,) prob.V sums.
+    """
+
+    msb_scores: np.ndarray
+    msb_probs: np.ndarray
+    refetch: bool
+    max_prob: int
+    full_scores: np.ndarray | None
+    probs: np.ndarray
+    kept: np.ndarray
+    output: np.ndarray
+
+    @property
+    def scores(self) -> np.ndarray:
+        """The softmax inputs behind ``probs``."""
+        return self.msb_scores if self.full_scores is None else self.full_scores
+
+
+def attention_core_ref(
+    q: npt.ArrayLike,
+    k_msb: npt.ArrayLike,
+    k_lsb: npt.ArrayLike | None,
+    v: npt.ArrayLike,
+    *,
+    q_bits: int,
+    k_msb_bits: int,
+    lsb_bits: int,
+    score_shift: int,
+    spec: SoftmaxSpec,
+    thr_code: int,
+    k: int,
+) -> CoreStages:
+    """One request through the core's stages.
+
+    Parameters
+    ----------
+    q : (D,) signed ``q_bits`` codes; k_msb : (n, D) signed ``k_msb_bits`` codes; k_lsb : (n, D) unsigned
+        ``lsb_bits`` codes (ignored when ``lsb_bits`` is 0); v : (n, D) signed value codes.
+    score_shift : int
+        Rounding right shift from the raw dot product to the softmax input (then saturated to
+        ``spec.in_bits``).
+    spec : SoftmaxSpec
+        Softmax widths.
+    thr_code : int
+        Refetch threshold code (``models.quant.threshold_code``); 0 never refetches, ``2**out_bits``
+        always does.
+    k : int
+        Value rows to keep, 1..n (``models.pruning.keep_count`` of the keep ratio); larger is taken as n.
+
+    Returns
+    -------
+    CoreStages
+    """
+    km = np.asarray(k_msb, dtype=np.int64)
+    kb = k_msb_bits + lsb_bits
+
+    def softmax_in(keys: np.ndarray) -> np.ndarray:
+        raw = qk_scores(q, keys, q_bits, kb)
+        return saturate(shift_round(raw, score_shift), spec.in_bits)
+
+    msb_scores = softmax_in(msb_estimate(km, lsb_bits))
+    msb_probs = softmax_fixed(msb_scores, spec)
+    refetch, mx = refetch_decision(msb_probs, thr_code)
+    refetch = refetch and lsb_bits > 0
+    full_scores = None
+    probs = msb_probs
+    if refetch:
+        full_scores = softmax_in(reassemble(km, np.asarray(k_lsb, dtype=np.int64), lsb_bits))
+        probs = softmax_fixed(full_scores, spec)
+    n = probs.shape[0]
+    m = min(max(int(k), 1), n)
+    kept = quickselect_trace(probs, m).indices  # == topk_ref(probs, m), the engine's own twin
+    va = np.asarray(v, dtype=np.int64)
+    out = prob_v(probs[kept], va[kept])
+    return CoreStages(msb_scores, msb_probs, bool(refetch), mx, full_scores, probs, kept, out)
+
+
+@dataclass(frozen=True)
+class CoreCycles:
+    """Cycle stamps of one request in the RTL, every input offered as early as the core can take it and
+    every output always taken; cycle 0 is the one in which the ``req`` beat is accepted.
+
+    Attributes
+    ----------
+    qk_beats : Q.K input beats of one pass, ``ceil(n / K_PAR)``, on consecutive cycles (no bubbles).
+    qk_latency : multiplier register plus adder-tree levels (``models.qk.qk_latency``).
+    softmax_pass : cycles of one softmax pass, first score in to last probability out: ``3n + 1``
+        (LOAD, overlapped with Q.K; EXP; one DIV cycle; OUT: one element per cycle each, ``rtl.softmax``).
+    decision : the cycle the ``decision`` beat is offered.
+    select : the cycle k reaches the top-k engine (the final probabilities are all in it) and the
+        probability drain starts.
+    prob_last : the last ``prob`` beat (``select + n - 1``).
+    topk : ``QuickSelectTrace.cycles`` of the final probabilities (search + final pass + register).
+    kept_last : the last ``kept`` beat (``select + topk``).
+    out : the ``out`` beat (``kept_last + value_delay + 1``: the value unit's register).
+    """
+
+    qk_beats: int
+    qk_latency: int
+    softmax_pass: int
+    decision: int
+    select: int
+    prob_last: int
+    topk: int
+    kept_last: int
+    out: int
+
+    @property
+    def total(self) -> int:
+        """Request accepted to the last output (``out`` or the last ``prob`` beat)."""
+        return max(self.out, self.prob_last)
+
+
+def core_cycles(
+    probs: npt.ArrayLike,
+    k: int,
+    *,
+    k_par: int,
+    head_dim: int,
+    topk_p: int,
+    refetch: bool,
+    seed: int,
+    value_delay: int = 1,
+) -> CoreCycles:
+    """Cycle model of ``rtl.attention_core.AttentionCore`` for one request (see :class:`CoreCycles`).
+
+    Derivation, with ``L`` the Q.K latency: key beats at cycles 1 .. B; a beat's scores are written
+    ``L`` cycles later, so the softmax reads its first score at ``L + 2`` and, one per cycle (Q.K writes
+    ``K_PAR`` per cycle, so the reader never waits), its LOAD ends at ``L + 1 + n``; EXP n, DIV 1, OUT n
+    end at ``L + 2 + 3n``; the requant decision registers that (``L + 3 + 3n``) and the decision port
+    registers it again (``D = L + 4 + 3n``). Without a refetch the top-k gets k at ``D``. With one, the
+    engine's MSB-pass request is flushed (k = 0 accepted at ``D``, its empty beat taken at ``D + 2``), the
+    first LSB beat is taken at ``D + 3`` and the pass repeats the MSB pass's timing (first beat to decision
+    pulse ``L + 2 + 3n``), so k goes out at ``select = 2L + 10 + 6n``. ``value_delay`` is how many cycles
+    after the last ``kept`` beat the last value beat is accepted (at least 1).
+
+    Parameters
+    ----------
+    probs : (n,) final probability codes (the top-k engine's input).
+    k : value rows to keep (clamped to 1..n as the RTL does).
+    k_par, head_dim, topk_p : the core's parameters.
+    refetch : whether the request refetched.
+    seed : the request's top-k seed.
+    value_delay : int
+        Cycles from the last ``kept`` beat to the last value beat's acceptance.
+    """
+    p = np.asarray(probs, dtype=np.int64)
+    n = int(p.shape[0])
+    b = math.ceil(n / k_par)
+    lat = qk_latency(head_dim)
+    decision = lat + 4 + 3 * n
+    select = decision if not refetch else 2 * lat + 10 + 6 * n
+    m = min(max(int(k), 1), n)
+    tk = quickselect_trace(p, m, topk_p, seed).cycles
+    kept_last = select + tk
+    return CoreCycles(b, lat, 3 * n + 1, decision, select, select + n - 1, tk, kept_last,
+                      kept_last + value_delay + 1)  # fmt: skip

@@ -1,0 +1,469 @@
+"""AttentionCore: one SpAtten (head, query) request end to end, from key MSB rows to the output vector.
+
+Composes ``QKUnit -> Softmax -> RequantDecision (-> LSB refetch, Q.K and softmax again) -> TopKEngine ->
+ValueUnit``. Twin: :func:`models.attention_core.attention_core_ref` (stages) and
+:func:`models.attention.attention_request_fixed` (result); cycles: :func:`models.attention_core.core_cycles`.
+"""
+
+from __future__ import annotations
+
+import math
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from models.attention import softmax_spec
+from models.softmax import SoftmaxSpec
+from rtl.qk import QKUnit
+from rtl.requant import RequantDecision
+from rtl.softmax import Softmax
+from rtl.topk import TopKEngine
+from rtl.value_unit import ValueUnit
+from rtl.zero_eliminator import check_lanes
+
+__all__ = ["AttentionCore"]
+
+
+def _int_param(name: str, value: object, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if not lo <= value <= hi:
+        raise ValueError(f"{name} = {value} is outside the allowed range {lo}..{hi}")
+    return value
+
+
+class AttentionCore(wiring.Component):
+    """One attention request: Q.K on MSB keys, softmax, PQ refetch, local value top-k, prob.V.
+
+    Per request (one in flight at a time): the ``req`` beat brings the query, k, the top-k seed and the
+    refetch threshold; key MSB rows stream in ``k_par`` per beat and go through Q.K at one beat per cycle
+    (the scores land in a ``k_par``-lane score buffer, so Q.K never waits for the one-score-per-cycle
+    softmax) while the MSBs are kept in a key buffer. The probabilities go to a probability buffer, the
+    :class:`~rtl.requant.RequantDecision` and the :class:`~rtl.topk.TopKEngine`. The decision beat says
+    whether the row is flat; if so the engine's request is flushed (k = 0), the LSB rows are taken
+    ``k_par`` per beat, reassembled with the buffered MSBs, and Q.K and softmax run again. Then the engine
+    gets k, its kept indices leave on ``kept`` (the value-row requests) while the final probabilities
+    drain from the buffer on ``prob``; value rows come back on ``value`` in ``kept`` order, ``v_par`` per
+    beat, into the :class:`~rtl.value_unit.ValueUnit`; its sums leave on ``out``.
+
+    Parameters
+    ----------
+    head_dim : int
+        D, elements per query/key/value row, 1..1024.
+    k_par : int
+        Keys per cycle through Q.K, 1..64.
+    v_par : int
+        Value rows per beat into prob.V, 1..64.
+    q_bits, k_msb_bits, v_bits : int
+        Signed widths of query, key MSB and value codes, 2..16.
+    lsb_bits : int
+        Unsigned key LSB width, 0..8 (0: static quantization, no refetch; ``k_msb_bits`` are the keys).
+    score_shift : int
+        Rounding right shift from the raw dot product to the softmax input, 0..62; the result saturates
+        to ``spec.in_bits``.
+    spec : SoftmaxSpec or None
+        Softmax widths; default ``models.attention.softmax_spec(head_dim)``. P = ``spec.out_bits``.
+    topk_p : int
+        Top-k comparators per cycle, a power of two in 1..32.
+    max_n : int
+        Largest request (keys), 1..65536.
+
+    Ports
+    -----
+    req : In stream, payload ``req_layout`` (``D*q_bits + bit_length(max_n) + 16 + P + 1`` bits)
+        ``query`` packed signed codes (element i at bits [i*q_bits, ...)); ``k`` value rows to keep,
+        1..max_n (0 is taken as 1, k > n as n); ``seed`` the top-k pivot seed; ``threshold`` the refetch
+        threshold code (``models.quant.threshold_code``; 0 never refetches, 2**P always does).
+        Accepted only when the core is idle; starts a request.
+    key : In stream, payload ``msb`` (``k_par*D*k_msb_bits``: key j element i at index j*D+i), ``mask``
+        (``k_par``, a prefix of lanes: only the last beat may be partial), ``last`` (1, ends the keys).
+        At most ``max_n`` keys. Ready every cycle of the key phase (no bubbles).
+    decision : Out stream, payload ``refetch`` (1) and ``max_prob`` (P): one beat per request, after
+        the MSB pass; with ``refetch`` = 1 the LSB rows must follow on ``lsb``.
+    lsb : In stream, payload ``lsb`` (``k_par*D*lsb_bits``, at least 1 bit; unsigned, same packing as
+        ``msb``), ``mask``, ``last``: the LSB rows in key order, only after a refetch decision.
+    prob : Out stream, payload ``prob`` (P, unsigned code) and ``last``: the n final probabilities in
+        token order (for the importance accumulators).
+    kept : Out stream, payload ``index`` (``max(1, bit_length(max_n - 1))``) and ``last``: the kept
+        value rows, ascending; this is the value-row request.
+    value : In stream, payload ``value`` (``v_par*D*v_bits``, row j element i at index j*D+i): the kept
+        rows in ``kept`` order, ``v_par`` per beat, the last beat holding the remainder (other lanes are
+        ignored).
+    out : Out stream, payload ``data`` (``D*acc_width``, element i at bits [i*acc_width, ...), signed,
+        ``acc_width = P + 1 + v_bits + max(1, ceil(log2 max_n))``): ``sum over kept j of p_j * v[j]``.
+    score_valid, score_pass, score_mask, score_data : Out(1), Out(1), Out(k_par), Out(k_par*in_bits)
+        Observation only (no handshake): a beat of softmax input scores leaving Q.K, with the pass
+        (0 MSB estimate, 1 reassembled keys), its lanes and the packed signed scores.
+    phase : Out(3)
+        Current phase (for latency measurement): 0 idle, 1 MSB keys and softmax, 2 flush, 3 LSB keys and
+        softmax, 4 top-k, value rows and outputs.
+    """
+
+    def __init__(
+        self,
+        head_dim: int = 64,
+        k_par: int = 8,
+        v_par: int = 8,
+        *,
+        q_bits: int = 8,
+        k_msb_bits: int = 8,
+        lsb_bits: int = 4,
+        v_bits: int = 8,
+        score_shift: int = 0,
+        spec: SoftmaxSpec | None = None,
+        topk_p: int = 16,
+        max_n: int = 1024,
+    ) -> None:
+        try:  # every parameter is checked before any signature is built from it
+            self.head_dim = _int_param("head_dim", head_dim, 1, 1024)
+            self.k_par = _int_param("k_par", k_par, 1, 64)
+            self.v_par = _int_param("v_par", v_par, 1, 64)
+            self.q_bits = _int_param("q_bits", q_bits, 2, 16)
+            self.k_msb_bits = _int_param("k_msb_bits", k_msb_bits, 2, 16)
+            self.lsb_bits = _int_param("lsb_bits", lsb_bits, 0, 8)
+            self.v_bits = _int_param("v_bits", v_bits, 2, 16)
+            self.score_shift = _int_param("score_shift", score_shift, 0, 62)
+            self.topk_p = check_lanes(topk_p, "topk_p", 32)
+            self.max_n = _int_param("max_n", max_n, 1, 1 << 16)
+            if spec is None:
+                spec = softmax_spec(head_dim)
+            if not isinstance(spec, SoftmaxSpec):
+                raise TypeError(f"spec must be a SoftmaxSpec, got {type(spec).__name__}")
+            self.spec = spec
+        except (TypeError, ValueError):
+            self._MustUse__silence = True  # a rejected component is not an "unused elaboratable"
+            raise
+        hd, p = head_dim, spec.out_bits
+        self.k_bits = k_msb_bits + lsb_bits
+        self.raw_width = q_bits + self.k_bits + (math.ceil(math.log2(hd)) if hd > 1 else 0)
+        self.index_width = max(1, (max_n - 1).bit_length())
+        self.acc_width = p + 1 + v_bits + max(1, math.ceil(math.log2(max_n)))
+        self.req_layout = data.StructLayout(
+            {"query": unsigned(hd * q_bits), "k": unsigned(max_n.bit_length()), "seed": 16,
+             "threshold": unsigned(p + 1)}
+        )  # fmt: skip
+        self.key_layout = data.StructLayout(
+            {"msb": unsigned(k_par * hd * k_msb_bits), "mask": k_par, "last": 1}
+        )
+        self.lsb_layout = data.StructLayout(
+            {"lsb": unsigned(max(1, k_par * hd * lsb_bits)), "mask": k_par, "last": 1}
+        )
+        self.decision_layout = data.StructLayout({"refetch": 1, "max_prob": p})
+        self.prob_layout = data.StructLayout({"prob": p, "last": 1})
+        self.kept_layout = data.StructLayout({"index": self.index_width, "last": 1})
+        self.value_layout = data.StructLayout({"value": unsigned(v_par * hd * v_bits)})
+        self.out_layout = data.StructLayout({"data": unsigned(hd * self.acc_width)})
+        super().__init__(
+            {
+                "req": In(stream.Signature(self.req_layout)),
+                "key": In(stream.Signature(self.key_layout)),
+                "decision": Out(stream.Signature(self.decision_layout)),
+                "lsb": In(stream.Signature(self.lsb_layout)),
+                "prob": Out(stream.Signature(self.prob_layout)),
+                "kept": Out(stream.Signature(self.kept_layout)),
+                "value": In(stream.Signature(self.value_layout)),
+                "out": Out(stream.Signature(self.out_layout)),
+                "score_valid": Out(1),
+                "score_pass": Out(1),
+                "score_mask": Out(k_par),
+                "score_data": Out(k_par * spec.in_bits),
+                "phase": Out(3),
+            }
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+        hd, kp, vp = self.head_dim, self.k_par, self.v_par
+        sp = self.spec
+        pw, sw_in = sp.out_bits, sp.in_bits
+        mb, lb = self.k_msb_bits, self.lsb_bits
+        cnt = unsigned(self.max_n.bit_length())
+
+        m.submodules.qk = qk = QKUnit(hd, kp, self.q_bits, self.k_bits)
+        m.submodules.softmax = sm = Softmax(sp, self.max_n)
+        m.submodules.requant = rq = RequantDecision(pw, 1)
+        m.submodules.topk = tk = TopKEngine(pw + 1, self.max_n, self.topk_p)
+        m.submodules.value_unit = vu = ValueUnit(hd, vp, pw, self.v_bits, self.max_n)
+
+        # --- request registers ------------------------------------------------------------------------
+        query = Signal(hd * self.q_bits)
+        k_req = Signal(cnt)
+        seed = Signal(16)
+        thr = Signal(pw + 1)
+        n = Signal(cnt)  # keys in this request (known when the MSB pass's scores are all written)
+        m_keep = Signal(cnt)  # value rows kept: min(max(k, 1), n)
+        m.d.comb += [qk.query.eq(query), rq.threshold.eq(thr)]
+
+        # --- key buffer: the MSB rows, re-read for the LSB pass -----------------------------------------
+        rows_k = -(-self.max_n // kp)
+        key_row = Signal(range(rows_k + 1))
+        if lb:
+            m.submodules.kbuf = kbuf = Memory(shape=unsigned(kp * hd * mb), depth=rows_k, init=[])
+            kb_w, kb_r = kbuf.write_port(), kbuf.read_port(domain="comb")
+            m.d.comb += [kb_w.addr.eq(key_row), kb_w.data.eq(self.key.payload.msb), kb_r.addr.eq(key_row)]
+
+        # --- Q.K input mux: MSB estimate (LSBs = middle of their range) or reassembled key -------------
+        refetching = Signal()  # pass 2 (LSB) in progress
+        k_elems = []
+        for e in range(kp * hd):
+            if lb:
+                msb_e = Mux(
+                    refetching, kb_r.data[e * mb : (e + 1) * mb], self.key.payload.msb[e * mb : (e + 1) * mb]
+                )
+                low = Mux(refetching, self.lsb.payload.lsb[e * lb : (e + 1) * lb], Const(1 << (lb - 1), lb))
+                k_elems.append(Cat(low, msb_e))
+            else:
+                k_elems.append(self.key.payload.msb[e * mb : (e + 1) * mb])
+        m.d.comb += qk.k_data.eq(Cat(*k_elems))
+        m.d.comb += qk.s_ready.eq(1)  # the score buffer holds a whole row: Q.K never stalls
+
+        # --- score buffer: k_par lanes written per Q.K beat, read one per cycle by the softmax ---------
+        lanes_s = []
+        for j in range(kp):
+            mem = Memory(shape=signed(sw_in), depth=rows_k, init=[])
+            m.submodules[f"sbuf{j}"] = mem
+            lanes_s.append((mem.write_port(), mem.read_port(domain="comb")))
+        wr_row = Signal(range(rows_k + 1))
+        wr_count = Signal(cnt)
+        qk_done = Signal()
+        hi, lo = (1 << (sw_in - 1)) - 1, -(1 << (sw_in - 1))
+        sh = self.score_shift
+        scaled = []
+        for j in range(kp):
+            raw = qk.s_data[j * qk.score_width : (j + 1) * qk.score_width].as_signed()
+            x = Signal(signed(qk.score_width + 1), name=f"shifted{j}")
+            m.d.comb += x.eq((raw + (1 << (sh - 1))) >> sh if sh else raw)
+            s = Signal(signed(sw_in), name=f"score{j}")
+            m.d.comb += s.eq(Mux(x > hi, hi, Mux(x < lo, lo, x)))
+            scaled.append(s)
+            wp, _ = lanes_s[j]
+            m.d.comb += [wp.addr.eq(wr_row), wp.data.eq(s), wp.en.eq(qk.s_valid & qk.s_mask[j])]
+        popcount = sum(qk.s_mask[j] for j in range(kp)) if kp > 1 else qk.s_mask[0]
+        m.d.comb += [
+            self.score_valid.eq(qk.s_valid),
+            self.score_pass.eq(refetching),
+            self.score_mask.eq(qk.s_mask),
+            self.score_data.eq(Cat(*scaled)),
+        ]
+        with m.If(qk.s_valid):
+            m.d.sync += [wr_row.eq(wr_row + 1), wr_count.eq(wr_count + popcount)]
+            with m.If(qk.s_last):
+                m.d.sync += qk_done.eq(1)
+
+        # --- softmax feed: one buffered score per cycle ------------------------------------------------
+        feeding = Signal()
+        rd_row = Signal(range(rows_k + 1))
+        rd_lane = Signal(range(kp))
+        rd_pos = Signal(cnt)
+        for _, rp in lanes_s:
+            m.d.comb += rp.addr.eq(rd_row)
+        m.d.comb += [
+            sm.i_valid.eq(feeding & (rd_pos < wr_count)),
+            sm.i_score.eq(Array(rp.data for _, rp in lanes_s)[rd_lane]),
+            sm.i_last.eq(qk_done & (rd_pos == wr_count - 1)),
+        ]
+        with m.If(sm.i_valid & sm.i_ready):
+            m.d.sync += rd_pos.eq(rd_pos + 1)
+            with m.If(rd_lane == kp - 1):
+                m.d.sync += [rd_lane.eq(0), rd_row.eq(rd_row + 1)]
+            with m.Else():
+                m.d.sync += rd_lane.eq(rd_lane + 1)
+            with m.If(sm.i_last):
+                m.d.sync += [feeding.eq(0), n.eq(wr_count)]
+
+        # --- softmax output: probability buffer, refetch decision, top-k input -------------------------
+        m.submodules.pbuf = pbuf = Memory(shape=unsigned(pw), depth=self.max_n, init=[])
+        pb_w, pb_r = pbuf.write_port(), pbuf.read_port(domain="comb")
+        pw_pos = Signal(cnt)
+        sm_take = Signal()
+        m.d.comb += [
+            tk.i.valid.eq(sm.o_valid),
+            tk.i.payload.score.eq(sm.o_prob),
+            tk.i.payload.last.eq(sm.o_last),
+            sm.o_ready.eq(tk.i.ready),
+            sm_take.eq(sm.o_valid & tk.i.ready),
+            pb_w.addr.eq(pw_pos),
+            pb_w.data.eq(sm.o_prob),
+            pb_w.en.eq(sm_take),
+            rq.i_valid.eq(sm_take),
+            rq.i_last.eq(sm.o_last),
+            rq.i_prob.eq(sm.o_prob),
+            rq.i_mask.eq(1),
+        ]
+        with m.If(sm_take):
+            m.d.sync += pw_pos.eq(Mux(sm.o_last, 0, pw_pos + 1))
+
+        # --- decision output register -----------------------------------------------------------------
+        with m.If(self.decision.ready):
+            m.d.sync += self.decision.valid.eq(0)
+
+        # --- probability drain (final pass), in parallel with top-k and prob.V ----------------------------
+        draining = Signal()
+        pr_pos = Signal(cnt)
+        m.d.comb += [
+            pb_r.addr.eq(pr_pos),
+            self.prob.valid.eq(draining),
+            self.prob.payload.prob.eq(pb_r.data),
+            self.prob.payload.last.eq(pr_pos == n - 1),
+        ]
+        with m.If(self.prob.valid & self.prob.ready):
+            m.d.sync += pr_pos.eq(pr_pos + 1)
+            with m.If(self.prob.payload.last):
+                m.d.sync += draining.eq(0)
+
+        # --- kept indices: to the `kept` port and, with their probabilities, into v_par lanes ----------
+        rows_v = -(-self.max_n // vp)
+        lanes_v = []
+        for j in range(vp):
+            mem = Memory(shape=unsigned(pw), depth=rows_v, init=[])
+            m.submodules[f"kbuf_p{j}"] = mem
+            lanes_v.append((mem.write_port(), mem.read_port(domain="comb")))
+        kw_row = Signal(range(rows_v + 1))
+        kw_lane = Signal(range(vp))
+        kw_count = Signal(cnt)
+        selecting = Signal()  # top-k output belongs to the final request (not the k = 0 flush)
+        kept_take = Signal()
+        m.d.comb += [
+            self.kept.valid.eq(selecting & tk.o.valid),
+            self.kept.payload.index.eq(tk.o.payload.index),
+            self.kept.payload.last.eq(tk.o.payload.last),
+            kept_take.eq(self.kept.valid & self.kept.ready),
+        ]
+        for j, (wp, _) in enumerate(lanes_v):
+            m.d.comb += [
+                wp.addr.eq(kw_row),
+                wp.data.eq(tk.o.payload.score[:pw]),
+                wp.en.eq(kept_take & (kw_lane == j)),
+            ]
+        with m.If(kept_take):
+            m.d.sync += kw_count.eq(kw_count + 1)
+            with m.If(kw_lane == vp - 1):
+                m.d.sync += [kw_lane.eq(0), kw_row.eq(kw_row + 1)]
+            with m.Else():
+                m.d.sync += kw_lane.eq(kw_lane + 1)
+
+        # --- value rows: v_par per beat, probabilities from the kept lanes -------------------------------
+        v_pos = Signal(cnt)  # first kept row of the next value beat
+        v_row = Signal(range(rows_v + 1))
+        beat_end = Signal(cnt)
+        m.d.comb += beat_end.eq(Mux(v_pos + vp >= m_keep, m_keep, v_pos + vp))
+        v_ok = Signal()
+        m.d.comb += v_ok.eq(selecting & (kw_count >= beat_end) & (v_pos < m_keep))
+        for _, rp in lanes_v:
+            m.d.comb += rp.addr.eq(v_row)
+        m.d.comb += [
+            vu.i_valid.eq(self.value.valid & v_ok),
+            self.value.ready.eq(vu.i_ready & v_ok),
+            vu.i_value.eq(self.value.payload.value),
+            vu.i_prob.eq(Cat(*(rp.data for _, rp in lanes_v))),
+            vu.i_mask.eq(Cat(*((v_pos + j) < m_keep for j in range(vp)))),
+            vu.i_last.eq(v_pos + vp >= m_keep),
+        ]
+        with m.If(vu.i_valid & vu.i_ready):
+            m.d.sync += [v_pos.eq(v_pos + vp), v_row.eq(v_row + 1)]
+
+        # --- output vector -------------------------------------------------------------------------------
+        out_done = Signal()
+        m.d.comb += [
+            self.out.valid.eq(vu.o_valid),
+            self.out.payload.data.eq(vu.o_data),
+            vu.o_ready.eq(self.out.ready),
+        ]
+        with m.If(self.out.valid & self.out.ready):
+            m.d.sync += out_done.eq(1)
+
+        # --- control ----------------------------------------------------------------------------------------
+        k_sent = Signal()
+        keys_done = Signal()  # the pass's last key beat has been taken
+
+        def start_pass():
+            return [wr_row.eq(0), wr_count.eq(0), qk_done.eq(0), feeding.eq(1), rd_row.eq(0), rd_lane.eq(0),
+                    rd_pos.eq(0), key_row.eq(0), keys_done.eq(0)]  # fmt: skip
+
+        def to_select():
+            # n is known: the softmax has taken its last score before the decision pulse
+            return [draining.eq(1), k_sent.eq(0), m_keep.eq(Mux(k_req == 0, 1, Mux(k_req > n, n, k_req)))]
+
+        with m.FSM(name="core_fsm"):
+            with m.State("IDLE"):
+                m.d.comb += [self.req.ready.eq(1), self.phase.eq(0)]
+                with m.If(self.req.valid):
+                    m.d.sync += [
+                        query.eq(self.req.payload.query),
+                        k_req.eq(self.req.payload.k),
+                        seed.eq(self.req.payload.seed),
+                        thr.eq(self.req.payload.threshold),
+                        refetching.eq(0),
+                        k_sent.eq(0),
+                        out_done.eq(0),
+                        kw_row.eq(0),
+                        kw_lane.eq(0),
+                        kw_count.eq(0),
+                        v_pos.eq(0),
+                        v_row.eq(0),
+                        pr_pos.eq(0),
+                        pw_pos.eq(0),
+                    ]
+                    m.d.sync += start_pass()
+                    m.next = "MSB"
+            with m.State("MSB"):
+                m.d.comb += [
+                    self.phase.eq(1),
+                    qk.k_valid.eq(self.key.valid & ~keys_done),
+                    self.key.ready.eq(qk.k_ready & ~keys_done),
+                    qk.k_last.eq(self.key.payload.last),
+                    qk.k_mask.eq(self.key.payload.mask),
+                ]
+                if lb:
+                    m.d.comb += kb_w.en.eq(self.key.valid & self.key.ready)
+                with m.If(self.key.valid & self.key.ready):
+                    m.d.sync += [key_row.eq(key_row + 1), keys_done.eq(self.key.payload.last)]
+                with m.If(rq.o_valid):
+                    refetch = rq.o_refetch if lb else Const(0, 1)
+                    m.d.sync += [
+                        self.decision.valid.eq(1),
+                        self.decision.payload.refetch.eq(refetch),
+                        self.decision.payload.max_prob.eq(rq.o_max),
+                    ]
+                    with m.If(refetch):
+                        m.next = "FLUSH"
+                    with m.Else():
+                        m.d.sync += to_select()
+                        m.next = "SELECT"
+            with m.State("FLUSH"):  # end the engine's MSB-pass request: k = 0, one empty beat
+                m.d.comb += [self.phase.eq(2), tk.k.valid.eq(~k_sent), tk.k.payload.k.eq(0), tk.o.ready.eq(1)]
+                with m.If(tk.k.valid & tk.k.ready):
+                    m.d.sync += k_sent.eq(1)
+                with m.If(tk.o.valid & tk.o.payload.last):
+                    m.d.sync += [k_sent.eq(0), refetching.eq(1)]
+                    m.d.sync += start_pass()
+                    m.next = "LSB"
+            with m.State("LSB"):
+                m.d.comb += [
+                    self.phase.eq(3),
+                    qk.k_valid.eq(self.lsb.valid & ~keys_done),
+                    self.lsb.ready.eq(qk.k_ready & ~keys_done),
+                    qk.k_last.eq(self.lsb.payload.last),
+                    qk.k_mask.eq(self.lsb.payload.mask),
+                ]
+                with m.If(self.lsb.valid & self.lsb.ready):
+                    m.d.sync += [key_row.eq(key_row + 1), keys_done.eq(self.lsb.payload.last)]
+                with m.If(rq.o_valid):
+                    m.d.sync += to_select()
+                    m.next = "SELECT"
+            with m.State("SELECT"):
+                m.d.comb += [
+                    self.phase.eq(4),
+                    tk.k.valid.eq(~k_sent),
+                    tk.k.payload.k.eq(Mux(k_req == 0, 1, k_req)),
+                    tk.k.payload.seed.eq(seed),
+                    tk.o.ready.eq(self.kept.ready),
+                    selecting.eq(1),
+                ]
+                with m.If(tk.k.valid & tk.k.ready):
+                    m.d.sync += k_sent.eq(1)
+                with m.If(out_done & ~draining & ~self.decision.valid & k_sent):
+                    m.next = "IDLE"
+        return m

@@ -1,0 +1,31 @@
+"""models.attention_core: the stage-by-stage twin ends where models.attention.attention_request_fixed does."""
+
+import numpy as np
+import pytest
+
+from models.attention import attention_request_fixed, softmax_spec
+from models.attention_core import attention_core_ref
+from models.fixed import split
+from models.pruning import keep_count
+
+
+@pytest.mark.parametrize("n", [1, 7, 64, 257])
+@pytest.mark.parametrize("threshold", [0.0, 0.05, 1.0])
+@pytest.mark.parametrize("ratio", [1.0, 0.3, 0.2])
+def test_twin_equals_golden(n: int, threshold: float, ratio: float) -> None:
+    rng = np.random.default_rng(n)
+    hd = 16
+    spec = softmax_spec(hd)
+    q = rng.integers(-127, 128, hd)
+    msb, lsb = split(rng.integers(-2047, 2048, (n, hd)), 12, 4)
+    v = rng.integers(-127, 128, (n, hd))
+    want = attention_request_fixed(q, msb, lsb, v, lsb_bits=4, score_shift=6, spec=spec, threshold=threshold,
+                                   value_ratio=ratio)  # fmt: skip
+    got = attention_core_ref(q, msb, lsb, v, q_bits=8, k_msb_bits=8, lsb_bits=4, score_shift=6, spec=spec,
+                             thr_code=round(threshold * 4096), k=keep_count(ratio, n))  # fmt: skip
+    assert got.refetch == bool(want.refetch)
+    assert got.refetch == (threshold == 1.0 or (threshold > 0 and got.max_prob < 205))
+    assert got.probs.tolist() == want.probs.tolist()
+    assert got.kept.tolist() == want.kept.tolist()
+    assert got.output.tolist() == want.output.tolist()
+    assert (got.full_scores is None) == (not got.refetch)

@@ -1,0 +1,258 @@
+"""Fast tier: AttentionCore under Amaranth's simulator against models.attention (== on every output).
+
+Small rows, the refetch forced both ways (threshold code 0: never; 2**P: always) and a natural one,
+keep ratios 1.0 / 0.3 / 0.2, idle input cycles and output back-pressure; the cycle model
+(``models.attention_core.core_cycles``) is checked exactly when nothing stalls.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from models.attention import attention_request_fixed, softmax_spec
+from models.attention_core import attention_core_ref, core_cycles
+from models.fixed import split
+from models.pruning import keep_count
+from rtl.attention_core import AttentionCore
+
+QB, MB, LB, VB = 8, 6, 4, 6
+
+
+def _pack(values, width: int) -> int:
+    return sum((int(v) & ((1 << width) - 1)) << (i * width) for i, v in enumerate(values))
+
+
+def _signed(x: int, width: int) -> int:
+    return x - (1 << width) if x >> (width - 1) else x
+
+
+@dataclass
+class Request:
+    q: np.ndarray
+    k_msb: np.ndarray
+    k_lsb: np.ndarray
+    v: np.ndarray
+    ratio: float
+    thr_code: int
+    seed: int
+    got: dict = field(default_factory=dict)
+
+
+def make_request(rng: np.random.Generator, n: int, hd: int, ratio: float, thr_code: int) -> Request:
+    q = rng.integers(-(1 << (QB - 1)) + 1, 1 << (QB - 1), hd)
+    k = rng.integers(-(1 << (MB + LB - 1)) + 1, 1 << (MB + LB - 1), (n, hd))
+    msb, lsb = split(k, MB + LB, LB)
+    v = rng.integers(-(1 << (VB - 1)) + 1, 1 << (VB - 1), (n, hd))
+    return Request(q, msb, lsb, v, ratio, thr_code, int(rng.integers(0, 1 << 16)))
+
+
+def run_core(dut: AttentionCore, reqs: list[Request], idle: float, stall: float, seed: int = 1) -> None:
+    """Drive ``reqs`` through ``dut`` in Amaranth's simulator; fill each request's ``got``."""
+    hd, kp, vp = dut.head_dim, dut.k_par, dut.v_par
+    rng = random.Random(seed)
+
+    async def bench(ctx):
+        for r in reqs:
+            n = r.k_msb.shape[0]
+            kk = keep_count(r.ratio, n)
+            key_beats = list(range(0, n, kp))
+            got = r.got
+            got.update(probs=[], kept=[], decision=None, out=None, cyc={})
+            sent_req = False
+            kb = lb_ = vb = 0
+            cyc = 0
+            ctx.set(dut.req.payload.query, _pack(r.q, QB))
+            ctx.set(dut.req.payload.k, kk)
+            ctx.set(dut.req.payload.seed, r.seed)
+            ctx.set(dut.req.payload.threshold, r.thr_code)
+            while got["out"] is None or len(got["probs"]) < n or got["decision"] is None:
+                assert cyc < 40 * (n + 50), f"timeout at n={n}: {got}"
+                go = idle == 0 or rng.random() >= idle
+                ctx.set(dut.req.valid, int(not sent_req and go))
+                if kb < len(key_beats):
+                    b = key_beats[kb]
+                    rows = r.k_msb[b : b + kp]
+                    ctx.set(dut.key.payload.msb, _pack(rows.ravel(), MB))
+                    ctx.set(dut.key.payload.mask, (1 << len(rows)) - 1)
+                    ctx.set(dut.key.payload.last, int(kb == len(key_beats) - 1))
+                ctx.set(dut.key.valid, int(sent_req and kb < len(key_beats) and go))
+                lsb_on = got["decision"] is not None and got["decision"][0] == 1 and lb_ < len(key_beats)
+                if lsb_on:
+                    b = key_beats[lb_]
+                    rows = r.k_lsb[b : b + kp]
+                    ctx.set(dut.lsb.payload.lsb, _pack(rows.ravel(), LB))
+                    ctx.set(dut.lsb.payload.mask, (1 << len(rows)) - 1)
+                    ctx.set(dut.lsb.payload.last, int(lb_ == len(key_beats) - 1))
+                ctx.set(dut.lsb.valid, int(lsb_on and go))
+                # value rows of kept indices received so far, v_par per beat (the remainder at the end)
+                have = len(got["kept"])
+                lo_ = vb * vp
+                hi_ = min(kk, lo_ + vp)
+                v_on = lo_ < kk and have >= hi_
+                if v_on:
+                    rows = r.v[got["kept"][lo_:hi_]]
+                    pad = np.zeros((vp - len(rows), hd), np.int64)
+                    ctx.set(dut.value.payload.value, _pack(np.concatenate([rows, pad]).ravel(), VB))
+                ctx.set(dut.value.valid, int(v_on and go))
+                for port in (dut.decision, dut.prob, dut.kept, dut.out):
+                    ctx.set(port.ready, int(stall == 0 or rng.random() >= stall))
+                await ctx.delay(1e-9)  # settle the combinational outputs
+                if ctx.get(dut.req.valid) and ctx.get(dut.req.ready):
+                    sent_req = True
+                    got["cyc"]["req"] = cyc
+                if ctx.get(dut.key.valid) and ctx.get(dut.key.ready):
+                    got["cyc"].setdefault("key_first", cyc)
+                    got["cyc"]["key_last"] = cyc
+                    kb += 1
+                if ctx.get(dut.lsb.valid) and ctx.get(dut.lsb.ready):
+                    lb_ += 1
+                if ctx.get(dut.value.valid) and ctx.get(dut.value.ready):
+                    vb += 1
+                if ctx.get(dut.decision.valid) and ctx.get(dut.decision.ready):
+                    got["decision"] = (
+                        ctx.get(dut.decision.payload.refetch),
+                        ctx.get(dut.decision.payload.max_prob),
+                    )
+                    got["cyc"]["decision"] = cyc
+                if ctx.get(dut.prob.valid) and ctx.get(dut.prob.ready):
+                    got["probs"].append(ctx.get(dut.prob.payload.prob))
+                    got["cyc"]["prob_last"] = cyc
+                if ctx.get(dut.kept.valid) and ctx.get(dut.kept.ready):
+                    got["kept"].append(ctx.get(dut.kept.payload.index))
+                    got["cyc"]["kept_last"] = cyc
+                if ctx.get(dut.out.valid) and ctx.get(dut.out.ready):
+                    word = ctx.get(dut.out.payload.data)
+                    aw = dut.acc_width
+                    got["out"] = [_signed((word >> (e * aw)) & ((1 << aw) - 1), aw) for e in range(hd)]
+                    got["cyc"]["out"] = cyc
+                await ctx.tick()
+                cyc += 1
+            got["cyc"]["total"] = max(got["cyc"]["out"], got["cyc"]["prob_last"]) - got["cyc"]["req"]
+        for port in (dut.req, dut.key, dut.lsb, dut.value):
+            ctx.set(port.valid, 0)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+def check(dut: AttentionCore, r: Request) -> None:
+    n = r.k_msb.shape[0]
+    spec = dut.spec
+    thr = r.thr_code / (1 << spec.out_bits)
+    want = attention_request_fixed(
+        r.q, r.k_msb, r.k_lsb, r.v, lsb_bits=LB, score_shift=dut.score_shift, spec=spec, threshold=thr,
+        value_ratio=r.ratio, q_bits=QB, k_msb_bits=MB, v_bits=VB,
+    )  # fmt: skip
+    g = r.got
+    assert g["decision"][0] == int(want.refetch), (
+        f"stage refetch, n={n}: expected {want.refetch}, got {g['decision']}"
+    )
+    assert g["probs"] == want.probs.tolist(), f"stage probabilities, n={n}"
+    assert g["kept"] == want.kept.tolist(), f"stage kept indices, n={n}"
+    assert g["out"] == want.output.tolist(), f"stage output, n={n}"
+
+
+@pytest.mark.parametrize("thr_code", [0, 4096], ids=["never-refetch", "always-refetch"])
+@pytest.mark.parametrize("ratio", [1.0, 0.3, 0.2])
+def test_core_matches_golden(thr_code: int, ratio: float) -> None:
+    hd, kp, vp = 4, 2, 2
+    dut = AttentionCore(hd, kp, vp, q_bits=QB, k_msb_bits=MB, lsb_bits=LB, v_bits=VB, score_shift=2,
+                        topk_p=4, max_n=32)  # fmt: skip
+    rng = np.random.default_rng(int(ratio * 10) + thr_code)
+    reqs = [make_request(rng, n, hd, ratio, thr_code) for n in (1, 7, 20)]
+    run_core(dut, reqs, 0.0, 0.0)
+    for r in reqs:
+        check(dut, r)
+
+
+def _cycles_match(dut: AttentionCore, r: Request) -> None:
+    n = r.k_msb.shape[0]
+    st = attention_core_ref(
+        r.q, r.k_msb, r.k_lsb, r.v, q_bits=QB, k_msb_bits=MB, lsb_bits=LB, score_shift=dut.score_shift,
+        spec=dut.spec, thr_code=r.thr_code, k=keep_count(r.ratio, n),
+    )  # fmt: skip
+    want = core_cycles(st.probs, keep_count(r.ratio, n), k_par=dut.k_par, head_dim=dut.head_dim,
+                       topk_p=dut.topk_p, refetch=st.refetch, seed=r.seed)  # fmt: skip
+    c = {k: v - r.got["cyc"]["req"] for k, v in r.got["cyc"].items() if k not in ("req", "total")}
+    got = (c["key_last"] - c["key_first"] + 1, c["decision"], c["prob_last"], c["kept_last"], c["out"])
+    assert got == (want.qk_beats, want.decision, want.prob_last, want.kept_last, want.out), (n, got, want)
+    assert r.got["cyc"]["total"] == want.total
+
+
+@pytest.mark.parametrize(("head_dim", "k_par", "v_par"), [(4, 2, 2), (5, 3, 1), (1, 1, 3)])
+def test_core_cycle_model_exact(head_dim: int, k_par: int, v_par: int) -> None:
+    dut = AttentionCore(head_dim, k_par, v_par, q_bits=QB, k_msb_bits=MB, lsb_bits=LB, v_bits=VB,
+                        score_shift=1, topk_p=2, max_n=40)  # fmt: skip
+    rng = np.random.default_rng(head_dim)
+    reqs = [make_request(rng, n, head_dim, ratio, thr) for n in (1, 9, 40) for ratio in (1.0, 0.2)
+            for thr in (0, 4096)]  # fmt: skip
+    run_core(dut, reqs, 0.0, 0.0)
+    for r in reqs:
+        check(dut, r)
+        _cycles_match(dut, r)
+
+
+@pytest.mark.parametrize("ratio", [1.0, 0.3, 0.2])
+def test_core_idle_and_backpressure(ratio: float) -> None:
+    """Random idle input cycles and output back-pressure change timing, never values; a natural
+    threshold (0.05) lets the data decide the refetch."""
+    hd = 6
+    dut = AttentionCore(hd, 4, 2, q_bits=QB, k_msb_bits=MB, lsb_bits=LB, v_bits=VB, score_shift=3,
+                        topk_p=4, max_n=64)  # fmt: skip
+    rng = np.random.default_rng(11)
+    reqs = [make_request(rng, n, hd, ratio, thr) for n in (1, 7, 33, 64) for thr in (0, 205, 4096)]
+    run_core(dut, reqs, 0.3, 0.4, seed=5)
+    for r in reqs:
+        check(dut, r)
+
+
+def test_core_static_quantization() -> None:
+    """lsb_bits = 0: the MSB codes are the keys and no threshold makes the core refetch."""
+    hd = 3
+    dut = AttentionCore(hd, 2, 2, q_bits=QB, k_msb_bits=MB, lsb_bits=0, v_bits=VB, score_shift=0,
+                        topk_p=2, max_n=16)  # fmt: skip
+    rng = np.random.default_rng(2)
+    reqs = []
+    for n in (1, 5, 16):
+        r = make_request(rng, n, hd, 0.3, 4096)
+        r.k_msb = rng.integers(-(1 << (MB - 1)) + 1, 1 << (MB - 1), (n, hd))
+        reqs.append(r)
+    run_core(dut, reqs, 0.0, 0.0)
+    for r in reqs:
+        want = attention_request_fixed(r.q, r.k_msb, None, r.v, lsb_bits=0, score_shift=0, spec=dut.spec,
+                                       threshold=1.0, value_ratio=r.ratio)  # fmt: skip
+        assert r.got["decision"][0] == 0
+        assert r.got["probs"] == want.probs.tolist()
+        assert r.got["kept"] == want.kept.tolist()
+        assert r.got["out"] == want.output.tolist()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"head_dim": 0}, "head_dim = 0 is outside the allowed range 1..1024"),
+        ({"k_par": 65}, "k_par = 65 is outside the allowed range 1..64"),
+        ({"v_par": 0}, "v_par = 0 is outside the allowed range 1..64"),
+        ({"lsb_bits": 9}, "lsb_bits = 9 is outside the allowed range 0..8"),
+        ({"topk_p": 12}, "topk_p = 12 must be a power of two in 1..32"),
+        ({"max_n": 0}, "max_n = 0 is outside the allowed range 1..65536"),
+        ({"q_bits": 1}, "q_bits = 1 is outside the allowed range 2..16"),
+    ],
+)
+def test_core_rejects_bad_parameters(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message.replace(".", r"\.")):
+        AttentionCore(**kwargs)
+
+
+def test_core_rejects_non_int_and_bad_spec() -> None:
+    with pytest.raises(TypeError, match="k_par must be an int"):
+        AttentionCore(k_par=2.0)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="spec must be a SoftmaxSpec"):
+        AttentionCore(spec=softmax_spec)  # type: ignore[arg-type]
