@@ -144,6 +144,26 @@ def topk_block_model_mm2(score_width: int, max_n: int, parallelism: int, tech_nm
     return parallelism * cmp_mm2 + 2 * zero_eliminator_model_mm2(score_width, parallelism, tech_nm) + reg_mm2
 
 
+def qk_unit_model_mm2(head_dim: int, k_par: int, width: int, tech_nm: int = 40) -> float:
+    """Component-model area of ``rtl.qk.QKUnit`` with ``width``-bit query and key codes.
+
+    ``k_par x head_dim`` Aladdin multipliers of ``width`` bits, ``k_par x (head_dim - 1)`` Aladdin adders
+    (the adder tree; its widths grow by a bit per level, charged at the product width ``2 x width``), and
+    the pipeline registers: one product row per lane and one partial-sum level per tree level (the query
+    is an input held by the caller, not a register of the block).
+    """
+    from hwcomponents_library import AladdinAdder, AladdinMultiplier, AladdinRegister
+
+    t = tech_nm * 1e-9
+    levels = math.ceil(math.log2(head_dim)) if head_dim > 1 else 0
+    mul = AladdinMultiplier(tech_node=t, width=width).area * 1e6
+    add = AladdinAdder(tech_node=t, width=2 * width).area * 1e6 if head_dim > 1 else 0.0
+    # registers: products, then ceil(head_dim / 2^l) sums at level l, each 2*width + l bits
+    bits = k_par * sum(math.ceil(head_dim / 2**lvl) * (2 * width + lvl) for lvl in range(levels + 1))
+    reg = AladdinRegister(tech_node=t, width=bits).area * 1e6
+    return k_par * head_dim * mul + k_par * (head_dim - 1) * add + reg
+
+
 def rtl_crosscheck(tech_nm: int = 40, topk_max_n: int = 64) -> list[dict]:
     """Synthesize the RTL blocks that exist and put each next to its component-model estimate.
 
@@ -182,6 +202,12 @@ def rtl_crosscheck(tech_nm: int = 40, topk_max_n: int = 64) -> list[dict]:
         r = synthesize(TopKEngine(score_width=w, max_n=topk_max_n, parallelism=p), "topk", tech_nm)
         model = topk_block_model_mm2(w, topk_max_n, p, tech_nm)
         rows.append(_row("TopKEngine", f"score_width={w} max_n={topk_max_n} P={p}", r, model))
+    from rtl.qk import QKUnit
+
+    d, kp, w = 16, 1, 12
+    r = synthesize(QKUnit(head_dim=d, k_par=kp, q_width=w, k_width=w), "qk_unit", tech_nm)
+    model = qk_unit_model_mm2(d, kp, w, tech_nm)
+    rows.append(_row("QKUnit", f"head_dim={d} k_par={kp} widths={w}", r, model))
     return rows
 
 

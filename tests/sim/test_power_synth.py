@@ -59,7 +59,19 @@ def test_rtl_crosscheck_rows():
     from sim.power.area import rtl_crosscheck
 
     rows = {r["block"]: r for r in rtl_crosscheck(40, topk_max_n=64)}
-    assert set(rows) == {"ZeroEliminator", "TopKEngine"}
+    assert set(rows) == {"ZeroEliminator", "TopKEngine", "QKUnit"}
     topk = rows["TopKEngine"]
     assert topk["flipflops"] >= 5 * 64 * 16  # five register-file buffers of 64 x 16-bit scores
     assert topk["model_mm2"] / 3 < topk["synth_mm2"] < 3 * topk["model_mm2"]
+
+
+def test_qk_unit_synth_near_aladdin_model():
+    """Aladdin multiplier/adder model and Yosys gates of QKUnit agree within 2x (the datapath dominates)."""
+    from rtl.qk import QKUnit
+    from sim.power.area import qk_unit_model_mm2
+
+    r = synthesize(QKUnit(head_dim=4, k_par=1, q_width=8, k_width=8), "qk_unit", tech_nm=40)
+    # flip-flops: products 4 x 16 bits, tree sums 2 x 17 and 1 x 18 bits, plus the handshake state
+    assert r.n_flipflops >= 4 * 16 + 2 * 17 + 18
+    model = qk_unit_model_mm2(4, 1, 8, 40)
+    assert model / 2 < r.area_mm2 < 2 * model
