@@ -370,6 +370,9 @@ MODELS: dict[str, ModelShape] = {
     "bert-large": ModelShape("bert-large", 24, 16, 64, 384, 0, "summarization"),
     "gpt2-small": ModelShape("gpt2-small", 12, 12, 64, 992, 32, "generation"),
     "gpt2-medium": ModelShape("gpt2-medium", 24, 16, 64, 992, 32, "generation"),
+    # all-MiniLM-L6-v2 (BERT architecture; real Q/K/V from models.real_qkv). `spatten trace` sets the
+    # length to the text's token count; 128 is the shape-only default.
+    "minilm": ModelShape("minilm", 6, 12, 32, 128, 0, "summarization"),
 }
 
 # The paper's policies per model family (release schedules for GPT-2; paper averages for BERT).
@@ -399,6 +402,7 @@ _POLICIES: dict[str, tuple[PruningConfig, QuantConfig]] = {
         QuantConfig(key_msb_bits=8, key_lsb_bits=4, value_bits=8, query_bits=16, refetch_threshold=0.05),
     ),
 }
+_POLICIES["minilm"] = _POLICIES["bert-base"]  # a BERT encoder: the paper's BERT averages
 
 
 def workload_preset(model: str, accelerator: str = "spatten", prompt_len: int | None = None) -> Workload:
@@ -407,7 +411,7 @@ def workload_preset(model: str, accelerator: str = "spatten", prompt_len: int | 
     Parameters
     ----------
     model : str
-        One of ``MODELS`` (bert-base, bert-large, gpt2-small, gpt2-medium).
+        One of ``MODELS`` (bert-base, bert-large, gpt2-small, gpt2-medium, minilm).
     accelerator : str
         One of ``ACCELERATORS``.
     prompt_len : int, optional
