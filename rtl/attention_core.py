@@ -212,7 +212,7 @@ class AttentionCore(wiring.Component):
                 msb_e = Mux(
                     refetching, kb_r.data[e * mb : (e + 1) * mb], self.key.payload.msb[e * mb : (e + 1) * mb]
                 )
-                low = Mux(refetching, self.lsb.payload.lsb[e * lb : (e + 1) * lb], Const(0, lb))
+                low = Mux(refetching, self.lsb.payload.lsb[e * lb : (e + 1) * lb], Const(1 << (lb - 1), lb))
                 k_elems.append(Cat(low, msb_e))
             else:
                 k_elems.append(self.key.payload.msb[e * mb : (e + 1) * mb])
