@@ -153,6 +153,38 @@ register_block(
 )
 
 
+def _attention_core(
+    head_dim: int, k_par: int, v_par: int, q_bits: int, k_msb_bits: int, lsb_bits: int, v_bits: int,
+    score_shift: int, topk_p: int, max_n: int,
+) -> Any:  # fmt: skip
+    from rtl.attention_core import AttentionCore
+
+    return AttentionCore(head_dim, k_par, v_par, q_bits=q_bits, k_msb_bits=k_msb_bits, lsb_bits=lsb_bits,
+                         v_bits=v_bits, score_shift=score_shift, topk_p=topk_p, max_n=max_n)  # fmt: skip
+
+
+register_block(
+    Block(
+        name="attention-core",
+        toplevel="attention_core",
+        factory=_attention_core,
+        params=(
+            Param("head_dim", "head dimension D, 1..1024", 64),
+            Param("k_par", "keys per cycle through Q.K, 1..64", 8),
+            Param("v_par", "value rows per beat into prob.V, 1..64", 8),
+            Param("q_bits", "signed query code width, 2..16", 8),
+            Param("k_msb_bits", "signed key MSB width, 2..16", 8),
+            Param("lsb_bits", "unsigned key LSB width, 0..8 (0: no refetch)", 4),
+            Param("v_bits", "signed value code width, 2..16", 8),
+            Param("score_shift", "rounding right shift from dot product to softmax input, 0..62", 10),
+            Param("topk_p", "top-k comparators per cycle, a power of two in 1..32", 16),
+            Param("max_n", "largest request length, 1..65536", 1024),
+        ),
+        summary="one attention request: Q.K, softmax, PQ refetch, value top-k, prob.V (rtl.attention_core)",
+    )
+)
+
+
 def write(name: str, out_dir: str | os.PathLike, **params: int) -> Path:
     """Write ``<toplevel>.v`` of block ``name`` into ``out_dir``; return the file path."""
     block = get_block(name)

@@ -138,8 +138,85 @@ def verify_topk(args: argparse.Namespace) -> int:
     return 1
 
 
+def verify_attention_core(args: argparse.Namespace) -> int:
+    """Build AttentionCore (D = 16, K_PAR = V_PAR = 4, 8-bit codes, 8+4-bit keys), run
+    testbench.attention_core_tb: directed requests (n in 1, 7, 64 up to max_n; keep 1.0/0.3/0.2; refetch
+    forced off and on) then ``--requests`` random ones; print the summary; 0 on pass, 1 on failure."""
+    from rtl.attention_core import AttentionCore
+    from testbench.runner import run_cocotb
+
+    for flag, value in (("--parallelism", args.parallelism), ("--width", args.width),
+                        ("--vectors", args.vectors)):  # fmt: skip
+        if value is not None:
+            raise ValueError(f"{flag} applies to the topk block only, not attention-core")
+    max_n = DEFAULT_MAX_N if args.max_n is None else args.max_n
+    if not 1 <= max_n <= 4096:
+        raise ValueError(f"--max-n {max_n} is outside the allowed range 1..4096")
+    requests = 20 if args.requests is None else args.requests
+    if not 0 <= requests <= 100_000:
+        raise ValueError(f"--requests {requests} is outside the allowed range 0..100000")
+    if not 0 <= args.seed < 2**32:
+        raise ValueError(f"--seed {args.seed} is outside the allowed range 0..4294967295")
+    hd, kp, vp = 16, 4, 4
+    params = {"AC_HEAD_DIM": hd, "AC_K_PAR": kp, "AC_V_PAR": vp, "AC_Q_BITS": 8, "AC_MSB_BITS": 8,
+              "AC_LSB_BITS": 4, "AC_V_BITS": 8, "AC_SCORE_SHIFT": 8, "AC_TOPK_P": 16,
+              "AC_MAX_N": max_n}  # fmt: skip
+    dut = AttentionCore(hd, kp, vp, q_bits=8, k_msb_bits=8, lsb_bits=4, v_bits=8, score_shift=8, topk_p=16,
+                        max_n=max_n)  # fmt: skip
+    build = Path(args.build_dir or f"build/verify/attention_core_hd{hd}_kp{kp}_n{max_n}") / (
+        "waves" if args.waves else ""
+    )
+    build.mkdir(parents=True, exist_ok=True)
+    report = build / "report.jsonl"
+    report.unlink(missing_ok=True)
+    env = {k: str(v) for k, v in params.items()}
+    env.update(
+        AC_NS=",".join(str(n) for n in (1, 7, 64) if n <= max_n), AC_RATIOS="1.0,0.3,0.2",
+        AC_THRESHOLDS="0,1", AC_REQUESTS=str(requests), AC_SEED=str(args.seed),
+        AC_REPORT=str(report.resolve()),
+    )  # fmt: skip
+    try:
+        res = run_cocotb(dut, "attention_core", "testbench.attention_core_tb", build, extra_env=env,
+                         waves=args.waves)  # fmt: skip
+        ok = res.ok
+        times = f"Verilator build {res.build_seconds:.1f} s, simulation {res.test_seconds:.1f} s, "
+    except RuntimeError as e:
+        print(f"FAIL: {e}")
+        return 1
+    except SystemExit:  # cocotb's runner exits when a test fails
+        ok, times = False, ""
+    rows = [json.loads(x) for x in report.read_text().splitlines()] if report.exists() else []
+    print(f"attention-core D={hd} K_PAR={kp} V_PAR={vp} max_n={max_n}: {times}folder {build}")
+    if rows:
+        tot = [r["measured"]["total"] for r in rows]
+        print(
+            f"{len(rows)} requests == models.attention (probabilities, refetch, kept indices, output);"
+            f" {sum(r['refetch'] for r in rows)} refetched; cycles/request mean {statistics.mean(tot):.1f}"
+            f" min {min(tot)} max {max(tot)}; cycle stamps == models.attention_core.core_cycles"
+        )
+    if args.waves:
+        print(f"waves: {build / 'dump.vcd'}")
+    if ok:
+        print("PASS")
+        return 0
+    log = build / "test.log"
+    lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+    for i, ln in enumerate(lines):
+        if "AssertionError:" in ln:
+            print("  " + ln.split("AssertionError:", 1)[1].strip())
+            for x in lines[i + 1 : i + 12]:
+                if x.strip().startswith(("stage", "(")):
+                    print("  " + x.strip())
+            break
+    print(f"FAIL: see {log}")
+    return 1
+
+
 # Block name -> verifier; a later block adds its entry here.
-VERIFIERS: dict[str, Callable[[argparse.Namespace], int]] = {"topk": verify_topk}
+VERIFIERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "topk": verify_topk,
+    "attention-core": verify_attention_core,
+}
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -62,7 +62,7 @@ def run_core(dut: AttentionCore, reqs: list[Request], idle: float, stall: float,
             kk = keep_count(r.ratio, n)
             key_beats = list(range(0, n, kp))
             got = r.got
-            got.update(probs=[], kept=[], decision=None, out=None, cyc={})
+            got.update(probs=[], kept=[], decision=None, out=None, cyc={}, scores={0: [], 1: []})
             sent_req = False
             kb = lb_ = vb = 0
             cyc = 0
@@ -102,6 +102,11 @@ def run_core(dut: AttentionCore, reqs: list[Request], idle: float, stall: float,
                 for port in (dut.decision, dut.prob, dut.kept, dut.out):
                     ctx.set(port.ready, int(stall == 0 or rng.random() >= stall))
                 await ctx.delay(1e-9)  # settle the combinational outputs
+                if ctx.get(dut.score_valid):
+                    word, mask, sw = ctx.get(dut.score_data), ctx.get(dut.score_mask), dut.spec.in_bits
+                    got["scores"][ctx.get(dut.score_pass)] += [
+                        _signed((word >> (j * sw)) & ((1 << sw) - 1), sw) for j in range(kp) if mask >> j & 1
+                    ]
                 if ctx.get(dut.req.valid) and ctx.get(dut.req.ready):
                     sent_req = True
                     got["cyc"]["req"] = cyc
@@ -151,6 +156,14 @@ def check(dut: AttentionCore, r: Request) -> None:
         value_ratio=r.ratio, q_bits=QB, k_msb_bits=MB, v_bits=VB,
     )  # fmt: skip
     g = r.got
+    st = attention_core_ref(
+        r.q, r.k_msb, r.k_lsb, r.v, q_bits=QB, k_msb_bits=MB, lsb_bits=LB, score_shift=dut.score_shift,
+        spec=spec, thr_code=r.thr_code, k=keep_count(r.ratio, n),
+    )  # fmt: skip
+    assert g["scores"][0] == st.msb_scores.tolist(), f"stage scores (MSB pass), n={n}"
+    assert g["scores"][1] == ([] if st.full_scores is None else st.full_scores.tolist()), (
+        f"stage scores (LSB), n={n}"
+    )
     assert g["decision"][0] == int(want.refetch), (
         f"stage refetch, n={n}: expected {want.refetch}, got {g['decision']}"
     )

@@ -1,0 +1,66 @@
+"""`spatten verilog attention-core` and `spatten verify attention-core`: good runs and bad input."""
+
+from __future__ import annotations
+
+import pytest
+
+from spatten.cli import main
+
+SMALL = ["--head-dim", "4", "--k-par", "2", "--v-par", "2", "--max-n", "16", "--topk-p", "4"]
+
+
+def test_verilog_attention_core_writes_and_lints(tmp_path, capsys) -> None:
+    out = tmp_path / "v"
+    assert main(["verilog", "attention-core", *SMALL, "-o", str(out)]) == 0
+    text = (out / "attention_core.v").read_text()
+    assert "module attention_core(" in text
+    for port in ("req__valid", "key__payload", "lsb__ready", "decision__payload", "prob__valid",
+                 "kept__payload", "value__ready", "out__payload", "score_data", "phase"):  # fmt: skip
+        assert port in text, port
+    assert "verilator --lint-only: 0 errors" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "text"),
+    [
+        (["--k-par", "0"], "k_par = 0 is outside the allowed range 1..64"),
+        (["--topk-p", "12"], "topk_p = 12 must be a power of two in 1..32"),
+        (["--lsb-bits", "9"], "lsb_bits = 9 is outside the allowed range 0..8"),
+        (["--head-dim", "2000"], "head_dim = 2000 is outside the allowed range 1..1024"),
+        (["--parallelism", "4"], "does not take --parallelism"),
+    ],
+)
+def test_verilog_attention_core_bad_input(tmp_path, capsys, argv, text) -> None:
+    out = tmp_path / "never"
+    assert main(["verilog", "attention-core", *argv, "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert text in err and err.count("\n") == 1
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "text"),
+    [
+        (["--requests", "-1"], "--requests -1 is outside the allowed range 0..100000"),
+        (["--max-n", "0"], "--max-n 0 is outside the allowed range 1..4096"),
+        (["--seed", "-2"], "--seed -2 is outside the allowed range 0..4294967295"),
+        (["--vectors", "v.json"], "--vectors applies to the topk block only"),
+        (["--width", "8"], "--width applies to the topk block only"),
+    ],
+)
+def test_verify_attention_core_bad_input(tmp_path, capsys, argv, text) -> None:
+    build = tmp_path / "b"
+    assert main(["verify", "attention-core", *argv, "--build-dir", str(build)]) == 2
+    err = capsys.readouterr().err
+    assert text in err and err.count("\n") == 1
+    assert not build.exists()
+
+
+@pytest.mark.cosim
+def test_verify_attention_core_passes_with_waves(tmp_path, capsys) -> None:
+    build = tmp_path / "b"
+    args = ["verify", "attention-core", "--requests", "3", "--seed", "4", "--max-n", "64", "--waves"]
+    assert main([*args, "--build-dir", str(build)]) == 0
+    out = capsys.readouterr().out
+    assert "PASS" in out and "21 requests == models.attention" in out
+    assert (build / "waves" / "dump.vcd").stat().st_size > 0
