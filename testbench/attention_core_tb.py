@@ -42,6 +42,7 @@ from models.attention_core import CoreStages, attention_core_ref, core_cycles
 from models.fixed import split
 from models.pruning import keep_count
 from models.quant import threshold_code
+from models.softmax import error_bound, softmax_float
 from testbench.stream import pack, unpack
 
 __all__ = ["Stimulus", "make_stimulus", "diff_report", "sim_stage_model"]
@@ -276,6 +277,17 @@ def _check(core, s: Stimulus, idx: int, exact_cycles: bool) -> dict:
     if not ok or diffs:
         raise AssertionError(
             f"{tag}: mismatch against the golden\n  " + "\n  ".join(diffs or ["(twin agrees)"])
+        )
+    # the RTL's probabilities against the float64 softmax of the same scores, within models/softmax.py's bound
+    sp = core.spec
+    true_p = softmax_float(stages.scores * (sp.scale / (1 << sp.frac_bits)))
+    per, total = error_bound(true_p, sp)
+    err = np.abs(np.asarray(g["probs"]) / (1 << sp.out_bits) - true_p)
+    if not (np.all(err <= per) and err.sum() <= total):
+        j = int(np.argmax(err - per))
+        raise AssertionError(
+            f"{tag}: softmax error against float64 above the stated bound: element {j} error {err[j]:.3g}"
+            f" (bound {per[j]:.3g}), total {err.sum():.3g} (bound {total:.3g})"
         )
     c = {k: v - g["cyc"]["req"] for k, v in g["cyc"].items()}
     model = core_cycles(want.probs, kk, k_par=core.k_par, head_dim=core.head_dim, topk_p=core.topk_p,
