@@ -46,7 +46,9 @@ class AttentionCore(wiring.Component):
     ``k_par`` per beat, reassembled with the buffered MSBs, and Q.K and softmax run again. Then the engine
     gets k, its kept indices leave on ``kept`` (the value-row requests) while the final probabilities
     drain from the buffer on ``prob``; value rows come back on ``value`` in ``kept`` order, ``v_par`` per
-    beat, into the :class:`~rtl.value_unit.ValueUnit`; its sums leave on ``out``.
+    beat, into the :class:`~rtl.value_unit.ValueUnit`; its sums leave on ``out``. The request ends (and
+    ``req`` is ready again two cycles later) once ``out``, every ``prob`` beat and the ``decision`` beat
+    have been taken. Cycle stamps: :func:`models.attention_core.core_cycles`.
 
     Parameters
     ----------
