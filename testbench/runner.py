@@ -7,6 +7,7 @@ it on PATH.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
@@ -168,46 +169,50 @@ def run_cocotb(
     verilator_env()
     build = Path(build_dir).resolve()
     build.mkdir(parents=True, exist_ok=True)
-    src = build / f"{toplevel}.v"
     new_text = verilog.convert(component, name=toplevel, emit_src=False, strip_internal_attrs=True)
-    if not src.exists() or src.read_text() != new_text:
-        src.write_text(new_text)
-    sources: list[Path] = [src]
-    if public_ports_only:
-        vlt = build / f"{toplevel}_ports.vlt"
-        vlt_text = _ports_only_vlt(top_ports(new_text, toplevel), toplevel)
-        if not vlt.exists() or vlt.read_text() != vlt_text:
-            vlt.write_text(vlt_text)
-        sources.insert(0, vlt)
-    runner = _verilator_runner(public_ports_only)
-    log = build / "build.log"
-    t0 = time.perf_counter()
-    try:
-        runner.build(
-            sources=sources,
+    # pytest-xdist may run two cases of one build folder at once: one at a time per folder, so the
+    # second reuses the first one's build instead of racing it.
+    with open(build / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        src = build / f"{toplevel}.v"
+        if not src.exists() or src.read_text() != new_text:
+            src.write_text(new_text)
+        sources: list[Path] = [src]
+        if public_ports_only:
+            vlt = build / f"{toplevel}_ports.vlt"
+            vlt_text = _ports_only_vlt(top_ports(new_text, toplevel), toplevel)
+            if not vlt.exists() or vlt.read_text() != vlt_text:
+                vlt.write_text(vlt_text)
+            sources.insert(0, vlt)
+        runner = _verilator_runner(public_ports_only)
+        log = build / "build.log"
+        t0 = time.perf_counter()
+        try:
+            runner.build(
+                sources=sources,
+                hdl_toplevel=toplevel,
+                build_dir=build,
+                # waves: VCD (cocotb adds --trace); the wheel's FST writer needs lz4.h, which may be missing
+                build_args=["-Wno-fatal", "-O2"] + (["--trace-structs"] if waves else []),
+                waves=waves,
+                log_file=log if quiet else None,
+            )
+        except RuntimeError as e:
+            raise RuntimeError(f"Verilator build failed in {build} ({e}); see {log}") from None
+        t1 = time.perf_counter()
+        results = build / f"results_{test_module.rsplit('.', 1)[-1]}.xml"
+        results.unlink(missing_ok=True)
+        runner.test(
+            test_module=test_module,
             hdl_toplevel=toplevel,
             build_dir=build,
-            # waves: VCD (cocotb adds --trace); the wheel's FST writer needs lz4.h, which may be missing
-            build_args=["-Wno-fatal", "-O2"] + (["--trace-structs"] if waves else []),
+            test_dir=build,
+            extra_env=extra_env or {},
             waves=waves,
-            log_file=log if quiet else None,
+            seed=seed,
+            testcase=testcase,
+            results_xml=str(results),
+            log_file=(build / "test.log") if quiet else None,
         )
-    except RuntimeError as e:
-        raise RuntimeError(f"Verilator build failed in {build} ({e}); see {log}") from None
-    t1 = time.perf_counter()
-    results = build / f"results_{test_module.rsplit('.', 1)[-1]}.xml"
-    results.unlink(missing_ok=True)
-    runner.test(
-        test_module=test_module,
-        hdl_toplevel=toplevel,
-        build_dir=build,
-        test_dir=build,
-        extra_env=extra_env or {},
-        waves=waves,
-        seed=seed,
-        testcase=testcase,
-        results_xml=str(results),
-        log_file=(build / "test.log") if quiet else None,
-    )
-    t2 = time.perf_counter()
-    return CocotbResult(*_count(results), results, t1 - t0, t2 - t1)
+        t2 = time.perf_counter()
+        return CocotbResult(*_count(results), results, t1 - t0, t2 - t1)

@@ -23,7 +23,6 @@ n in {1, 7, 64, 257} and {1, 7, 64, 257, 1024}; about 1 minute on the 2-core san
 
 from __future__ import annotations
 
-import fcntl
 import json
 from pathlib import Path
 
@@ -58,16 +57,12 @@ def run_case(hd: int, kp: int, vp: int, max_n: int, ns: str, idle: float, stall:
     report = build / f"report-{tag}.jsonl"
     report.unlink(missing_ok=True)
     env["AC_REPORT"] = str(report.resolve())
-    # pytest-xdist may run two cases of one build folder at once: one at a time, the second reuses the build
-    with open(build / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            res = run_cocotb(
-                _core(env), "attention_core", "testbench.attention_core_tb", build, extra_env=env
-            )
-            ok = res.ok
-        except SystemExit:  # cocotb's runner exits on a failed test; the diff report is in test.log
-            ok = False
+    # run_cocotb serializes cases sharing this build folder (pytest-xdist)
+    try:
+        res = run_cocotb(_core(env), "attention_core", "testbench.attention_core_tb", build, extra_env=env)
+        ok = res.ok
+    except SystemExit:  # cocotb's runner exits on a failed test; the diff report is in test.log
+        ok = False
     assert ok, f"cocotb failure, see {build / 'test.log'}:\n" + failure_text(build)
     return [json.loads(x) for x in report.read_text().splitlines()] if report.exists() else []
 
