@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Fast tier: QKUnit under Amaranth's simulator against models.qk, with idle and back-pressure."""
 
 from __future__ import annotations
