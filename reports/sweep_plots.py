@@ -3,8 +3,9 @@
 From the consolidated sweep table (one row per point: the swept fields, ``multipliers`` and the
 simulator summary) this module draws
 
-- the Pareto front of latency against DRAM bytes, and against multipliers (Q.K + prob.V, an area proxy),
-  one panel per workload (workloads are not comparable with each other);
+- the Pareto front of latency against DRAM bytes, against multipliers (Q.K + prob.V, an area proxy),
+  and, where the points carry them, against modelled area (``area_mm2``) and energy (``energy_j``), one
+  panel per workload (workloads are not comparable with each other);
 - one sensitivity plot per swept field: median latency and DRAM bytes at each value over all other
   fields, with the min-max band;
 
@@ -288,6 +289,13 @@ def write_report(
         area_label = "multipliers (Q.K + prob.V, area proxy)"
         _pareto_figure(good, _AREA, lat, area_label, "latency vs area", out / "pareto_area.png")
         figures.append("pareto_area.png")
+        for col, label, heading, name in (
+            ("area_mm2", "modelled area at 40 nm (mm^2)", "latency vs modelled area", "pareto_area_mm2.png"),
+            ("energy_j", "energy (J)", "latency vs energy", "pareto_energy.png"),
+        ):
+            if col in good.columns and good[col].notna().any():
+                _pareto_figure(good[good[col].notna()], col, lat, label, heading, out / name)
+                figures.append(name)
         for param in params:
             name = f"sensitivity_{_slug(param)}.png"
             _sensitivity_figure(good, param, lat, out / name)

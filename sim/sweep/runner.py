@@ -39,6 +39,8 @@ MAX_WORKERS = 256
 MAX_CHUNK = 8
 #: How long to wait for a --scheduler to answer.
 CONNECT_TIMEOUT = "10s"
+#: Technology node of the energy and area columns (the paper's 40 nm).
+TECH_NM = 40
 
 Evaluator = Callable[[Workload, str], dict[str, Any]]
 
@@ -58,7 +60,10 @@ def evaluate_point(workload: Workload, baseline: str) -> dict[str, Any]:
     dict
         ``error`` ("" on success, else the one-line message of the simulator's ``ValueError`` or
         ``TypeError``; such a point is stored as done, since the same config fails the same way) and,
-        on success, every entry of ``SimResult.summary`` with numpy scalars turned into Python ones.
+        on success, every entry of ``SimResult.summary`` with numpy scalars turned into Python ones,
+        and for SpAtten and dense points the energy columns of :meth:`sim.power.energy.EnergyReport.columns`
+        and ``area_mm2`` at :data:`TECH_NM` (``energy_error`` instead when the energy model rejects the
+        hardware, e.g. an SRAM outside CACTI's range; the performance columns are kept).
     """
     from sim.api import simulate  # here, not at import: specs and dry runs need no simulator
 
@@ -75,7 +80,22 @@ def evaluate_point(workload: Workload, baseline: str) -> dict[str, Any]:
     row: dict[str, Any] = {"error": ""}
     for key, value in result.summary.items():
         row[key] = value.item() if hasattr(value, "item") else value
+    if baseline in ("spatten", "dense"):  # the energy model is of SpAtten's own units
+        row.update(_energy_area(result.actions, workload.accelerator))
     return row
+
+
+def _energy_area(actions: dict[str, float], accel: Any) -> dict[str, Any]:
+    """Energy columns and modelled area at :data:`TECH_NM` (CACTI results come from the disk cache)."""
+    from sim.power.area import area
+    from sim.power.energy import energy
+
+    try:
+        cols = energy(actions, accel, TECH_NM).columns()
+        cols["area_mm2"] = area(accel, TECH_NM).total_mm2
+    except (ValueError, TypeError) as e:  # e.g. a memory geometry outside CACTI's range
+        return {"energy_error": (str(e).splitlines() or [type(e).__name__])[0]}
+    return cols
 
 
 def chunk_size(n_points: int, n_workers: int) -> int:

@@ -417,6 +417,21 @@ def test_rows_equal_direct_simulation():
         assert {k: row[k] for k in direct} == direct
 
 
+def test_rows_carry_energy_and_area_of_the_power_model():
+    from sim.api import simulate
+    from sim.power.area import area
+    from sim.power.energy import energy
+
+    spec = parse_spec(spec_of({"accelerator.qk_multipliers": [64, 512]}))
+    rows = [evaluate_point(p.workload, "spatten") for p in spec.points]
+    for p, row in zip(spec.points, rows, strict=True):
+        acc = p.workload.accelerator
+        assert row["energy_j"] == energy(simulate(p.workload).actions, acc, 40).total_j
+        assert row["area_mm2"] == area(acc, 40).total_mm2
+    assert rows[0]["area_mm2"] < rows[1]["area_mm2"]  # 448 fewer multipliers
+    assert "energy_j" not in evaluate_point(spec.points[0].workload, "a3")
+
+
 def _sweep_cmd(spec_file: Path, out: Path, workers: int) -> list[str]:
     return [
         sys.executable,
