@@ -1,4 +1,5 @@
-"""Softmax RTL under Verilator + cocotb against models.softmax (one build, row lengths at run time)."""
+"""Softmax RTL under Verilator + cocotb against models.softmax (one build per lane count, row lengths at
+run time)."""
 
 import pytest
 
@@ -10,14 +11,18 @@ pytestmark = pytest.mark.cosim
 
 
 @pytest.mark.parametrize(
-    ("ns", "stall"),
+    ("lanes", "ns", "stall"),
     [
-        pytest.param("1,7,64,257,1024", 0.0, id="ready"),
-        pytest.param("1,7,64,257", 0.3, id="idle-stall"),
+        pytest.param(1, "1,7,64,257,1024", 0.0, id="lanes1-ready"),
+        pytest.param(1, "1,7,64,257", 0.3, id="lanes1-idle-stall"),
+        pytest.param(4, "1,3,4,5,64,257", 0.0, id="lanes4-ready"),
+        pytest.param(4, "1,7,64,257", 0.3, id="lanes4-idle-stall"),
+        pytest.param(8, "1,7,8,9,1023,1024", 0.0, id="lanes8-ready"),
     ],
 )
-def test_softmax_cosim(ns: str, stall: float) -> None:
-    env = {"NS": ns, "STALL": str(stall), "SEED": "11"}
-    dut = Softmax(DEFAULT_SPEC, max_n=1024)
-    res = run_cocotb(dut, "softmax", "testbench.softmax_tb", "build/cosim/softmax-n1024", extra_env=env)
+def test_softmax_cosim(lanes: int, ns: str, stall: float) -> None:
+    env = {"NS": ns, "STALL": str(stall), "SEED": "11", "LANES": str(lanes)}
+    dut = Softmax(DEFAULT_SPEC, max_n=1024, lanes=lanes)
+    build = "build/cosim/softmax-n1024" + (f"-l{lanes}" if lanes > 1 else "")
+    res = run_cocotb(dut, "softmax", "testbench.softmax_tb", build, extra_env=env)
     assert res.ok, f"cocotb failures, see {res.results_xml}"

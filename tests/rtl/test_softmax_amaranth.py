@@ -8,42 +8,55 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from models.softmax import DEFAULT_SPEC, error_bound, softmax_fixed, softmax_float
+from models.softmax import DEFAULT_SPEC, SoftmaxSpec, error_bound, softmax_fixed, softmax_float
 from rtl.softmax import Softmax
 
 
-@pytest.mark.parametrize("stall", [0.0, 0.4])
-def test_softmax_matches_model(stall: float) -> None:
-    spec = DEFAULT_SPEC
-    dut = Softmax(spec, max_n=64)
-    rng = np.random.default_rng(5)
-    pyrng = random.Random(2)
-    lo, hi = -(1 << (spec.in_bits - 1)) + 1, (1 << (spec.in_bits - 1)) - 1
-    rows = [rng.integers(lo, hi, n) for n in (1, 7, 64)]
-    rows += [rng.integers(-600, 600, 33), np.full(5, -7)]
+def _pack(values, width: int) -> int:
+    return sum((int(v) & ((1 << width) - 1)) << (j * width) for j, v in enumerate(values))
+
+
+def run_rows(dut: Softmax, rows: list[np.ndarray], stall: float, seed: int = 2) -> tuple[list, list]:
+    """Stream ``rows`` through ``dut`` (``lanes`` per beat, the last beat partial); return the outputs
+    per row and, per row, the cycles from its first input beat to its last output beat (the first beat of
+    a row follows the previous row's last output beat when nothing stalls, so that is the difference of
+    the rows' last output cycles; the first row starts in cycle 0)."""
+    lanes, s_bits, p_bits = dut.lanes, dut.spec.in_bits, dut.spec.out_bits
+    pyrng = random.Random(seed)
     got: list[list[int]] = []
+    ends: list[int] = []
 
     async def producer(ctx):
         for row in rows:
-            for j, s in enumerate(row):
+            beats = [row[b : b + lanes] for b in range(0, len(row), lanes)]
+            for j, beat in enumerate(beats):
                 while pyrng.random() < stall:
                     ctx.set(dut.i_valid, 0)
                     await ctx.tick()
-                ctx.set(dut.i_score, int(s))
-                ctx.set(dut.i_last, int(j == len(row) - 1))
+                if lanes == 1:
+                    ctx.set(dut.i_score, int(beat[0]))
+                else:
+                    junk = [(1 << (s_bits - 1)) - 1] * (lanes - len(beat))  # masked lanes must not count
+                    ctx.set(dut.i_score, _pack(list(beat) + junk, s_bits))
+                    ctx.set(dut.i_mask, (1 << len(beat)) - 1)
+                ctx.set(dut.i_last, int(j == len(beats) - 1))
                 ctx.set(dut.i_valid, 1)
                 await ctx.tick().until(dut.i_ready)
             ctx.set(dut.i_valid, 0)
 
     async def consumer(ctx):
         cur: list[int] = []
-        for _ in range(20000):
+        for cycle in range(20000):
             ready = int(pyrng.random() >= stall)
             ctx.set(dut.o_ready, ready)
             if ready and ctx.get(dut.o_valid):
-                cur.append(ctx.get(dut.o_prob))
+                word = ctx.get(dut.o_prob)
+                mask = ctx.get(dut.o_mask) if lanes > 1 else 1
+                assert mask & 1 and (mask & (mask + 1)) == 0, f"o_mask {mask:#x} is not a non-empty prefix"
+                cur += [(word >> (j * p_bits)) & ((1 << p_bits) - 1) for j in range(lanes) if mask >> j & 1]
                 if ctx.get(dut.o_last):
                     got.append(cur)
+                    ends.append(cycle)
                     cur = []
             await ctx.tick()
             if len(got) == len(rows):
@@ -55,11 +68,59 @@ def test_softmax_matches_model(stall: float) -> None:
     sim.add_testbench(producer, background=True)
     sim.add_testbench(consumer)
     sim.run()
+    return got, [e - b for e, b in zip(ends, [-1] + ends, strict=False)]
+
+
+def _check(rows: list[np.ndarray], got: list[list[int]], spec: SoftmaxSpec) -> None:
+    assert len(got) == len(rows)
     for r, (row, g) in enumerate(zip(rows, got, strict=True)):
         want = softmax_fixed(row, spec).tolist()
+        assert len(g) == len(want), f"stage softmax, row {r}: expected {len(want)} outputs, got {len(g)}"
         for j, (a, b) in enumerate(zip(g, want, strict=True)):
             assert a == b, f"stage softmax, row {r}, element {j}: expected {b}, got {a}"
         # RTL output against float64 within the model's stated bound
         p = softmax_float(row.astype(np.float64) * spec.scale / (1 << spec.frac_bits))
         per_elem, _total = error_bound(p, spec)
         assert np.all(np.abs(np.asarray(g) / (1 << spec.out_bits) - p) <= per_elem)
+
+
+@pytest.mark.parametrize("lanes", [1, 4])
+@pytest.mark.parametrize("stall", [0.0, 0.4])
+def test_softmax_matches_model(lanes: int, stall: float) -> None:
+    spec = DEFAULT_SPEC
+    dut = Softmax(spec, max_n=64, lanes=lanes)
+    rng = np.random.default_rng(5)
+    lo, hi = -(1 << (spec.in_bits - 1)) + 1, (1 << (spec.in_bits - 1)) - 1
+    rows = [rng.integers(lo, hi, n) for n in (1, 7, 64)]
+    # a max only in the last (partial) beat's last lane; an all-equal row; the most negative code
+    rows += [rng.integers(-600, 600, 33), np.full(5, -7), np.r_[np.full(6, lo - 1), 3]]
+    got, spans = run_rows(dut, rows, stall)
+    _check(rows, got, spec)
+    if stall == 0:  # LOAD, EXP and OUT one beat per cycle, plus one DIV cycle
+        assert spans == [3 * -(-len(r) // lanes) + 1 for r in rows]
+
+
+def test_softmax_lanes_odd_count_and_spec() -> None:
+    """A lane count that is not a power of two, with a small spec (no interpolation)."""
+    spec = SoftmaxSpec(in_bits=10, frac_bits=3, const_bits=8, lut_bits=3, interp_bits=0, exp_bits=9,
+                       recip_bits=10, out_bits=8, scale=0.7)  # fmt: skip
+    dut = Softmax(spec, max_n=20, lanes=3)
+    rng = np.random.default_rng(9)
+    rows = [rng.integers(-512, 512, n) for n in (1, 2, 3, 4, 20)]
+    got, _ = run_rows(dut, rows, 0.2, seed=4)
+    _check(rows, got, spec)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "message"),
+    [
+        ({"lanes": 0}, ValueError, "lanes = 0 is outside the allowed range 1..64"),
+        ({"lanes": 65}, ValueError, "lanes = 65 is outside the allowed range 1..64"),
+        ({"lanes": 2.0}, TypeError, "lanes must be an int, got 2.0"),
+        ({"lanes": True}, TypeError, "lanes must be an int, got True"),
+        ({"max_n": 0}, ValueError, "max_n = 0 is outside the allowed range 1..65536"),
+    ],
+)
+def test_softmax_rejects_bad_parameters(kwargs: dict, exc: type, message: str) -> None:
+    with pytest.raises(exc, match=message.replace(".", r"\.")):
+        Softmax(**kwargs)
