@@ -121,8 +121,10 @@ class CoreCycles:
     ----------
     qk_beats : Q.K input beats of one pass, ``ceil(n / K_PAR)``, on consecutive cycles (no bubbles).
     qk_latency : multiplier register plus adder-tree levels (``models.qk.qk_latency``).
-    softmax_pass : cycles of one softmax pass, first score in to last probability out: ``3n + 1``
-        (LOAD, overlapped with Q.K; EXP; one DIV cycle; OUT: one element per cycle each, ``rtl.softmax``).
+    softmax_pass : cycles of one softmax pass, first score in to last probability out:
+        ``2 * ceil(n / K_PAR) + 1 + n`` (``rtl.softmax`` with ``lanes = K_PAR``: LOAD, overlapped with
+        Q.K, and EXP one K_PAR-wide row per cycle; one DIV cycle; OUT serialized to one probability per
+        cycle, the top-k engine's input rate).
     decision : the cycle the ``decision`` beat is offered.
     select : the cycle k reaches the top-k engine (the final probabilities are all in it) and the
         probability drain starts.
@@ -161,15 +163,16 @@ def core_cycles(
 ) -> CoreCycles:
     """Cycle model of ``rtl.attention_core.AttentionCore`` for one request (see :class:`CoreCycles`).
 
-    Derivation, with ``L`` the Q.K latency: key beats at cycles 1 .. B; a beat's scores are written
-    ``L`` cycles later, so the softmax reads its first score at ``L + 2`` and, one per cycle (Q.K writes
-    ``K_PAR`` per cycle, so the reader never waits), its LOAD ends at ``L + 1 + n``; EXP n, DIV 1, OUT n
-    end at ``L + 2 + 3n``; the requant decision registers that (``L + 3 + 3n``) and the decision port
-    registers it again (``D = L + 4 + 3n``). Without a refetch the top-k gets k at ``D``. With one, the
-    engine's MSB-pass request is flushed (k = 0 accepted at ``D``, its empty beat taken at ``D + 2``), the
-    first LSB beat is taken at ``D + 3`` and the pass repeats the MSB pass's timing (first beat to decision
-    pulse ``L + 2 + 3n``), so k goes out at ``select = 2L + 10 + 6n``. ``value_delay`` is how many cycles
-    after the last ``kept`` beat the last value beat is accepted (at least 1).
+    Derivation, with ``L`` the Q.K latency and ``B = ceil(n / K_PAR)``: key beats at cycles 1 .. B; a
+    beat's K_PAR scores leave Q.K ``L`` cycles later and the softmax (``lanes = K_PAR``, in LOAD) takes
+    them in that cycle, so its LOAD takes beats ``L + 1 .. L + B``; EXP takes B cycles, DIV 1, and the OUT
+    beats are serialized into the top-k engine one probability per cycle (n cycles), the last at
+    ``L + 1 + 2B + n``; the requant decision registers that (``L + 2 + 2B + n``) and the decision port
+    registers it again (``D = L + 3 + 2B + n``). Without a refetch the top-k gets k at ``D``. With one,
+    the engine's MSB-pass request is flushed (k = 0 accepted at ``D``, its empty beat taken at
+    ``D + 2``), the first LSB beat is taken at ``D + 3`` and the pass repeats the MSB pass's timing (first
+    beat to decision pulse ``D - 2``), so k goes out at ``select = 2D + 2``. ``value_delay`` is how many
+    cycles after the last ``kept`` beat the last value beat is accepted (at least 1).
 
     Parameters
     ----------
@@ -185,10 +188,10 @@ def core_cycles(
     n = int(p.shape[0])
     b = math.ceil(n / k_par)
     lat = qk_latency(head_dim)
-    decision = lat + 4 + 3 * n
-    select = decision if not refetch else 2 * lat + 10 + 6 * n
+    decision = lat + 3 + 2 * b + n
+    select = decision if not refetch else 2 * decision + 2
     m = min(max(int(k), 1), n)
     tk = quickselect_trace(p, m, topk_p, seed).cycles
     kept_last = select + tk
-    return CoreCycles(b, lat, 3 * n + 1, decision, select, select + n - 1, tk, kept_last,
+    return CoreCycles(b, lat, 2 * b + 1 + n, decision, select, select + n - 1, tk, kept_last,
                       kept_last + value_delay + 1)  # fmt: skip

@@ -39,8 +39,9 @@ class AttentionCore(wiring.Component):
 
     Per request (one in flight at a time): the ``req`` beat brings the query, k, the top-k seed and the
     refetch threshold; key MSB rows stream in ``k_par`` per beat and go through Q.K at one beat per cycle
-    (the scores land in a ``k_par``-lane score buffer, so Q.K never waits for the one-score-per-cycle
-    softmax) while the MSBs are kept in a key buffer. The probabilities go to a probability buffer, the
+    straight into the :class:`~rtl.softmax.Softmax` (``lanes = k_par``: it loads and exponentiates one
+    ``k_par``-wide beat per cycle) while the MSBs are kept in a key buffer. The softmax's output beats are
+    serialized, one probability per cycle (the top-k engine's input rate), into a probability buffer, the
     :class:`~rtl.requant.RequantDecision` and the :class:`~rtl.topk.TopKEngine`. The decision beat says
     whether the row is flat; if so the engine's request is flushed (k = 0), the LSB rows are taken
     ``k_par`` per beat, reassembled with the buffered MSBs, and Q.K and softmax run again. Then the engine
@@ -184,7 +185,7 @@ class AttentionCore(wiring.Component):
         cnt = unsigned(self.max_n.bit_length())
 
         m.submodules.qk = qk = QKUnit(hd, kp, self.q_bits, self.k_bits)
-        m.submodules.softmax = sm = Softmax(sp, self.max_n)
+        m.submodules.softmax = sm = Softmax(sp, self.max_n, lanes=kp)
         m.submodules.requant = rq = RequantDecision(pw, 1)
         m.submodules.topk = tk = TopKEngine(pw + 1, self.max_n, self.topk_p)
         m.submodules.value_unit = vu = ValueUnit(hd, vp, pw, self.v_bits, self.max_n)
@@ -219,17 +220,11 @@ class AttentionCore(wiring.Component):
             else:
                 k_elems.append(self.key.payload.msb[e * mb : (e + 1) * mb])
         m.d.comb += qk.k_data.eq(Cat(*k_elems))
-        m.d.comb += qk.s_ready.eq(1)  # the score buffer holds a whole row: Q.K never stalls
-
-        # --- score buffer: k_par lanes written per Q.K beat, read one per cycle by the softmax ---------
-        lanes_s = []
-        for j in range(kp):
-            mem = Memory(shape=signed(sw_in), depth=rows_k, init=[])
-            m.submodules[f"sbuf{j}"] = mem
-            lanes_s.append((mem.write_port(), mem.read_port(domain="comb")))
-        wr_row = Signal(range(rows_k + 1))
-        wr_count = Signal(cnt)
-        qk_done = Signal()
+        # --- Q.K scores straight into the softmax, k_par lanes per beat ---------------------------------
+        # The softmax takes one k_par-wide beat per cycle in LOAD, the rate Q.K produces them, and it is
+        # back in LOAD before a pass's first key beat, so Q.K never waits (s_ready only guards that).
+        m.d.comb += qk.s_ready.eq(sm.i_ready)
+        wr_count = Signal(cnt)  # scores of this pass handed to the softmax so far
         hi, lo = (1 << (sw_in - 1)) - 1, -(1 << (sw_in - 1))
         sh = self.score_shift
         scaled = []
@@ -240,62 +235,60 @@ class AttentionCore(wiring.Component):
             s = Signal(signed(sw_in), name=f"score{j}")
             m.d.comb += s.eq(Mux(x > hi, hi, Mux(x < lo, lo, x)))
             scaled.append(s)
-            wp, _ = lanes_s[j]
-            m.d.comb += [wp.addr.eq(wr_row), wp.data.eq(s), wp.en.eq(qk.s_valid & qk.s_mask[j])]
         popcount = sum(qk.s_mask[j] for j in range(kp)) if kp > 1 else qk.s_mask[0]
         m.d.comb += [
             self.score_valid.eq(qk.s_valid),
             self.score_pass.eq(refetching),
             self.score_mask.eq(qk.s_mask),
             self.score_data.eq(Cat(*scaled)),
+            sm.i_valid.eq(qk.s_valid),
+            sm.i_score.eq(Cat(*scaled)),
+            sm.i_last.eq(qk.s_last),
         ]
-        with m.If(qk.s_valid):
-            m.d.sync += [wr_row.eq(wr_row + 1), wr_count.eq(wr_count + popcount)]
-            with m.If(qk.s_last):
-                m.d.sync += qk_done.eq(1)
-
-        # --- softmax feed: one buffered score per cycle ------------------------------------------------
-        feeding = Signal()
-        rd_row = Signal(range(rows_k + 1))
-        rd_lane = Signal(range(kp))
-        rd_pos = Signal(cnt)
-        for _, rp in lanes_s:
-            m.d.comb += rp.addr.eq(rd_row)
-        m.d.comb += [
-            sm.i_valid.eq(feeding & (rd_pos < wr_count)),
-            sm.i_score.eq(Array(rp.data for _, rp in lanes_s)[rd_lane]),
-            sm.i_last.eq(qk_done & (rd_pos == wr_count - 1)),
-        ]
+        if kp > 1:
+            m.d.comb += sm.i_mask.eq(qk.s_mask)
         with m.If(sm.i_valid & sm.i_ready):
-            m.d.sync += rd_pos.eq(rd_pos + 1)
-            with m.If(rd_lane == kp - 1):
-                m.d.sync += [rd_lane.eq(0), rd_row.eq(rd_row + 1)]
-            with m.Else():
-                m.d.sync += rd_lane.eq(rd_lane + 1)
+            m.d.sync += wr_count.eq(wr_count + popcount)
             with m.If(sm.i_last):
-                m.d.sync += [feeding.eq(0), n.eq(wr_count)]
+                m.d.sync += n.eq(wr_count + popcount)
 
-        # --- softmax output: probability buffer, refetch decision, top-k input -------------------------
+        # --- softmax output, serialized: one probability per cycle into the probability buffer, the
+        # refetch decision and the top-k engine (whose input takes one score per cycle) ------------------
         m.submodules.pbuf = pbuf = Memory(shape=unsigned(pw), depth=self.max_n, init=[])
         pb_w, pb_r = pbuf.write_port(), pbuf.read_port(domain="comb")
         pw_pos = Signal(cnt)
         sm_take = Signal()
+        out_lane = Signal(range(kp))  # lane of the softmax's output beat going out this cycle
+        lane_prob = Signal(pw)
+        beat_end = Signal()  # out_lane is the beat's last live lane
+        if kp > 1:
+            live = Cat(sm.o_mask, Const(0, 1))
+            m.d.comb += [
+                lane_prob.eq(Array(sm.o_prob[j * pw : (j + 1) * pw] for j in range(kp))[out_lane]),
+                beat_end.eq(~live.bit_select(out_lane + 1, 1)),
+            ]
+        else:
+            m.d.comb += [lane_prob.eq(sm.o_prob), beat_end.eq(1)]
+        prob_last = sm.o_last & beat_end
         m.d.comb += [
             tk.i.valid.eq(sm.o_valid),
-            tk.i.payload.score.eq(sm.o_prob),
-            tk.i.payload.last.eq(sm.o_last),
-            sm.o_ready.eq(tk.i.ready),
+            tk.i.payload.score.eq(lane_prob),
+            tk.i.payload.last.eq(prob_last),
+            sm.o_ready.eq(tk.i.ready & beat_end),
             sm_take.eq(sm.o_valid & tk.i.ready),
             pb_w.addr.eq(pw_pos),
-            pb_w.data.eq(sm.o_prob),
+            pb_w.data.eq(lane_prob),
             pb_w.en.eq(sm_take),
             rq.i_valid.eq(sm_take),
-            rq.i_last.eq(sm.o_last),
-            rq.i_prob.eq(sm.o_prob),
+            rq.i_last.eq(prob_last),
+            rq.i_prob.eq(lane_prob),
             rq.i_mask.eq(1),
         ]
         with m.If(sm_take):
-            m.d.sync += pw_pos.eq(Mux(sm.o_last, 0, pw_pos + 1))
+            m.d.sync += [
+                pw_pos.eq(Mux(prob_last, 0, pw_pos + 1)),
+                out_lane.eq(Mux(beat_end, 0, out_lane + 1)),
+            ]
 
         # --- decision output register -----------------------------------------------------------------
         with m.If(self.decision.ready):
@@ -381,8 +374,7 @@ class AttentionCore(wiring.Component):
         keys_done = Signal()  # the pass's last key beat has been taken
 
         def start_pass():
-            return [wr_row.eq(0), wr_count.eq(0), qk_done.eq(0), feeding.eq(1), rd_row.eq(0), rd_lane.eq(0),
-                    rd_pos.eq(0), key_row.eq(0), keys_done.eq(0)]  # fmt: skip
+            return [wr_count.eq(0), key_row.eq(0), keys_done.eq(0)]
 
         def to_select():
             # n is known: the softmax has taken its last score before the decision pulse
