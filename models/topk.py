@@ -5,7 +5,8 @@ win. Output indices are in ascending index order, the order the hardware emits t
 
 Quick-select as built in ``rtl/topk.py``
 ----------------------------------------
-1. The n scores are buffered in input order, P lanes per buffer row.
+1. The n scores are buffered in input order, P lanes per buffer row; they arrive ``in_lanes`` (L <= P)
+   per input beat, one beat per cycle.
 2. Each round streams the current candidate set through P comparators against one pivot. Zero
    eliminators compact the "greater" and "less" streams into the two halves of the other ping-pong
    buffer (order preserved) and the equal ones are counted. With ``rank`` the wanted rank (1 = largest)
@@ -30,7 +31,9 @@ Cycle model (exact for the RTL; t0 = the cycle in which the last score and k hav
   emits an ``empty`` beat). The output register adds ``OUTPUT_REGISTER`` cycle:
   :attr:`QuickSelectTrace.final_cycles`.
 - :attr:`QuickSelectTrace.cycles` = search + final: t0 to the cycle the last output beat is accepted
-  when the consumer is always ready.
+  when the consumer is always ready. It does not depend on L.
+- Input (before t0, not part of ``cycles``): ``ceil(n / L)`` beats on consecutive cycles when the
+  producer never idles, :attr:`QuickSelectTrace.fill_cycles`.
 """
 
 from __future__ import annotations
@@ -143,6 +146,8 @@ class QuickSelectTrace:
         Request length.
     final_emit_cycles : int
         Cycles of the final pass proper (see :func:`final_pass_cycles`).
+    in_lanes : int
+        Scores per input beat L.
     """
 
     indices: np.ndarray
@@ -153,6 +158,7 @@ class QuickSelectTrace:
     parallelism: int = 16
     n: int = 0
     final_emit_cycles: int = 0
+    in_lanes: int = 1
 
     @property
     def rounds(self) -> int:
@@ -172,8 +178,8 @@ class QuickSelectTrace:
 
     @property
     def fill_cycles(self) -> int:
-        """Input: one score per beat, n beats."""
-        return self.n
+        """Input: ``ceil(n / in_lanes)`` beats, one per cycle."""
+        return -(-self.n // self.in_lanes)
 
     @property
     def cycles(self) -> int:
@@ -183,7 +189,7 @@ class QuickSelectTrace:
 
 
 def quickselect_trace(
-    scores: npt.ArrayLike, k: int, parallelism: int = 16, seed: int = 0
+    scores: npt.ArrayLike, k: int, parallelism: int = 16, seed: int = 0, in_lanes: int = 1
 ) -> QuickSelectTrace:
     """Run the RTL's quick-select exactly and return its selection and cycle trace.
 
@@ -197,6 +203,8 @@ def quickselect_trace(
         Comparators per cycle P, 1..1024.
     seed : int
         Request seed for the pivot LFSR (deterministic).
+    in_lanes : int
+        Scores per input beat, 1..parallelism (only :attr:`QuickSelectTrace.fill_cycles` depends on it).
 
     Returns
     -------
@@ -211,12 +219,19 @@ def quickselect_trace(
         or not 1 <= parallelism <= 1024
     ):
         raise ValueError(f"parallelism = {parallelism!r} is outside the allowed range 1..1024")
+    if (
+        isinstance(in_lanes, bool)
+        or not isinstance(in_lanes, int | np.integer)
+        or not 1 <= in_lanes <= parallelism
+    ):
+        raise ValueError(f"in_lanes = {in_lanes!r} is outside the allowed range 1..{parallelism}")
+    lanes = int(in_lanes)
     if k == 0:
-        return QuickSelectTrace(np.zeros(0, np.int64), None, 0, [], [], int(parallelism), n, 1)
+        return QuickSelectTrace(np.zeros(0, np.int64), None, 0, [], [], int(parallelism), n, 1, lanes)
     if k == n:
         idx = np.arange(n, dtype=np.int64)
         fin = final_pass_cycles(idx, n, int(parallelism))
-        return QuickSelectTrace(idx, None, n, [], [], int(parallelism), n, fin)
+        return QuickSelectTrace(idx, None, n, [], [], int(parallelism), n, fin, lanes)
 
     cur = a
     rank = k
@@ -247,7 +262,7 @@ def quickselect_trace(
     idx = np.sort(np.concatenate([above, equal])).astype(np.int64)
     thr = threshold.item() if hasattr(threshold, "item") else threshold
     fin = final_pass_cycles(idx, n, int(parallelism))
-    return QuickSelectTrace(idx, thr, int(above.size), sizes, pivots, int(parallelism), n, fin)
+    return QuickSelectTrace(idx, thr, int(above.size), sizes, pivots, int(parallelism), n, fin, lanes)
 
 
 def final_pass_cycles(indices: npt.ArrayLike, n: int, parallelism: int) -> int:

@@ -4,7 +4,7 @@ Golden twin: :func:`models.topk.topk_ref` (selection) and :func:`models.topk.qui
 (pivot sequence and exact cycle counts).
 """
 
-from amaranth import Const, Module, Signal, signed, unsigned
+from amaranth import Array, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -26,9 +26,16 @@ def _int_param(value: object, name: str, lo: int, hi: int) -> int:
     return value
 
 
-def score_layout(width: int) -> data.StructLayout:
-    """Payload of the score input stream: ``score`` (signed ``width`` bits, LSBs) then ``last``."""
-    return data.StructLayout({"score": signed(width), "last": 1})
+def score_layout(width: int, lanes: int = 1) -> data.StructLayout:
+    """Payload of the score input stream, LSB first.
+
+    ``lanes == 1``: ``score`` (signed ``width`` bits) then ``last``. ``lanes > 1``: ``score``
+    (``lanes * width`` bits, lane j's signed score at bits [j*width, (j+1)*width)), ``mask`` (``lanes``
+    bits, the live lanes) then ``last``.
+    """
+    if lanes == 1:
+        return data.StructLayout({"score": signed(width), "last": 1})
+    return data.StructLayout({"score": unsigned(lanes * width), "mask": lanes, "last": 1})
 
 
 def k_layout(max_n: int) -> data.StructLayout:
@@ -46,12 +53,15 @@ def out_layout(width: int, max_n: int) -> data.StructLayout:
 class TopKEngine(wiring.Component):
     """Select the k largest of n signed scores (ties: earliest index) and stream them out in index order.
 
-    One request at a time: n scores arrive on ``i`` (the beat with ``last`` set ends the request), its k on
-    ``k``. The engine buffers the scores, runs quick-select rounds (P comparisons per cycle against one
-    pivot; two :class:`~rtl.zero_eliminator.ZeroEliminator` compact the "greater" and "less" lanes into
-    the halves of a ping-pong buffer; equal lanes are counted; the round recurses into the side holding
-    rank k) until the pivot is the k-th largest value, then a final pass over the buffered input emits
-    every score above that value plus the first ``k - n_above`` equal ones, one per beat, in index order.
+    One request at a time: n scores arrive on ``i``, ``in_lanes`` per beat at most (the beat with
+    ``last`` set ends the request), its k on ``k``. The engine buffers the scores (a beat's live lanes
+    go to consecutive positions of the input copy, whose P lane memories each take at most one of them,
+    so a beat costs one cycle whatever its width), runs quick-select rounds (P comparisons per cycle
+    against one pivot; two :class:`~rtl.zero_eliminator.ZeroEliminator` compact the "greater" and
+    "less" lanes into the halves of a ping-pong buffer; equal lanes are counted; the round recurses into
+    the side holding rank k) until the pivot is the k-th largest value, then a final pass over the
+    buffered input emits every score above that value plus the first ``k - n_above`` equal ones, one per
+    beat, in index order.
     The pivot of a round is ``pivot_pos = (lfsr * n_round) >> 16`` in the candidate buffer, with the
     16-bit Galois LFSR of :mod:`models.topk` seeded from the request's ``seed``; so
     :func:`models.topk.quickselect_trace` predicts every round and every cycle.
@@ -72,7 +82,8 @@ class TopKEngine(wiring.Component):
     Request completion: every request ends with exactly one output beat carrying ``last = 1``. When
     ``k = 0`` that beat is the only one and has ``empty = 1`` (its index and score are zero and carry no
     selection); ``empty`` is 0 on every other beat. ``k > n`` is treated as ``k = n``. A request longer
-    than ``max_n`` is ended at its ``max_n``-th score, as if that beat had ``last`` set.
+    than ``max_n`` is ended at its ``max_n``-th score, as if that beat had ``last`` set (lanes of that
+    beat past the ``max_n``-th score are dropped).
 
     Parameters
     ----------
@@ -85,12 +96,20 @@ class TopKEngine(wiring.Component):
     buffer_depth : int or None
         Rows of each lane memory; at least ``ceil(max_n / P)`` (the default), at most 65536. A larger
         value models a fixed SRAM macro size and changes no behaviour.
+    in_lanes : int
+        L, scores per input beat, 1..P (default 1: the one-score port below, unchanged). The search,
+        final pass and their cycles do not depend on L; only the input phase takes ``ceil(n / L)``
+        beats instead of n.
 
     Ports
     -----
-    i : In, stream of ``score_layout(W)`` (W + 1 bits)
-        ``i.payload.score`` signed W bits; ``i.payload.last`` ends the request. ``i.valid`` / ``i.ready``
-        handshake; gaps (valid low) are allowed anywhere.
+    i : In, stream of ``score_layout(W, L)`` (W + 1 bits for L = 1, L*W + L + 1 bits otherwise)
+        ``i.payload.score`` the scores: signed W bits for L = 1; for L > 1, L*W bits with lane j's signed
+        score at bits [j*W, (j+1)*W). ``i.payload.mask`` (L > 1 only, L bits) the live lanes: a non-empty
+        run from lane 0 (lanes 0..c-1 hold the next c scores of the request, c = popcount(mask)); only
+        the last beat of a request may be partial (the engine takes a partial earlier beat correctly,
+        but the producer contract is full beats). ``i.payload.last`` ends the request. ``i.valid`` /
+        ``i.ready`` handshake; gaps (valid low) are allowed anywhere.
     k : In, stream of ``k_layout(max_n)`` (bit_length(max_n) + 16 bits)
         ``k.payload.k`` how many to keep (0..max_n); ``k.payload.seed`` 16-bit pivot seed
         (``models.topk.lfsr_seed``). One beat per request, accepted any time before or after the scores
@@ -104,7 +123,12 @@ class TopKEngine(wiring.Component):
     """
 
     def __init__(
-        self, score_width: int = 16, max_n: int = 1024, parallelism: int = 16, buffer_depth: int | None = None
+        self,
+        score_width: int = 16,
+        max_n: int = 1024,
+        parallelism: int = 16,
+        buffer_depth: int | None = None,
+        in_lanes: int = 1,
     ) -> None:
         try:  # every parameter is checked before the signature is built from it
             self.score_width = _int_param(score_width, "score_width", 2, 64)
@@ -114,12 +138,20 @@ class TopKEngine(wiring.Component):
             if buffer_depth is None:
                 buffer_depth = rows_needed
             self.buffer_depth = _int_param(buffer_depth, "buffer_depth", rows_needed, MAX_N_LIMIT)
+            # at most P: a beat's scores then fall on distinct lane memories (one write port each)
+            if isinstance(in_lanes, bool) or not isinstance(in_lanes, int):
+                raise TypeError(f"in_lanes must be an int, got {in_lanes!r}")
+            if not 1 <= in_lanes <= parallelism:
+                raise ValueError(
+                    f"in_lanes = {in_lanes} is outside the allowed range 1..{parallelism} (at most P)"
+                )
+            self.in_lanes = in_lanes
         except (TypeError, ValueError):
             self._MustUse__silence = True  # a rejected component is not an "unused elaboratable"
             raise
         super().__init__(
             {
-                "i": In(stream.Signature(score_layout(score_width))),
+                "i": In(stream.Signature(score_layout(score_width, in_lanes))),
                 "k": In(stream.Signature(k_layout(max_n))),
                 "o": Out(stream.Signature(out_layout(score_width, max_n))),
                 "searching": Out(1),
@@ -313,23 +345,50 @@ class TopKEngine(wiring.Component):
         # --- input writes ----------------------------------------------------------------------------------
         accept = Signal()
         m.d.comb += accept.eq(self.i.valid & self.i.ready)
-        for lane, (wp, _rp) in enumerate(a):
-            m.d.comb += [
-                wp.addr.eq(row_of(n)),
-                wp.data.eq(self.i.payload.score),
-                wp.en.eq(accept & (lane_of(n) == lane)),
-            ]
+        nl = self.in_lanes
+        if nl == 1:
+            for lane, (wp, _rp) in enumerate(a):
+                m.d.comb += [
+                    wp.addr.eq(row_of(n)),
+                    wp.data.eq(self.i.payload.score),
+                    wp.en.eq(accept & (lane_of(n) == lane)),
+                ]
+        else:
+            # c = popcount(mask) scores at positions n .. n + c - 1, clipped at max_n: lane memory l takes
+            # beat lane (l - n) mod P, in row n // P or the next when l wrapped below n mod P (as in
+            # compacted_write; L <= P keeps that to one score per lane memory).
+            in_view = self.i.payload.score
+            in_score = [in_view[j * w : (j + 1) * w].as_signed() for j in range(nl)]
+            in_cnt = Signal(range(nl + 1))
+            m.d.comb += in_cnt.eq(sum(self.i.payload.mask[j] for j in range(nl)))
+            room = Signal(cnt_shape)  # positions left before max_n
+            m.d.comb += room.eq(self.max_n - n)
+            beat_count = Signal(range(nl + 1))
+            m.d.comb += beat_count.eq(Mux(in_cnt > room, room, in_cnt))
+            off = lane_of(n)
+            for lane, (wp, _rp) in enumerate(a):
+                j = Signal(lb, name=f"ij{lane}")
+                m.d.comb += j.eq((lane - off)[:lb])
+                m.d.comb += [
+                    wp.addr.eq(row_of(n) + (Const(lane, lb) < off)),
+                    wp.data.eq(Array(in_score + [in_score[0]] * (p - nl))[j]),
+                    wp.en.eq(accept & (j < beat_count)),
+                ]
 
         rows_total = (m_cnt + (p - 1)) >> lb
 
         with m.FSM(name="topk_fsm") as fsm:
             with m.State("LOAD"):
                 m.d.comb += [self.i.ready.eq(~got_last), rd_row.eq(row)]
-                last_beat = self.i.payload.last | (n == self.max_n - 1)
                 n_total = Signal(cnt_shape)
-                m.d.comb += n_total.eq(n + accept)
+                if nl == 1:
+                    last_beat = self.i.payload.last | (n == self.max_n - 1)
+                    m.d.comb += n_total.eq(n + accept)
+                else:
+                    last_beat = self.i.payload.last | (n + beat_count >= self.max_n)
+                    m.d.comb += n_total.eq(n + Mux(accept, beat_count, 0))
                 with m.If(accept):
-                    m.d.sync += n.eq(n + 1)
+                    m.d.sync += n.eq(n + 1 if nl == 1 else n_total)
                     with m.If(last_beat):
                         m.d.sync += got_last.eq(1)
                 with m.If((got_last | (accept & last_beat)) & k_avail):

@@ -2,8 +2,9 @@
 
 Parameters arrive in the environment (set by :func:`testbench.runner.run_cocotb`'s ``extra_env``):
 
-``TOPK_P``, ``TOPK_WIDTH``, ``TOPK_MAX_N``
-    The engine's parallelism, score width and maximum n (must match the built Verilog).
+``TOPK_P``, ``TOPK_WIDTH``, ``TOPK_MAX_N``, ``TOPK_IN_LANES``
+    The engine's parallelism, score width, maximum n and scores per input beat (default 1; must match
+    the built Verilog).
 ``TOPK_REQUESTS``, ``TOPK_SEED``
     Random requests after the directed ones, and the stimulus seed.
 ``TOPK_VECTORS``
@@ -16,9 +17,10 @@ Parameters arrive in the environment (set by :func:`testbench.runner.run_cocotb`
     Optional path: each test writes one JSON line per request (n, k, measured and predicted cycles).
 
 ``topk_exact`` runs with no idles and no back-pressure and checks, per request, the output beats ``==``
-:func:`models.topk.topk_ref` and both the total latency and the search cycles ``==``
-:func:`models.topk.quickselect_trace`. ``topk_stress`` inserts input gaps and output back-pressure and
-checks the beats and the search cycles (the total then depends on the consumer).
+:func:`models.topk.topk_ref` and the total latency, the search cycles and the input beats (first to last,
+``ceil(n / in_lanes)``) ``==`` :func:`models.topk.quickselect_trace`. ``topk_stress`` inserts input
+gaps and output back-pressure and checks the beats and the search cycles (the total then depends on the
+consumer).
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ class Params:
     parallelism: int
     width: int
     max_n: int
+    in_lanes: int
     requests: int
     stress_requests: int
     seed: int
@@ -71,6 +74,7 @@ class Params:
             parallelism=int(env.get("TOPK_P", "16")),
             width=int(env.get("TOPK_WIDTH", "16")),
             max_n=int(env.get("TOPK_MAX_N", "256")),
+            in_lanes=int(env.get("TOPK_IN_LANES", "1")),
             requests=int(env.get("TOPK_REQUESTS", "200")),
             stress_requests=int(
                 env.get("TOPK_STRESS_REQUESTS", str(min(int(env.get("TOPK_REQUESTS", "200")), 300)))
@@ -146,12 +150,13 @@ class Expected:
 class TopKModel:
     """The golden twin: output beats from :func:`topk_ref`, cycles from :func:`quickselect_trace`."""
 
-    def __init__(self, parallelism: int) -> None:
+    def __init__(self, parallelism: int, in_lanes: int = 1) -> None:
         self.parallelism = parallelism
+        self.in_lanes = in_lanes
 
     def expect(self, req: Request) -> Expected:
         idx = topk_ref(list(req.scores), req.k)
-        trace = quickselect_trace(list(req.scores), req.k, self.parallelism, req.seed)
+        trace = quickselect_trace(list(req.scores), req.k, self.parallelism, req.seed, self.in_lanes)
         if req.k == 0:
             beats = [{"index": 0, "score": 0, "last": 1, "empty": 1}]
         else:
@@ -206,9 +211,14 @@ class TopKTestbench:
         self.params = params
         rng = random.Random(params.seed)
         self.clock = CycleClock(dut.clk, CLOCK_NS)
-        self.scoreboard = Scoreboard(TopKModel(params.parallelism))
+        self.scoreboard = Scoreboard(TopKModel(params.parallelism, params.in_lanes))
         self.scores = StreamDriver(
-            dut, "i__", score_layout(params.width), self.clock, idle=idle, rng=random.Random(rng.random())
+            dut,
+            "i__",
+            score_layout(params.width, params.in_lanes),
+            self.clock,
+            idle=idle,
+            rng=random.Random(rng.random()),
         )
         self.ks = StreamDriver(
             dut, "k__", k_layout(params.max_n), self.clock, idle=idle, rng=random.Random(rng.random())
@@ -235,8 +245,18 @@ class TopKTestbench:
 
     def submit(self, req: Request) -> None:
         self.scoreboard.add(req)
-        for j, s in enumerate(req.scores):
-            self.scores.send({"score": s, "last": int(j == len(req.scores) - 1)})
+        lanes, width, n = self.params.in_lanes, self.params.width, len(req.scores)
+        if lanes == 1:
+            for j, s in enumerate(req.scores):
+                self.scores.send({"score": s, "last": int(j == n - 1)})
+        else:
+            # lanes scores per beat, a prefix mask; the last beat's spare lanes carry a filler to ignore
+            for lo in range(0, n, lanes):
+                chunk = list(req.scores[lo : lo + lanes])
+                live = len(chunk)
+                chunk += [-1] * (lanes - live)
+                word = sum((s & ((1 << width) - 1)) << (j * width) for j, s in enumerate(chunk))
+                self.scores.send({"score": word, "mask": (1 << live) - 1, "last": int(lo + lanes >= n)})
         self.ks.send({"k": req.k, "seed": req.seed})
 
     async def finish(self, count: int, budget: int) -> None:
@@ -248,6 +268,8 @@ class TopKTestbench:
     def timings(self) -> list[dict[str, int]]:
         """Per request: t0 = later of its last score and its k handshake; end = last output handshake."""
         lasts = [b.cycle for b in self.scores.sent if b.payload["last"]]  # type: ignore[index]
+        firsts = [b.cycle for j, b in enumerate(self.scores.sent)
+                  if j == 0 or self.scores.sent[j - 1].payload["last"]]  # type: ignore[index]  # fmt: skip
         kcyc = [b.cycle for b in self.ks.sent]
         starts = [max(tl, tk) for tl, tk in zip(lasts, kcyc, strict=False)]
         rows = []
@@ -267,6 +289,8 @@ class TopKTestbench:
                     "pred_total": tr.cycles,
                     "pred_search": tr.select_cycles,
                     "pred_final": tr.final_cycles,
+                    "fill": lasts[j] - firsts[j] + 1,
+                    "pred_fill": tr.fill_cycles,
                 }
             )
         return rows
@@ -307,6 +331,8 @@ async def _run(dut, idle: float, backpressure: float, name: str, check_total: bo
     if check_total:
         bad_total = [r for r in rows if r["total"] != r["pred_total"]]
         assert not bad_total, f"total cycles differ from quickselect_trace: {bad_total[:3]}"
+        bad_fill = [r for r in rows if r["fill"] != r["pred_fill"]]
+        assert not bad_fill, f"input beats differ from quickselect_trace.fill_cycles: {bad_fill[:3]}"
 
 
 @cocotb.test()

@@ -17,12 +17,35 @@ pytestmark = pytest.mark.cosim
 ROOT = Path(__file__).resolve().parents[2]
 MAX_N = 256
 
-# (P, score width, random requests): 2,000+ random requests per P on the 16-bit build, a smaller
-# set on the narrow build (where duplicates are everywhere).
-CASES = [(1, 16, 2000), (4, 16, 2000), (16, 16, 2000), (1, 5, 300), (4, 5, 300), (16, 5, 300)]
+# (P, score width, random requests, scores per input beat): 2,000+ random requests per P on the 16-bit
+# build, a smaller set on the narrow build (where duplicates are everywhere); then multi-lane inputs,
+# L = P and L = P / 2 (the last beat of most requests partial, beats straddling buffer rows).
+CASES = [
+    (1, 16, 2000, 1),
+    (4, 16, 2000, 1),
+    (16, 16, 2000, 1),
+    (1, 5, 300, 1),
+    (4, 5, 300, 1),
+    (16, 5, 300, 1),
+    (4, 16, 2000, 4),
+    (16, 16, 2000, 8),
+]
 
 
-def run_case(parallelism: int, width: int, requests: int, build: Path, *, seed: int = 1, waves: bool = False):
+def _case_id(parallelism: int, width: int, in_lanes: int) -> str:
+    return f"p{parallelism}_w{width}" + (f"_l{in_lanes}" if in_lanes > 1 else "")
+
+
+def run_case(
+    parallelism: int,
+    width: int,
+    requests: int,
+    build: Path,
+    *,
+    in_lanes: int = 1,
+    seed: int = 1,
+    waves: bool = False,
+):
     """Build (or reuse) the case's model and run both cocotb tests; return the result and report rows."""
     report = build / "report.jsonl"
     build.mkdir(parents=True, exist_ok=True)
@@ -31,6 +54,7 @@ def run_case(parallelism: int, width: int, requests: int, build: Path, *, seed: 
         "TOPK_P": str(parallelism),
         "TOPK_WIDTH": str(width),
         "TOPK_MAX_N": str(MAX_N),
+        "TOPK_IN_LANES": str(in_lanes),
         "TOPK_REQUESTS": str(requests),
         "TOPK_SEED": str(seed),
         "TOPK_REPORT": str(report),
@@ -38,18 +62,25 @@ def run_case(parallelism: int, width: int, requests: int, build: Path, *, seed: 
         "TOPK_BACKPRESSURE": "0.4",
     }
     res = run_cocotb(
-        TopKEngine(width, MAX_N, parallelism), "topk", "testbench.topk_tb", build, extra_env=env, waves=waves
+        TopKEngine(width, MAX_N, parallelism, in_lanes=in_lanes),
+        "topk",
+        "testbench.topk_tb",
+        build,
+        extra_env=env,
+        waves=waves,
     )
     rows = [json.loads(line) for line in report.read_text().splitlines()] if report.exists() else []
     return res, rows
 
 
-@pytest.mark.parametrize(("parallelism", "width", "requests"), CASES, ids=[f"p{p}_w{w}" for p, w, _ in CASES])
-def test_topk_cosim(parallelism: int, width: int, requests: int) -> None:
-    build = ROOT / "build" / "cosim" / f"topk_p{parallelism}_w{width}"
-    res, rows = run_case(parallelism, width, requests, build)
+@pytest.mark.parametrize(
+    ("parallelism", "width", "requests", "in_lanes"), CASES, ids=[_case_id(p, w, q) for p, w, _, q in CASES]
+)
+def test_topk_cosim(parallelism: int, width: int, requests: int, in_lanes: int) -> None:
+    build = ROOT / "build" / "cosim" / f"topk_{_case_id(parallelism, width, in_lanes)}"
+    res, rows = run_case(parallelism, width, requests, build, in_lanes=in_lanes)
     if not res.ok:
-        run_case(parallelism, width, requests, build / "waves", waves=True)
+        run_case(parallelism, width, requests, build / "waves", in_lanes=in_lanes, waves=True)
     assert res.ok, f"cocotb failures: see {build}/test.log and waves in {build}/waves/"
     assert res.passed == 2
     exact = [r for r in rows if r["test"] == "topk_exact" and not r.get("summary")]
@@ -57,6 +88,7 @@ def test_topk_cosim(parallelism: int, width: int, requests: int) -> None:
     assert len(exact) >= requests and len(stress) >= min(requests, 300)
     # the scoreboard checked these already; a second look from outside the simulator
     assert all(r["total"] == r["pred_total"] and r["search"] == r["pred_search"] for r in exact)
+    assert all(r["fill"] == r["pred_fill"] == -(-r["n"] // in_lanes) for r in exact)
 
 
 def test_verify_cli_replays_vectors(tmp_path, capsys) -> None:

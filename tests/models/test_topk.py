@@ -154,6 +154,19 @@ def test_bad_parallelism() -> None:
         quickselect_trace([1, 2], 1, 0)
 
 
+def test_in_lanes_changes_only_the_fill() -> None:
+    scores = [4, -1, 7, 7, 0, 3, 9, 2, 5, 1, 8]  # n = 11
+    one = quickselect_trace(scores, 4, 4, 9)
+    four = quickselect_trace(scores, 4, 4, 9, in_lanes=4)
+    three = quickselect_trace(scores, 4, 4, 9, in_lanes=3)
+    assert (one.fill_cycles, four.fill_cycles, three.fill_cycles) == (11, 3, 4)  # 11, ceil(11/4), ceil(11/3)
+    assert one.cycles == four.cycles == three.cycles
+    assert one.indices.tolist() == four.indices.tolist() == [2, 3, 6, 10]
+    for bad in (0, 5, True):
+        with pytest.raises(ValueError, match="in_lanes"):
+            quickselect_trace(scores, 4, 4, 9, in_lanes=bad)
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     st.sampled_from([1, 2, 4, 8, 16, 32]).flatmap(lambda p: st.lists(st.booleans(), min_size=p, max_size=p))

@@ -60,32 +60,42 @@ def test_zero_eliminator_matches_model(lanes: int) -> None:
     sim.run()
 
 
-@pytest.mark.parametrize("lanes", [1, 4, 16, 32])
-def test_topk_random_exact_cycles(lanes: int) -> None:
+# (P, in_lanes): the one-score port, L = P, and L that does not divide P (beats straddle buffer rows)
+EXACT_CASES = [(1, 1), (4, 1), (16, 1), (32, 1), (4, 4), (4, 3), (16, 8), (16, 16), (32, 5)]
+
+
+@pytest.mark.parametrize(("lanes", "in_lanes"), EXACT_CASES, ids=[f"p{p}_l{q}" for p, q in EXACT_CASES])
+def test_topk_random_exact_cycles(lanes: int, in_lanes: int) -> None:
     rng = random.Random(100 + lanes)
     reqs = _random_requests(rng, 30, 40, 8)
-    out = run_engine(TopKEngine(8, 64, lanes), reqs)
+    out = run_engine(TopKEngine(8, 64, lanes, in_lanes=in_lanes), reqs)
     assert len(out.beats) == len(reqs)
-    for (scores, k, seed), beats, t0, te, search in zip(
-        reqs, out.beats, out.t0, out.t_end, out.search, strict=True
+    for (scores, k, seed), beats, t0, te, search, fill in zip(
+        reqs, out.beats, out.t0, out.t_end, out.search, out.fill, strict=True
     ):
         assert beats == _expected(scores, k)
-        trace = quickselect_trace(scores, k, lanes, seed)
+        trace = quickselect_trace(scores, k, lanes, seed, in_lanes=in_lanes)
         assert te - t0 == trace.cycles
         assert search == trace.select_cycles
+        assert fill == trace.fill_cycles == -(-len(scores) // in_lanes)
 
 
-@pytest.mark.parametrize("lanes", [1, 4, 16])
-def test_topk_gaps_and_backpressure_lose_nothing(lanes: int) -> None:
+GAP_CASES = [(1, 1), (4, 1), (16, 1), (4, 4), (16, 8)]
+
+
+@pytest.mark.parametrize(("lanes", "in_lanes"), GAP_CASES, ids=[f"p{p}_l{q}" for p, q in GAP_CASES])
+def test_topk_gaps_and_backpressure_lose_nothing(lanes: int, in_lanes: int) -> None:
     rng = random.Random(7 + lanes)
     reqs = _random_requests(rng, 25, 33, 6)
-    out = run_engine(TopKEngine(6, 33, lanes), reqs, idle=0.4, backpressure=0.5, seed=lanes)
+    dut = TopKEngine(6, 33, lanes, in_lanes=in_lanes)
+    out = run_engine(dut, reqs, idle=0.4, backpressure=0.5, seed=lanes)
     assert [b for b in out.beats] == [_expected(s, k) for s, k, _ in reqs]
     for (scores, k, seed), search in zip(reqs, out.search, strict=True):
         assert search == quickselect_trace(scores, k, lanes, seed).select_cycles
 
 
-def test_topk_directed_edges() -> None:
+@pytest.mark.parametrize("in_lanes", [1, 3, 4])
+def test_topk_directed_edges(in_lanes: int) -> None:
     n = 16
     reqs = [
         ([5] * n, 7, 0),  # all equal: the first 7
@@ -98,7 +108,7 @@ def test_topk_directed_edges() -> None:
         (list(range(n)), n, 0),
         ([1, 2, 3], 9, 0),  # k > n keeps everything
     ]
-    out = run_engine(TopKEngine(8, n, 4), reqs)
+    out = run_engine(TopKEngine(8, n, 4, in_lanes=in_lanes), reqs)
     for (scores, k, _), beats in zip(reqs, out.beats, strict=True):
         assert beats == _expected(scores, min(k, len(scores)))
     # hand-computed: the four largest are 9 at indices 1, 2, 3, 4
@@ -112,6 +122,13 @@ def test_topk_overlong_request_ends_at_max_n() -> None:
     assert out.beats[0] == [(1, 5, 0), (3, 7, 0)]
 
 
+def test_topk_overlong_beat_is_clipped_at_max_n() -> None:
+    # max_n = 6, beats of 4: the second beat (scores 2, 6, 99, 98) crosses max_n; its last two lanes
+    # are dropped and the request ends there, so 99 and 98 are never candidates
+    out = run_engine(TopKEngine(8, 6, 4, in_lanes=4), [([1, 5, 3, 7, 2, 6, 99, 98], 2, 0)])
+    assert out.beats[0] == [(3, 7, 0), (5, 6, 0)]
+
+
 @pytest.mark.parametrize(
     ("kwargs", "exc", "text"),
     [
@@ -121,6 +138,10 @@ def test_topk_overlong_request_ends_at_max_n() -> None:
         ({"score_width": 1}, ValueError, "score_width = 1 is outside the allowed range 2..64"),
         ({"max_n": 0}, ValueError, "max_n = 0 is outside the allowed range 1..65536"),
         ({"max_n": 100, "parallelism": 16, "buffer_depth": 6}, ValueError, "buffer_depth = 6"),
+        ({"parallelism": 4, "in_lanes": 5}, ValueError, "in_lanes = 5 is outside the allowed range 1..4"),
+        ({"parallelism": 1, "in_lanes": 2}, ValueError, "in_lanes = 2 is outside the allowed range 1..1"),
+        ({"in_lanes": 0}, ValueError, "in_lanes = 0 is outside the allowed range 1..16"),
+        ({"in_lanes": 2.0}, TypeError, "in_lanes must be an int"),
     ],
 )
 def test_parameter_validation(kwargs: dict, exc: type, text: str) -> None:

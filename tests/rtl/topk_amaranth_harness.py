@@ -18,6 +18,26 @@ class Outcome:
     t0: list[int] = field(default_factory=list)
     t_end: list[int] = field(default_factory=list)
     search: list[int] = field(default_factory=list)
+    fill: list[int] = field(default_factory=list)  # first to last input beat, inclusive
+
+
+def score_beats(scores: list[int], lanes: int, width: int) -> list[tuple[dict[str, int], bool]]:
+    """One request's input beats for an engine with ``in_lanes = lanes``: (payload, is last beat).
+
+    ``lanes > 1``: ``lanes`` scores per beat packed at ``width`` bits each, a prefix mask, the last beat
+    holding the remainder (its unused lanes carry a filler score the engine must ignore)."""
+    if lanes == 1:
+        return [({"score": s, "last": int(i == len(scores) - 1)}, i == len(scores) - 1)
+                for i, s in enumerate(scores)]  # fmt: skip
+    out = []
+    for lo in range(0, len(scores), lanes):
+        chunk = scores[lo : lo + lanes]
+        live = len(chunk)
+        chunk = chunk + [-1] * (lanes - live)
+        word = sum((s & ((1 << width) - 1)) << (j * width) for j, s in enumerate(chunk))
+        last = lo + lanes >= len(scores)
+        out.append(({"score": word, "mask": (1 << live) - 1, "last": int(last)}, last))
+    return out
 
 
 def run_engine(
@@ -32,20 +52,23 @@ def run_engine(
     """Send ``(scores, k, lfsr seed)`` requests, collect everything; idle/back-pressure are probabilities."""
     rng = random.Random(seed)
     out = Outcome()
-    beats = [(s, i == len(sc) - 1) for sc, _k, _sd in requests for i, s in enumerate(sc)]
+    lanes, width = dut.in_lanes, dut.score_width
+    beats = [beat for sc, _k, _sd in requests for beat in score_beats(sc, lanes, width)]
     ks = [(k, sd) for _sc, k, sd in requests]
 
     async def tb(ctx):
         bi = ki = 0
         cur: list[tuple[int, int, int]] = []
         last_in: list[int] = []
+        first_in: list[int] = []
+        starting = True  # the next input beat is a request's first
         k_in: list[int] = []
         searching: list[int] = []
         for cycle in range(max_cycles):
             iv = bi < len(beats) and rng.random() >= idle
             ctx.set(dut.i.valid, iv)
             if bi < len(beats):
-                ctx.set(dut.i.payload, {"score": beats[bi][0], "last": int(beats[bi][1])})
+                ctx.set(dut.i.payload, beats[bi][0])
             kv = ki < len(ks) and rng.random() >= idle
             ctx.set(dut.k.valid, kv)
             if ki < len(ks):
@@ -61,6 +84,9 @@ def run_engine(
                     cur = []
                     out.t_end.append(cycle)
             if iv and ctx.get(dut.i.ready):
+                if starting:
+                    first_in.append(cycle)
+                starting = beats[bi][1]
                 if beats[bi][1]:
                     last_in.append(cycle)
                 bi += 1
@@ -71,8 +97,11 @@ def run_engine(
             if len(out.beats) == len(requests):
                 break
         out.t0 = [max(a, b) for a, b in zip(last_in, k_in, strict=False)]
-        for t0, te in zip(out.t0, out.t_end, strict=False):
-            out.search.append(sum(1 for c in searching if t0 < c <= te))
+        out.fill = [b - a + 1 for a, b in zip(first_in, last_in, strict=False)]
+        for j, (t0, te) in enumerate(zip(out.t0, out.t_end, strict=False)):
+            # the next request may already search while this one's last beat waits for the consumer
+            end = min(te, out.t0[j + 1]) if j + 1 < len(out.t0) else te
+            out.search.append(sum(1 for c in searching if t0 < c <= end))
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
