@@ -6,9 +6,9 @@ inputs always offered, outputs always taken. Printed per request:
 
 - RTL: Q.K input beats of the MSB pass and the cycles from the first to the last key beat (equal: K_PAR
   keys per cycle, no bubbles), the decision cycle, the total (request accepted to last output), and each
-  stage's cycles (Q.K beats over both passes, softmax passes at ``2 * ceil(n / K_PAR) + 1 + n``: the
-  softmax runs K_PAR lanes, its output serialized into the one-score-per-cycle top-k input; top-k,
-  prob.V beats);
+  stage's cycles (Q.K beats over both passes, softmax passes at ``3 * ceil(n / K_PAR) + 1``: the
+  softmax runs K_PAR lanes and the top-k engine takes its output K_PAR per cycle, ``in_lanes = K_PAR``;
+  top-k, prob.V beats);
 - (the testbench has already asserted every RTL stamp == ``models.attention_core.core_cycles``);
 - sim: the same request as a one-row trace through ``sim.api.simulate`` (SpAtten accelerator with
   qk/pv multipliers = 512, i.e. 8 keys / values per cycle at D = 64): per-stage service cycles, the
@@ -143,9 +143,9 @@ def main() -> int:
         )
     print(
         "Q.K: the key span (first to last key beat accepted) equals ceil(n / K_PAR) beats: K_PAR keys per"
-        " cycle, no bubbles; the sim charges the same. The RTL's softmax loads and exponentiates K_PAR"
-        " scores per cycle, but its output is serialized into the top-k engine's one-score-per-cycle input"
-        " (2 * ceil(n / K_PAR) + 1 + n per pass) where the sim assumes the Q.K rate throughout, so the RTL"
+        " cycle, no bubbles; the sim charges the same. The RTL's softmax loads, exponentiates and outputs"
+        f" K_PAR scores per cycle into the top-k engine (in_lanes = {dut.topk_lanes}), in three sequential"
+        " passes over the row (3 * ceil(n / K_PAR) + 1 per pass) where the sim overlaps them, so the RTL"
         " request takes longer; see tests/cosim/test_attention_core.py for the per-stage bounds."
     )
     return 0

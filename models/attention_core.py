@@ -22,7 +22,13 @@ from models.softmax import SoftmaxSpec, softmax_fixed
 from models.topk import quickselect_trace
 from models.value_unit import prob_v
 
-__all__ = ["CoreStages", "CoreCycles", "attention_core_ref", "core_cycles"]
+__all__ = ["CoreStages", "CoreCycles", "attention_core_ref", "core_cycles", "topk_lanes"]
+
+
+def topk_lanes(k_par: int, topk_p: int) -> int:
+    """Probabilities per cycle into the core's top-k engine: ``k_par`` when ``k_par <= topk_p`` (the
+    engine's ``in_lanes`` may not exceed its P), else 1 (the softmax's beats are serialized)."""
+    return k_par if k_par <= topk_p else 1
 
 
 @dataclass(frozen=True)
@@ -122,9 +128,10 @@ class CoreCycles:
     qk_beats : Q.K input beats of one pass, ``ceil(n / K_PAR)``, on consecutive cycles (no bubbles).
     qk_latency : multiplier register plus adder-tree levels (``models.qk.qk_latency``).
     softmax_pass : cycles of one softmax pass, first score in to last probability out:
-        ``2 * ceil(n / K_PAR) + 1 + n`` (``rtl.softmax`` with ``lanes = K_PAR``: LOAD, overlapped with
-        Q.K, and EXP one K_PAR-wide row per cycle; one DIV cycle; OUT serialized to one probability per
-        cycle, the top-k engine's input rate).
+        ``2 * ceil(n / K_PAR) + 1 + ceil(n / T)`` (``rtl.softmax`` with ``lanes = K_PAR``: LOAD, overlapped
+        with Q.K, and EXP one K_PAR-wide row per cycle; one DIV cycle; OUT at the top-k engine's input
+        rate, ``T = topk_lanes(K_PAR, P)`` probabilities per cycle: whole K_PAR-wide beats when
+        K_PAR <= P, else one probability per cycle).
     decision : the cycle the ``decision`` beat is offered.
     select : the cycle k reaches the top-k engine (the final probabilities are all in it) and the
         probability drain starts.
@@ -163,12 +170,14 @@ def core_cycles(
 ) -> CoreCycles:
     """Cycle model of ``rtl.attention_core.AttentionCore`` for one request (see :class:`CoreCycles`).
 
-    Derivation, with ``L`` the Q.K latency and ``B = ceil(n / K_PAR)``: key beats at cycles 1 .. B; a
-    beat's K_PAR scores leave Q.K ``L`` cycles later and the softmax (``lanes = K_PAR``, in LOAD) takes
-    them in that cycle, so its LOAD takes beats ``L + 1 .. L + B``; EXP takes B cycles, DIV 1, and the OUT
-    beats are serialized into the top-k engine one probability per cycle (n cycles), the last at
-    ``L + 1 + 2B + n``; the requant decision registers that (``L + 2 + 2B + n``) and the decision port
-    registers it again (``D = L + 3 + 2B + n``). Without a refetch the top-k gets k at ``D``. With one,
+    Derivation, with ``L`` the Q.K latency, ``B = ceil(n / K_PAR)`` and ``O = ceil(n / T)`` the top-k
+    input beats (``T = topk_lanes(K_PAR, P)``: ``O = B`` when K_PAR <= P, else ``O = n``): key beats at
+    cycles 1 .. B; a beat's K_PAR scores leave Q.K ``L`` cycles later and the softmax (``lanes = K_PAR``,
+    in LOAD) takes them in that cycle, so its LOAD takes beats ``L + 1 .. L + B``; EXP takes B cycles,
+    DIV 1, and the OUT beats go into the top-k engine (and the probability buffer and the requant
+    decision) one top-k beat per cycle (O cycles), the last at ``L + 1 + 2B + O``; the requant decision
+    registers that (``L + 2 + 2B + O``) and the decision port registers it again
+    (``D = L + 3 + 2B + O``). Without a refetch the top-k gets k at ``D``. With one,
     the engine's MSB-pass request is flushed (k = 0 accepted at ``D``, its empty beat taken at
     ``D + 2``), the first LSB beat is taken at ``D + 3`` and the pass repeats the MSB pass's timing (first
     beat to decision pulse ``D - 2``), so k goes out at ``select = 2D + 2``. ``value_delay`` is how many
@@ -187,11 +196,12 @@ def core_cycles(
     p = np.asarray(probs, dtype=np.int64)
     n = int(p.shape[0])
     b = math.ceil(n / k_par)
+    o = math.ceil(n / topk_lanes(k_par, topk_p))
     lat = qk_latency(head_dim)
-    decision = lat + 3 + 2 * b + n
+    decision = lat + 3 + 2 * b + o
     select = decision if not refetch else 2 * decision + 2
     m = min(max(int(k), 1), n)
     tk = quickselect_trace(p, m, topk_p, seed).cycles
     kept_last = select + tk
-    return CoreCycles(b, lat, 2 * b + 1 + n, decision, select, select + n - 1, tk, kept_last,
+    return CoreCycles(b, lat, 2 * b + 1 + o, decision, select, select + n - 1, tk, kept_last,
                       kept_last + value_delay + 1)  # fmt: skip

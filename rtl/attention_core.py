@@ -15,6 +15,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from models.attention import softmax_spec
+from models.attention_core import topk_lanes
 from models.softmax import SoftmaxSpec
 from rtl.qk import QKUnit
 from rtl.requant import RequantDecision
@@ -40,9 +41,11 @@ class AttentionCore(wiring.Component):
     Per request (one in flight at a time): the ``req`` beat brings the query, k, the top-k seed and the
     refetch threshold; key MSB rows stream in ``k_par`` per beat and go through Q.K at one beat per cycle
     straight into the :class:`~rtl.softmax.Softmax` (``lanes = k_par``: it loads and exponentiates one
-    ``k_par``-wide beat per cycle) while the MSBs are kept in a key buffer. The softmax's output beats are
-    serialized, one probability per cycle (the top-k engine's input rate), into a probability buffer, the
-    :class:`~rtl.requant.RequantDecision` and the :class:`~rtl.topk.TopKEngine`. The decision beat says
+    ``k_par``-wide beat per cycle) while the MSBs are kept in a key buffer. The softmax's output beats go,
+    one per cycle, into a probability buffer, the :class:`~rtl.requant.RequantDecision` and the
+    :class:`~rtl.topk.TopKEngine` (``in_lanes = k_par``) when ``k_par <= topk_p``; with ``k_par >
+    topk_p`` (the engine's input is at most P wide) they are serialized, one probability per cycle
+    (``topk_lanes`` says which). The decision beat says
     whether the row is flat; if so the engine's request is flushed (k = 0), the LSB rows are taken
     ``k_par`` per beat, reassembled with the buffered MSBs, and Q.K and softmax run again. Then the engine
     gets k, its kept indices leave on ``kept`` (the value-row requests) while the final probabilities
@@ -69,9 +72,16 @@ class AttentionCore(wiring.Component):
     spec : SoftmaxSpec or None
         Softmax widths; default ``models.attention.softmax_spec(head_dim)``. P = ``spec.out_bits``.
     topk_p : int
-        Top-k comparators per cycle, a power of two in 1..32.
+        Top-k comparators per cycle, a power of two in 1..32. ``k_par <= topk_p`` lets the top-k take
+        the softmax's output ``k_par`` per cycle (``ceil(n / k_par)`` cycles a pass instead of n).
     max_n : int
         Largest request (keys), 1..65536.
+
+    Attributes
+    ----------
+    topk_lanes : int
+        Probabilities per cycle into the top-k engine: ``k_par`` if ``k_par <= topk_p``, else 1
+        (``models.attention_core.topk_lanes``).
 
     Ports
     -----
@@ -139,6 +149,9 @@ class AttentionCore(wiring.Component):
             self._MustUse__silence = True  # a rejected component is not an "unused elaboratable"
             raise
         hd, p = head_dim, spec.out_bits
+        # the top-k engine takes the softmax's K_PAR-wide beats whole when its P lanes can (K_PAR <= P);
+        # otherwise they are serialized to one probability per cycle
+        self.topk_lanes = topk_lanes(k_par, self.topk_p)
         self.k_bits = k_msb_bits + lsb_bits
         self.raw_width = q_bits + self.k_bits + (math.ceil(math.log2(hd)) if hd > 1 else 0)
         self.index_width = max(1, (max_n - 1).bit_length())
@@ -186,8 +199,9 @@ class AttentionCore(wiring.Component):
 
         m.submodules.qk = qk = QKUnit(hd, kp, self.q_bits, self.k_bits)
         m.submodules.softmax = sm = Softmax(sp, self.max_n, lanes=kp)
-        m.submodules.requant = rq = RequantDecision(pw, 1)
-        m.submodules.topk = tk = TopKEngine(pw + 1, self.max_n, self.topk_p)
+        tl = self.topk_lanes
+        m.submodules.requant = rq = RequantDecision(pw, tl)
+        m.submodules.topk = tk = TopKEngine(pw + 1, self.max_n, self.topk_p, in_lanes=tl)
         m.submodules.value_unit = vu = ValueUnit(hd, vp, pw, self.v_bits, self.max_n)
 
         # --- request registers ------------------------------------------------------------------------
@@ -252,43 +266,74 @@ class AttentionCore(wiring.Component):
             with m.If(sm.i_last):
                 m.d.sync += n.eq(wr_count + popcount)
 
-        # --- softmax output, serialized: one probability per cycle into the probability buffer, the
-        # refetch decision and the top-k engine (whose input takes one score per cycle) ------------------
-        m.submodules.pbuf = pbuf = Memory(shape=unsigned(pw), depth=self.max_n, init=[])
-        pb_w, pb_r = pbuf.write_port(), pbuf.read_port(domain="comb")
+        # --- softmax output into the probability buffer, the refetch decision and the top-k engine: whole
+        # K_PAR-wide beats when the engine takes them (topk_lanes = K_PAR), else one probability per cycle
         pw_pos = Signal(cnt)
         sm_take = Signal()
-        out_lane = Signal(range(kp))  # lane of the softmax's output beat going out this cycle
-        lane_prob = Signal(pw)
-        beat_end = Signal()  # out_lane is the beat's last live lane
-        if kp > 1:
-            live = Cat(sm.o_mask, Const(0, 1))
+        pr_pos = Signal(cnt)  # drain position (probability drain below)
+        if tl > 1:
+            # buffer rows of K_PAR probabilities, one beat per row; the drain reads row and lane counters
+            rows_p = -(-self.max_n // kp)
+            m.submodules.pbuf = pbuf = Memory(shape=unsigned(kp * pw), depth=rows_p, init=[])
+            pb_w, pb_r = pbuf.write_port(), pbuf.read_port(domain="comb")
+            pr_row = Signal(range(rows_p + 1))
+            pr_lane = Signal(range(kp))
+            tk_scores = Cat(*(Cat(sm.o_prob[j * pw : (j + 1) * pw], Const(0, 1)) for j in range(kp)))
             m.d.comb += [
-                lane_prob.eq(Array(sm.o_prob[j * pw : (j + 1) * pw] for j in range(kp))[out_lane]),
-                beat_end.eq(~live.bit_select(out_lane + 1, 1)),
+                tk.i.valid.eq(sm.o_valid),
+                tk.i.payload.score.eq(tk_scores),
+                tk.i.payload.mask.eq(sm.o_mask),
+                tk.i.payload.last.eq(sm.o_last),
+                sm.o_ready.eq(tk.i.ready),
+                sm_take.eq(sm.o_valid & tk.i.ready),
+                pb_w.addr.eq(pw_pos),
+                pb_w.data.eq(sm.o_prob),
+                pb_w.en.eq(sm_take),
+                rq.i_valid.eq(sm_take),
+                rq.i_last.eq(sm.o_last),
+                rq.i_prob.eq(sm.o_prob),
+                rq.i_mask.eq(sm.o_mask),
+                pb_r.addr.eq(pr_row),
             ]
+            with m.If(sm_take):
+                m.d.sync += pw_pos.eq(Mux(sm.o_last, 0, pw_pos + 1))
+            drain_prob = Array(pb_r.data[j * pw : (j + 1) * pw] for j in range(kp))[pr_lane]
         else:
-            m.d.comb += [lane_prob.eq(sm.o_prob), beat_end.eq(1)]
-        prob_last = sm.o_last & beat_end
-        m.d.comb += [
-            tk.i.valid.eq(sm.o_valid),
-            tk.i.payload.score.eq(lane_prob),
-            tk.i.payload.last.eq(prob_last),
-            sm.o_ready.eq(tk.i.ready & beat_end),
-            sm_take.eq(sm.o_valid & tk.i.ready),
-            pb_w.addr.eq(pw_pos),
-            pb_w.data.eq(lane_prob),
-            pb_w.en.eq(sm_take),
-            rq.i_valid.eq(sm_take),
-            rq.i_last.eq(prob_last),
-            rq.i_prob.eq(lane_prob),
-            rq.i_mask.eq(1),
-        ]
-        with m.If(sm_take):
-            m.d.sync += [
-                pw_pos.eq(Mux(prob_last, 0, pw_pos + 1)),
-                out_lane.eq(Mux(beat_end, 0, out_lane + 1)),
+            m.submodules.pbuf = pbuf = Memory(shape=unsigned(pw), depth=self.max_n, init=[])
+            pb_w, pb_r = pbuf.write_port(), pbuf.read_port(domain="comb")
+            out_lane = Signal(range(kp))  # lane of the softmax's output beat going out this cycle
+            lane_prob = Signal(pw)
+            beat_end = Signal()  # out_lane is the beat's last live lane
+            if kp > 1:
+                live = Cat(sm.o_mask, Const(0, 1))
+                m.d.comb += [
+                    lane_prob.eq(Array(sm.o_prob[j * pw : (j + 1) * pw] for j in range(kp))[out_lane]),
+                    beat_end.eq(~live.bit_select(out_lane + 1, 1)),
+                ]
+            else:
+                m.d.comb += [lane_prob.eq(sm.o_prob), beat_end.eq(1)]
+            prob_last = sm.o_last & beat_end
+            m.d.comb += [
+                tk.i.valid.eq(sm.o_valid),
+                tk.i.payload.score.eq(lane_prob),
+                tk.i.payload.last.eq(prob_last),
+                sm.o_ready.eq(tk.i.ready & beat_end),
+                sm_take.eq(sm.o_valid & tk.i.ready),
+                pb_w.addr.eq(pw_pos),
+                pb_w.data.eq(lane_prob),
+                pb_w.en.eq(sm_take),
+                rq.i_valid.eq(sm_take),
+                rq.i_last.eq(prob_last),
+                rq.i_prob.eq(lane_prob),
+                rq.i_mask.eq(1),
+                pb_r.addr.eq(pr_pos),
             ]
+            with m.If(sm_take):
+                m.d.sync += [
+                    pw_pos.eq(Mux(prob_last, 0, pw_pos + 1)),
+                    out_lane.eq(Mux(beat_end, 0, out_lane + 1)),
+                ]
+            drain_prob = pb_r.data
 
         # --- decision output register -----------------------------------------------------------------
         with m.If(self.decision.ready):
@@ -296,15 +341,18 @@ class AttentionCore(wiring.Component):
 
         # --- probability drain (final pass), in parallel with top-k and prob.V ----------------------------
         draining = Signal()
-        pr_pos = Signal(cnt)
         m.d.comb += [
-            pb_r.addr.eq(pr_pos),
             self.prob.valid.eq(draining),
-            self.prob.payload.prob.eq(pb_r.data),
+            self.prob.payload.prob.eq(drain_prob),
             self.prob.payload.last.eq(pr_pos == n - 1),
         ]
         with m.If(self.prob.valid & self.prob.ready):
             m.d.sync += pr_pos.eq(pr_pos + 1)
+            if tl > 1:
+                with m.If(pr_lane == kp - 1):
+                    m.d.sync += [pr_lane.eq(0), pr_row.eq(pr_row + 1)]
+                with m.Else():
+                    m.d.sync += pr_lane.eq(pr_lane + 1)
             with m.If(self.prob.payload.last):
                 m.d.sync += draining.eq(0)
 
@@ -400,6 +448,8 @@ class AttentionCore(wiring.Component):
                         pr_pos.eq(0),
                         pw_pos.eq(0),
                     ]
+                    if tl > 1:
+                        m.d.sync += [pr_row.eq(0), pr_lane.eq(0)]
                     m.d.sync += start_pass()
                     m.next = "MSB"
             with m.State("MSB"):

@@ -193,16 +193,25 @@ def _cycles_match(dut: AttentionCore, r: Request) -> None:
     )  # fmt: skip
     want = core_cycles(st.probs, keep_count(r.ratio, n), k_par=dut.k_par, head_dim=dut.head_dim,
                        topk_p=dut.topk_p, refetch=st.refetch, seed=r.seed)  # fmt: skip
+    # written out here: the softmax's output beats reach the top-k in ceil(n / T) cycles a pass
+    b, t = -(-n // dut.k_par), dut.topk_lanes
+    assert want.softmax_pass == 2 * b + 1 + -(-n // t)
     c = {k: v - r.got["cyc"]["req"] for k, v in r.got["cyc"].items() if k not in ("req", "total")}
     got = (c["key_last"] - c["key_first"] + 1, c["decision"], c["prob_last"], c["kept_last"], c["out"])
     assert got == (want.qk_beats, want.decision, want.prob_last, want.kept_last, want.out), (n, got, want)
     assert r.got["cyc"]["total"] == want.total
 
 
-@pytest.mark.parametrize(("head_dim", "k_par", "v_par"), [(4, 2, 2), (5, 3, 1), (1, 1, 3)])
-def test_core_cycle_model_exact(head_dim: int, k_par: int, v_par: int) -> None:
+# (D, K_PAR, V_PAR, P): K_PAR <= P feeds the top-k whole softmax beats (2 and 4 lanes), K_PAR > P
+# serializes them (3 > 2), K_PAR = 1 is the one-lane path
+CYCLE_CASES = [(4, 2, 2, 2), (3, 4, 2, 4), (5, 3, 1, 2), (1, 1, 3, 2)]
+
+
+@pytest.mark.parametrize(("head_dim", "k_par", "v_par", "topk_p"), CYCLE_CASES)
+def test_core_cycle_model_exact(head_dim: int, k_par: int, v_par: int, topk_p: int) -> None:
     dut = AttentionCore(head_dim, k_par, v_par, q_bits=QB, k_msb_bits=MB, lsb_bits=LB, v_bits=VB,
-                        score_shift=1, topk_p=2, max_n=40)  # fmt: skip
+                        score_shift=1, topk_p=topk_p, max_n=40)  # fmt: skip
+    assert dut.topk_lanes == (k_par if k_par <= topk_p else 1)
     rng = np.random.default_rng(head_dim)
     reqs = [make_request(rng, n, head_dim, ratio, thr) for n in (1, 9, 40) for ratio in (1.0, 0.2)
             for thr in (0, 4096)]  # fmt: skip
