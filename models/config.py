@@ -489,7 +489,8 @@ def load_yaml(path: str | Path, base: Workload | None = None) -> Workload:
 
     p = Path(path)
     if not p.is_file():
-        raise ValueError(f"config file {str(p)!r} does not exist")
+        what = "is a folder, not a file" if p.is_dir() else "does not exist"
+        raise ValueError(f"config file {str(p)!r} {what}")
     try:
         data = yaml.safe_load(p.read_text())
     except yaml.YAMLError as e:

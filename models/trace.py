@@ -137,7 +137,8 @@ def read_release_csv(path: str | os.PathLike):
 
     p = Path(path)
     if not p.is_file():
-        raise ValueError(f"trace file {str(p)!r} does not exist")
+        what = "is a folder, not a file" if p.is_dir() else "does not exist"
+        raise ValueError(f"trace file {str(p)!r} {what}")
     try:
         raw = pd.read_csv(p, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:

@@ -62,6 +62,9 @@ def run(args: argparse.Namespace) -> int:
         _print_points(spec, PointStore(out).done_ids())
         return 0
 
+    # Check the output folder can be made before simulating anything (it holds the resumable store).
+    with atomic_dir(out):
+        pass
     result = run_sweep(
         spec,
         out,
