@@ -32,6 +32,7 @@ from pathlib import Path
 import pytest
 
 from testbench.runner import run_cocotb
+from tests.cosim.paths import BUILD_ROOT
 
 PARAMS = {"AC_Q_BITS": 8, "AC_MSB_BITS": 8, "AC_LSB_BITS": 4, "AC_V_BITS": 8, "AC_TOPK_P": 16}
 
@@ -55,7 +56,7 @@ def run_case(hd: int, kp: int, vp: int, max_n: int, ns: str, idle: float, stall:
                AC_SCORE_SHIFT=str(10 if hd >= 64 else 8), AC_NS=ns, AC_RATIOS="1.0,0.3,0.2",
                AC_THRESHOLDS=thresholds, AC_IDLE=str(idle), AC_STALL=str(stall),
                AC_SEED=str(seed))  # fmt: skip
-    build = Path(f"build/cosim/attention-core-hd{hd}-kp{kp}-vp{vp}-n{max_n}")
+    build = BUILD_ROOT / f"attention-core-hd{hd}-kp{kp}-vp{vp}-n{max_n}"
     build.mkdir(parents=True, exist_ok=True)
     report = build / f"report-{tag}.jsonl"
     report.unlink(missing_ok=True)

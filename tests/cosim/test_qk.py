@@ -4,6 +4,7 @@ import pytest
 
 from rtl.qk import QKUnit
 from testbench.runner import run_cocotb
+from tests.cosim.paths import BUILD_ROOT
 
 pytestmark = pytest.mark.cosim
 
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.cosim
 )
 def test_qk_cosim(head_dim: int, k_par: int, ns: str, idle: float, stall: float) -> None:
     qw, kw = 16, 12
-    build = f"build/cosim/qk-hd{head_dim}-kp{k_par}"
+    build = BUILD_ROOT / f"qk-hd{head_dim}-kp{k_par}"
     env = {
         "HEAD_DIM": str(head_dim),
         "K_PAR": str(k_par),
