@@ -34,7 +34,7 @@ demo: $(STAMP)
 	$(RUN) $(VENV)/bin/spatten demo
 
 test: $(STAMP)
-	$(RUN) $(PY) -m pytest -q -n 2
+	$(RUN) SPATTEN_NO_SKIP=1 $(PY) -m pytest -q -n 2 -rs
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
