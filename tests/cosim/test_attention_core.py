@@ -95,11 +95,16 @@ def _check_stage_bounds(rows: list[dict]) -> None:
 
 
 @pytest.mark.cosim
-@pytest.mark.parametrize(("idle", "stall"), [pytest.param(0.0, 0.0, id="ready"),
-                                             pytest.param(0.3, 0.4, id="idle-stall")])  # fmt: skip
-def test_attention_core_hd16(idle: float, stall: float) -> None:
-    rows = run_case(16, 4, 4, 512, "1,7,64,257", idle, stall, f"hd16-{idle}")
-    assert len(rows) == 4 * 3 * 3
+@pytest.mark.parametrize(
+    ("ns", "idle", "stall"),
+    [
+        pytest.param("1,7,64,257,1024", 0.0, 0.0, id="ready"),
+        pytest.param("1,7,64,257", 0.3, 0.4, id="idle-stall"),
+    ],
+)
+def test_attention_core_hd16(ns: str, idle: float, stall: float) -> None:
+    rows = run_case(16, 4, 4, 1024, ns, idle, stall, f"hd16-{idle}")
+    assert len(rows) == len(ns.split(",")) * 3 * 3
     assert {r["refetch"] for r in rows} == {True, False}
     _check_stage_bounds(rows)
 
