@@ -219,8 +219,9 @@ def dense_reference(w: Workload, cols: dict[str, np.ndarray]) -> tuple[float, fl
     # restore pruned heads and pruned queries per (step, layer)
     key = cols["step"].astype(np.int64) * 1_000_003 + cols["layer"].astype(np.int64)
     uniq, inv = np.unique(key, return_inverse=True)
-    heads_live = np.zeros(uniq.size)
-    np.maximum.at(heads_live, inv, cols["head"].astype(np.float64) + 1)
+    # live heads = distinct head ids present in the group (pruning may remove any head, not just the last)
+    head_pairs = np.unique(np.stack([inv, cols["head"].astype(np.int64)]), axis=1)
+    heads_live = np.bincount(head_pairs[0], minlength=uniq.size).astype(np.float64)
     h_full = heads_live.max()
     qsum = np.bincount(inv, weights=q)
     # queries per head present in the group; dense has seq_len per head in summarization rows
@@ -267,8 +268,9 @@ def run(w: Workload, trace: Any, opt: Options) -> SimResult:
     keys = cols["keys_fetched"].astype(np.float64)
     vals = cols["values_fetched"].astype(np.float64)
     d = cols["head_dim"].astype(np.float64)
-    kpc = float(max(1, acc.qk_multipliers // acc.head_dim))
-    vpc = float(max(1, acc.pv_multipliers // acc.head_dim))
+    # keys (values) per cycle for the row's own head size: a 64-wide multiplier row serves two 32-dim keys
+    kpc = np.maximum(1, acc.qk_multipliers // np.maximum(cols["head_dim"], 1)).astype(np.float64)
+    vpc = np.maximum(1, acc.pv_multipliers // np.maximum(cols["head_dim"], 1)).astype(np.float64)
     passes = 1.0 + refetch
     p = opt.topk_parallelism or acc.topk_parallelism
     vtk = cols["value_topk"].astype(np.float64)
