@@ -72,6 +72,9 @@ def verify_topk(args: argparse.Namespace) -> int:
     from rtl.topk import TopKEngine
     from testbench.runner import run_cocotb
 
+    for flag, value in (("--head-dim", args.head_dim), ("--k-par", args.k_par)):
+        if value is not None:
+            raise ValueError(f"{flag} applies to the attention-core block only, not topk")
     p = 16 if args.parallelism is None else args.parallelism
     width = 16 if args.width is None else args.width
     vectors = _load_vectors(args.vectors, width) if args.vectors else None
@@ -139,7 +142,7 @@ def verify_topk(args: argparse.Namespace) -> int:
 
 
 def verify_attention_core(args: argparse.Namespace) -> int:
-    """Build AttentionCore (D = 16, K_PAR = V_PAR = 4, 8-bit codes, 8+4-bit keys), run
+    """Build AttentionCore (D = 16 or 64, K_PAR = V_PAR, 8-bit codes, 8+4-bit keys, P = 16), run
     testbench.attention_core_tb: directed requests (n in 1, 7, 64 up to max_n; keep 1.0/0.3/0.2; refetch
     forced off and on) then ``--requests`` random ones; print the summary; 0 on pass, 1 on failure."""
     from rtl.attention_core import AttentionCore
@@ -157,12 +160,20 @@ def verify_attention_core(args: argparse.Namespace) -> int:
         raise ValueError(f"--requests {requests} is outside the allowed range 0..100000")
     if not 0 <= args.seed < 2**32:
         raise ValueError(f"--seed {args.seed} is outside the allowed range 0..4294967295")
-    hd, kp, vp = 16, 4, 4
+    hd = 16 if args.head_dim is None else args.head_dim
+    if hd not in (16, 64):  # the two settings whose score scaling the cosim suite verifies
+        raise ValueError(f"--head-dim {hd} is not one of the verified settings 16, 64")
+    kp = (4 if hd == 16 else 8) if args.k_par is None else args.k_par
+    if not 1 <= kp <= 16:
+        raise ValueError(f"--k-par {kp} is outside the allowed range 1..16")
+    vp = kp
+    # score_shift puts the raw dot products of 8-bit codes into the softmax input (as the cosim tests)
+    shift = 10 if hd >= 64 else 8
     params = {"AC_HEAD_DIM": hd, "AC_K_PAR": kp, "AC_V_PAR": vp, "AC_Q_BITS": 8, "AC_MSB_BITS": 8,
-              "AC_LSB_BITS": 4, "AC_V_BITS": 8, "AC_SCORE_SHIFT": 8, "AC_TOPK_P": 16,
+              "AC_LSB_BITS": 4, "AC_V_BITS": 8, "AC_SCORE_SHIFT": shift, "AC_TOPK_P": 16,
               "AC_MAX_N": max_n}  # fmt: skip
-    dut = AttentionCore(hd, kp, vp, q_bits=8, k_msb_bits=8, lsb_bits=4, v_bits=8, score_shift=8, topk_p=16,
-                        max_n=max_n)  # fmt: skip
+    dut = AttentionCore(hd, kp, vp, q_bits=8, k_msb_bits=8, lsb_bits=4, v_bits=8, score_shift=shift,
+                        topk_p=16, max_n=max_n)  # fmt: skip
     build = Path(args.build_dir or f"build/verify/attention_core_hd{hd}_kp{kp}_n{max_n}") / (
         "waves" if args.waves else ""
     )
@@ -238,6 +249,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--waves", action="store_true", help="build with tracing; a VCD lands in <build folder>/waves/"
     )
     p.add_argument("--build-dir", default=None, help="build folder (default build/verify/<block>_<params>)")
+    p.add_argument(
+        "--head-dim", type=int, default=None, help="attention-core: head dim, 16 or 64 (default 16)"
+    )
+    p.add_argument(
+        "--k-par",
+        type=int,
+        default=None,
+        help="attention-core: keys (and value rows) per cycle, 1..16 (default 4 at D=16, 8 at D=64)",
+    )
     p.set_defaults(func=run)
 
 

@@ -46,6 +46,8 @@ def test_verilog_attention_core_bad_input(tmp_path, capsys, argv, text) -> None:
         (["--seed", "-2"], "--seed -2 is outside the allowed range 0..4294967295"),
         (["--vectors", "v.json"], "--vectors applies to the topk block only"),
         (["--width", "8"], "--width applies to the topk block only"),
+        (["--head-dim", "32"], "--head-dim 32 is not one of the verified settings 16, 64"),
+        (["--k-par", "17"], "--k-par 17 is outside the allowed range 1..16"),
     ],
 )
 def test_verify_attention_core_bad_input(tmp_path, capsys, argv, text) -> None:
@@ -64,3 +66,11 @@ def test_verify_attention_core_passes_with_waves(tmp_path, capsys) -> None:
     out = capsys.readouterr().out
     assert "PASS" in out and "21 requests == models.attention" in out
     assert (build / "waves" / "dump.vcd").stat().st_size > 0
+
+
+def test_verify_topk_rejects_attention_core_flags(tmp_path, capsys) -> None:
+    build = tmp_path / "b"
+    assert main(["verify", "topk", "--k-par", "4", "--build-dir", str(build)]) == 2
+    err = capsys.readouterr().err
+    assert "--k-par applies to the attention-core block only" in err and err.count("\n") == 1
+    assert not build.exists()
