@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Area of the accelerator by module from the hwcomponents component models "
         "(Aladdin multipliers/adders/comparators/registers, CACTI SRAMs and FIFOs), the total against "
         "the paper's 18.71 mm^2 and the top-k engine's share against 2.7%. With --rtl, the RTL blocks "
-        "are also synthesized with Yosys to generic cells (takes about a minute).",
+        "are also synthesized with Yosys to generic cells (about 15 s).",
     )
     p.add_argument("--config", metavar="FILE", help="workload YAML; its accelerator section is used")
     p.add_argument("--tech-nm", type=int, default=40, help="technology node in nm, 22..90 (default 40)")

@@ -15,9 +15,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="simulate a workload or a release CSV trace: cycles, DRAM bytes, GOP/s, per-stage activity",
         description="Simulate one workload on SpAtten (or a baseline) and print its summary.",
     )
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--workload", choices=list(MODELS), help="preset workload (default gpt2-medium)")
-    src.add_argument("--trace", metavar="FILE.csv", help="replay a release-format workload CSV")
+    p.add_argument(
+        "--workload",
+        choices=list(MODELS),
+        help="preset workload (default gpt2-medium); with --trace, the model the trace came from",
+    )
+    p.add_argument("--trace", metavar="FILE.csv", help="replay a release-format workload CSV")
     p.add_argument("--seq-len", type=int, help="override the sequence (prompt) length")
     p.add_argument(
         "--config", metavar="FILE.yaml", help="YAML overriding accelerator/model/pruning/quant fields"

@@ -105,3 +105,12 @@ def test_simulate_minilm_shape(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["simulate", "--workload", "minilm", "--seq-len", "16", "--format", "json"]) == 0
     s = json.loads(capsys.readouterr().out)
     assert s["workload"] == "minilm" and s["cycles"] > 0
+
+
+def test_real_trace_replayed_as_minilm(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    csv = tmp_path / "m.csv"
+    assert main(["trace", "--workload", "minilm", "--layers", "1", "--out", str(csv)]) == 0
+    capsys.readouterr()
+    assert main(["simulate", "--workload", "minilm", "--trace", str(csv), "--format", "json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["workload"] == "minilm" and s["trace"] == str(csv)
