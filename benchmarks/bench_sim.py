@@ -20,7 +20,7 @@ from models.config import workload_preset  # noqa: E402
 from sim.api import simulate  # noqa: E402
 
 CASES = [
-    ("gpt2-medium", None, "GPT-2-Medium 992 + 32 generation (target < 0.1 s)"),
+    ("gpt2-medium", None, "GPT-2-Medium 992 + 32 generation (target < 0.2 s)"),
     ("gpt2-small", None, "GPT-2-Small 992 + 32 generation"),
     ("bert-large", 512, "BERT-Large 512 tokens (target < 0.5 s)"),
     ("bert-base", 128, "BERT-Base 128 tokens"),
