@@ -85,6 +85,8 @@ def verify_topk(args: argparse.Namespace) -> int:
         max_n = args.max_n
         if longest > max_n:
             raise ValueError(f"--max-n {max_n} is smaller than the longest vector ({longest} scores)")
+    if vectors is not None and args.requests is not None:
+        raise ValueError("--requests does not apply with --vectors (exactly the given cases run)")
     if args.requests is not None and not 0 <= args.requests <= 1_000_000:
         raise ValueError(f"--requests {args.requests} is outside the allowed range 0..1000000")
     dut = TopKEngine(score_width=width, max_n=max_n, parallelism=p)  # validates P, W, max_n

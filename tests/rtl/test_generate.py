@@ -97,3 +97,11 @@ def test_verify_bad_vectors(tmp_path, capsys, content, text) -> None:
     f.write_text(content)
     assert main(["verify", "topk", "--vectors", str(f)]) == 2
     assert text in capsys.readouterr().err
+
+
+def test_verify_vectors_with_requests_is_rejected(tmp_path, capsys) -> None:
+    f = tmp_path / "v.json"
+    f.write_text('[{"scores": [1, 2], "k": 1}]')
+    assert main(["verify", "topk", "--vectors", str(f), "--requests", "5"]) == 2
+    err = capsys.readouterr().err
+    assert "--requests does not apply with --vectors" in err and err.count("\n") == 1
