@@ -22,9 +22,12 @@ from typing import Any
 from models.config import Workload
 from sim.simulate import ACTION_KEYS, SimResult
 
-__all__ = ["simulate", "SimResult", "ACTION_KEYS", "BASELINES"]
+__all__ = ["simulate", "SimResult", "ACTION_KEYS", "BASELINES", "OWN_HARDWARE"]
 
 BASELINES = ("spatten", "dense", "a3", "mnnfast")
+#: Baselines that run on SpAtten's own units, so the energy model (``sim.power``) applies to them; A3 and
+#: MNNFast are charged from their published efficiency instead (``sim.power.baselines``).
+OWN_HARDWARE = ("spatten", "dense")
 
 
 def simulate(workload: Workload, trace: Any = None, *, baseline: str = "spatten") -> SimResult:

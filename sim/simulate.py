@@ -269,8 +269,8 @@ def run(w: Workload, trace: Any, opt: Options) -> SimResult:
     vals = cols["values_fetched"].astype(np.float64)
     d = cols["head_dim"].astype(np.float64)
     # keys (values) per cycle for the row's own head size: a 64-wide multiplier row serves two 32-dim keys
-    kpc = np.maximum(1, acc.qk_multipliers // np.maximum(cols["head_dim"], 1)).astype(np.float64)
-    vpc = np.maximum(1, acc.pv_multipliers // np.maximum(cols["head_dim"], 1)).astype(np.float64)
+    kpc = np.maximum(1.0, acc.qk_multipliers // np.maximum(d, 1.0))
+    vpc = np.maximum(1.0, acc.pv_multipliers // np.maximum(d, 1.0))
     passes = 1.0 + refetch
     p = opt.topk_parallelism or acc.topk_parallelism
     vtk = cols["value_topk"].astype(np.float64)

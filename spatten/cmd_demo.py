@@ -39,8 +39,8 @@ def run(args: argparse.Namespace) -> int:
         "bounding_stage",
     ]
     shown = {k: res.summary[k] for k in keys}
-    rep = energy(res.actions, w.accelerator)
-    shown.update({k: rep.columns()[k] for k in ("energy_j", "chip_power_w", "power_w", "gop_per_j")})
+    cols = energy(res.actions, w.accelerator).columns()
+    shown.update({k: cols[k] for k in ("energy_j", "chip_power_w", "power_w", "gop_per_j")})
     print("\n".join(summary_lines(shown)))
     _, pvo, _, _ = reproduce(args.out)
     print(f"\n== paper vs ours (all 30 benchmarks; tables and figures in {args.out}/)")

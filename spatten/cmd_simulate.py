@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from reports.tables import summary_lines
-    from sim.api import simulate
+    from sim.api import OWN_HARDWARE, simulate
     from sim.power.components import check_tech_nm
     from sim.power.energy import energy
 
@@ -54,9 +54,7 @@ def run(args: argparse.Namespace) -> int:
     summary = dict(res.summary)
     if args.trace:
         summary["trace"] = str(args.trace)
-    # Energy models SpAtten's own units; A3 and MNNFast are charged from their published GOP/J in
-    # `spatten reproduce` instead.
-    rep = energy(res.actions, w.accelerator, args.tech_nm) if args.baseline in ("spatten", "dense") else None
+    rep = energy(res.actions, w.accelerator, args.tech_nm) if args.baseline in OWN_HARDWARE else None
     if rep is not None:
         summary.update(rep.columns())
     if args.out:

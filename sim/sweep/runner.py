@@ -65,7 +65,7 @@ def evaluate_point(workload: Workload, baseline: str) -> dict[str, Any]:
         and ``area_mm2`` at :data:`TECH_NM` (``energy_error`` instead when the energy model rejects the
         hardware, e.g. an SRAM outside CACTI's range; the performance columns are kept).
     """
-    from sim.api import simulate  # here, not at import: specs and dry runs need no simulator
+    from sim.api import OWN_HARDWARE, simulate  # here, not at import: specs and dry runs need no simulator
 
     try:
         if baseline == "spatten":
@@ -80,7 +80,7 @@ def evaluate_point(workload: Workload, baseline: str) -> dict[str, Any]:
     row: dict[str, Any] = {"error": ""}
     for key, value in result.summary.items():
         row[key] = value.item() if hasattr(value, "item") else value
-    if baseline in ("spatten", "dense"):  # the energy model is of SpAtten's own units
+    if baseline in OWN_HARDWARE:
         row.update(_energy_area(result.actions, workload.accelerator))
     return row
 
