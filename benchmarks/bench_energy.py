@@ -27,13 +27,13 @@ def _first_call_overhead() -> None:
     """Time simulate() and energy() in a fresh process per preset (the in-process caches start cold)."""
     code = """
 import time, json, sys
-from models.config import workload_preset
-from sim.api import simulate
+from spatten.models.config import workload_preset
+from spatten.sim.api import simulate
 name = sys.argv[1]
 w = workload_preset(name)
 simulate(w)  # warm the simulator's own imports and caches
 t = time.perf_counter(); r = simulate(w); t_sim = time.perf_counter() - t
-from sim.power.energy import energy
+from spatten.sim.power.energy import energy
 t = time.perf_counter(); energy(r.actions, w.accelerator); t_first = time.perf_counter() - t
 t = time.perf_counter()
 for _ in range(100):
@@ -60,13 +60,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tech-nm", type=int, default=40)
     args = ap.parse_args(argv)
 
-    from sim.power.cacti_build import ensure_cacti
+    from spatten.sim.power.cacti_build import ensure_cacti
 
     ensure_cacti(verbose=False)
-    from models.config import ACCELERATORS, workload_preset
-    from sim.api import simulate
-    from sim.baselines import load_settings, roofline_seconds
-    from sim.power.area import (
+    from spatten.models.config import ACCELERATORS, workload_preset
+    from spatten.sim.api import simulate
+    from spatten.sim.baselines import load_settings, roofline_seconds
+    from spatten.sim.power.area import (
         PAPER_AREA_MM2,
         PAPER_POWER_W,
         PAPER_TOPK_AREA_SHARE,
@@ -74,8 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         area,
         rtl_crosscheck,
     )
-    from sim.power.baselines import BASELINES, energy_saving_table
-    from sim.power.energy import energy, peak_power_w
+    from spatten.sim.power.baselines import BASELINES, energy_saving_table
+    from spatten.sim.power.energy import energy, peak_power_w
 
     # Warm the CACTI cache for both accelerators before timing anything.
     for acc in ACCELERATORS.values():

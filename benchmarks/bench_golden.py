@@ -15,10 +15,9 @@ import argparse
 import time
 
 import numpy as np
-
-from models.attention import run_attention, summarize_trace
-from models.config import MODELS, workload_preset
-from models.softmax import DEFAULT_SPEC, error_bound, softmax_fixed, softmax_float
+from spatten.models.attention import run_attention, summarize_trace
+from spatten.models.config import MODELS, workload_preset
+from spatten.models.softmax import DEFAULT_SPEC, error_bound, softmax_fixed, softmax_float
 
 
 def softmax_error() -> None:

@@ -18,9 +18,9 @@ import dataclasses
 import time
 from pathlib import Path
 
-from models.attention import run_attention, summarize_trace
-from models.config import QuantConfig, workload_preset
-from models.real_qkv import DEFAULT_TEXT, encode
+from spatten.models.attention import run_attention, summarize_trace
+from spatten.models.config import QuantConfig, workload_preset
+from spatten.models.real_qkv import DEFAULT_TEXT, encode
 
 
 def main() -> None:

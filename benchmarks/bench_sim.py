@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.config import workload_preset  # noqa: E402
-from sim.api import simulate  # noqa: E402
+from spatten.models.config import workload_preset  # noqa: E402
+from spatten.sim.api import simulate  # noqa: E402
 
 CASES = [
     ("gpt2-medium", None, "GPT-2-Medium 992 + 32 generation (target < 0.2 s)"),

@@ -16,8 +16,8 @@ import dataclasses
 import tempfile
 from pathlib import Path
 
-from sim.sweep.runner import run_sweep
-from sim.sweep.spec import load_spec
+from spatten.sim.sweep.runner import run_sweep
+from spatten.sim.sweep.spec import load_spec
 
 SPEC = Path(__file__).resolve().parent.parent / "examples" / "sweeps" / "gpt2-medium-1000.yaml"
 TARGET_SECONDS = 60.0

@@ -24,9 +24,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from models.topk import quickselect_trace, release_latency  # noqa: E402
-from rtl.topk import TopKEngine  # noqa: E402
-from testbench.runner import run_cocotb  # noqa: E402
+from spatten.models.topk import quickselect_trace, release_latency  # noqa: E402
+from spatten.rtl.topk import TopKEngine  # noqa: E402
+from spatten.testbench.runner import run_cocotb  # noqa: E402
 
 WIDTH = 16
 MAX_N = 2048
@@ -57,7 +57,12 @@ def run_p(p: int, reqs: list[dict], build: Path) -> tuple[list[dict], float, flo
         "TOPK_REPORT": str(report),
     }
     res = run_cocotb(
-        TopKEngine(WIDTH, MAX_N, p), "topk", "testbench.topk_tb", build, extra_env=env, testcase="topk_exact"
+        TopKEngine(WIDTH, MAX_N, p),
+        "topk",
+        "spatten.testbench.topk_tb",
+        build,
+        extra_env=env,
+        testcase="topk_exact",
     )
     if not res.ok:
         raise SystemExit(f"RTL run failed for P={p}: see {build / 'test.log'}")

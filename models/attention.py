@@ -40,14 +40,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
-
-from models.config import Workload, check_float
-from models.fixed import check_bits, msb_estimate, qmax, quantize, reassemble, split
-from models.pruning import CascadePruner, keep_count, topk_rows
-from models.quant import pq_decide, pq_row
-from models.softmax import SoftmaxSpec, softmax_float
-from models.topk import topk_ref
-from models.trace import TRACE_COLUMNS
+from spatten.models.config import Workload, check_float
+from spatten.models.fixed import check_bits, msb_estimate, qmax, quantize, reassemble, split
+from spatten.models.pruning import CascadePruner, keep_count, topk_rows
+from spatten.models.quant import pq_decide, pq_row
+from spatten.models.softmax import SoftmaxSpec, softmax_float
+from spatten.models.topk import topk_ref
+from spatten.models.trace import TRACE_COLUMNS
 
 __all__ = [
     "RequestResult",

@@ -14,13 +14,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-
-from models.fixed import msb_estimate, reassemble, saturate, shift_round
-from models.qk import qk_latency, qk_scores
-from models.requant import refetch_decision
-from models.softmax import SoftmaxSpec, softmax_fixed
-from models.topk import quickselect_trace
-from models.value_unit import prob_v
+from spatten.models.fixed import msb_estimate, reassemble, saturate, shift_round
+from spatten.models.qk import qk_latency, qk_scores
+from spatten.models.requant import refetch_decision
+from spatten.models.softmax import SoftmaxSpec, softmax_fixed
+from spatten.models.topk import quickselect_trace
+from spatten.models.value_unit import prob_v
 
 __all__ = ["CoreStages", "CoreCycles", "attention_core_ref", "core_cycles", "topk_lanes"]
 

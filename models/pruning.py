@@ -37,9 +37,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
-
-from models.config import check_float
-from models.topk import topk_ref
+from spatten.models.config import check_float
+from spatten.models.topk import topk_ref
 
 __all__ = [
     "keep_count",

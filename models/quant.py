@@ -24,10 +24,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-
-from models.config import check_float
-from models.fixed import check_bits, msb_estimate, reassemble, saturate, shift_round
-from models.softmax import DEFAULT_SPEC, SoftmaxSpec, softmax_fixed
+from spatten.models.config import check_float
+from spatten.models.fixed import check_bits, msb_estimate, reassemble, saturate, shift_round
+from spatten.models.softmax import DEFAULT_SPEC, SoftmaxSpec, softmax_fixed
 
 __all__ = ["PQResult", "pq_row", "pq_rows", "pq_decide", "threshold_code", "int_scores"]
 

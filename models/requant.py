@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-
-from models.quant import threshold_code
+from spatten.models.quant import threshold_code
 
 __all__ = ["refetch_decision", "threshold_code"]
 

@@ -55,8 +55,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-
-from models.fixed import check_bits, check_finite, shift_round
+from spatten.models.fixed import check_bits, check_finite, shift_round
 
 __all__ = [
     "SoftmaxSpec",

@@ -33,9 +33,8 @@
 from __future__ import annotations
 
 import numpy as np
-
-from models.config import Workload
-from models.trace import TRACE_COLUMNS
+from spatten.models.config import Workload
+from spatten.models.trace import TRACE_COLUMNS
 
 __all__ = ["shape_trace", "layer_counts"]
 

@@ -118,7 +118,7 @@ def energy_breakdown_figure(shares: dict[str, dict[str, float]], path: Path) -> 
 
 def write_figures(table: Any, agg: dict[str, Any], settings: dict[str, Any], out: Path) -> list[str]:
     """Write the figures into ``out``; return their file names."""
-    from models.config import ACCELERATORS
+    from spatten.models.config import ACCELERATORS
 
     paper = settings["paper"]
     dram_reduction_figure(table, float(paper["dram_reduction_avg"]), out / "dram_reduction.png")

@@ -1,7 +1,7 @@
 """Figure: top-k search latency vs n per parallelism P, RTL mean +/- sd next to the model and release formula.
 
 Input is the CSV printed and written by ``benchmarks/bench_topk.py``.
-Run: ``.venv/bin/python -m reports.topk_latency [CSV] [-o build/reports/topk_latency.png]``
+Run: ``.venv/bin/python -m spatten.reports.topk_latency [CSV] [-o build/reports/topk_latency.png]``
 """
 
 from __future__ import annotations

@@ -13,16 +13,15 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigne
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
-
-from models.attention import softmax_spec
-from models.attention_core import topk_lanes
-from models.softmax import SoftmaxSpec
-from rtl.qk import QKUnit
-from rtl.requant import RequantDecision
-from rtl.softmax import Softmax
-from rtl.topk import TopKEngine
-from rtl.value_unit import ValueUnit
-from rtl.zero_eliminator import check_lanes
+from spatten.models.attention import softmax_spec
+from spatten.models.attention_core import topk_lanes
+from spatten.models.softmax import SoftmaxSpec
+from spatten.rtl.qk import QKUnit
+from spatten.rtl.requant import RequantDecision
+from spatten.rtl.softmax import Softmax
+from spatten.rtl.topk import TopKEngine
+from spatten.rtl.value_unit import ValueUnit
+from spatten.rtl.zero_eliminator import check_lanes
 
 __all__ = ["AttentionCore"]
 

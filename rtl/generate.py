@@ -117,7 +117,7 @@ class LintResult:
 
 def lint(path: str | os.PathLike, *, all_warnings: bool = False) -> LintResult:
     """Run ``verilator --lint-only`` on one Verilog file and count its errors and warnings."""
-    from testbench.runner import verilator_env
+    from spatten.testbench.runner import verilator_env
 
     verilator_env()
     cmd = ["verilator", "--lint-only", "-Wno-fatal"] + (["-Wall"] if all_warnings else []) + [str(path)]
@@ -130,7 +130,7 @@ def lint(path: str | os.PathLike, *, all_warnings: bool = False) -> LintResult:
 
 
 def _topk(parallelism: int, width: int, max_n: int, buffer_depth: int) -> Any:
-    from rtl.topk import TopKEngine
+    from spatten.rtl.topk import TopKEngine
 
     return TopKEngine(
         score_width=width, max_n=max_n, parallelism=parallelism, buffer_depth=buffer_depth or None
@@ -157,7 +157,7 @@ def _attention_core(
     head_dim: int, k_par: int, v_par: int, q_bits: int, k_msb_bits: int, lsb_bits: int, v_bits: int,
     score_shift: int, topk_p: int, max_n: int,
 ) -> Any:  # fmt: skip
-    from rtl.attention_core import AttentionCore
+    from spatten.rtl.attention_core import AttentionCore
 
     return AttentionCore(head_dim, k_par, v_par, q_bits=q_bits, k_msb_bits=k_msb_bits, lsb_bits=lsb_bits,
                          v_bits=v_bits, score_shift=score_shift, topk_p=topk_p, max_n=max_n)  # fmt: skip

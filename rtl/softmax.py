@@ -12,8 +12,7 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
-
-from models.softmax import DEFAULT_SPEC, SoftmaxSpec, exp_table, log2e_constant
+from spatten.models.softmax import DEFAULT_SPEC, SoftmaxSpec, exp_table, log2e_constant
 
 __all__ = ["Softmax"]
 

@@ -8,9 +8,8 @@ from amaranth import Array, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
-
-from models.topk import LFSR_MASK
-from rtl.zero_eliminator import ZeroEliminator, check_lanes
+from spatten.models.topk import LFSR_MASK
+from spatten.rtl.zero_eliminator import ZeroEliminator, check_lanes
 
 __all__ = ["TopKEngine", "score_layout", "k_layout", "out_layout"]
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from models.config import Workload
-from sim.simulate import ACTION_KEYS, SimResult
+from spatten.models.config import Workload
+from spatten.sim.simulate import ACTION_KEYS, SimResult
 
 __all__ = ["simulate", "SimResult", "ACTION_KEYS", "BASELINES", "OWN_HARDWARE"]
 
@@ -47,7 +47,7 @@ def simulate(workload: Workload, trace: Any = None, *, baseline: str = "spatten"
     SimResult
         ``requests`` (per-request table), ``summary`` (flat dict) and ``actions`` (energy-model counts).
     """
-    from sim import baselines
+    from spatten.sim import baselines
 
     if not isinstance(workload, Workload):
         raise TypeError(f"workload must be a Workload, got {type(workload).__name__}")

@@ -12,10 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from models.config import Workload
-from models.workload import shape_trace
-from sim.simulate import Options, SimResult, run
+from spatten.models.config import Workload
+from spatten.models.workload import shape_trace
+from spatten.sim.simulate import Options, SimResult, run
 
 __all__ = [
     "load_settings",

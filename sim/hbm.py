@@ -24,8 +24,7 @@ Model (parameters from ``AcceleratorConfig``; SPATTEN.md section 2 and the relea
 from __future__ import annotations
 
 import numpy as np
-
-from models.config import AcceleratorConfig
+from spatten.models.config import AcceleratorConfig
 
 __all__ = ["KINDS", "request_bytes", "kind_cycles", "first_data_latency", "t_burst"]
 

@@ -25,16 +25,15 @@ import math
 from typing import Any
 
 import numpy as np
-
-from models.config import Workload, workload_preset
-from models.workload import shape_trace
-from sim.baselines import load_settings, numpy_attention_seconds, roofline_seconds
-from sim.power.area import PAPER_POWER_W, PAPER_TOPK_POWER_SHARE
-from sim.power.baselines import BASELINES as ENERGY_BASELINES
-from sim.power.baselines import energy_saving_table
-from sim.power.components import MODULES
-from sim.power.energy import energy, energy_column
-from sim.simulate import Options, run
+from spatten.models.config import Workload, workload_preset
+from spatten.models.workload import shape_trace
+from spatten.sim.baselines import load_settings, numpy_attention_seconds, roofline_seconds
+from spatten.sim.power.area import PAPER_POWER_W, PAPER_TOPK_POWER_SHARE
+from spatten.sim.power.baselines import BASELINES as ENERGY_BASELINES
+from spatten.sim.power.baselines import energy_saving_table
+from spatten.sim.power.components import MODULES
+from spatten.sim.power.energy import energy, energy_column
+from spatten.sim.simulate import Options, run
 
 __all__ = ["benchmarks", "run_all", "paper_vs_ours", "BREAKDOWN_STEPS"]
 

@@ -31,12 +31,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
-from models.config import Workload
-from models.trace import TRACE_COLUMNS
-from sim import hbm
-from sim.pipeline import PipelineResult, run_pipeline
-from sim.topk_table import expected_cycles, expected_elements
+from spatten.models.config import Workload
+from spatten.models.trace import TRACE_COLUMNS
+from spatten.sim import hbm
+from spatten.sim.pipeline import PipelineResult, run_pipeline
+from spatten.sim.topk_table import expected_cycles, expected_elements
 
 __all__ = ["SimResult", "Options", "STAGES", "run", "check_trace", "dense_reference"]
 

@@ -5,7 +5,7 @@ table instead: for a grid of candidate counts ``n`` and keep fractions ``k / n``
 of elements streamed over all rounds and the mean number of rounds, measured by running
 ``quickselect_trace`` on seeded uniform random 12-bit integers (``SEEDS`` requests per point; the round
 sizes depend on the data and pivots only, not on ``P``). The table ships as ``sim/data/topk_cycles.csv``;
-``python -m sim.topk_table`` regenerates it.
+``python -m spatten.sim.topk_table`` regenerates it.
 
 Expected cycles for ``P`` comparators: the search is ``QuickSelectTrace.select_cycles`` in expectation,
 the final pass is P-wide (the paper's zero eliminator compacts P selected indices per cycle)::
@@ -25,8 +25,7 @@ import math
 from pathlib import Path
 
 import numpy as np
-
-from models.topk import ROUND_OVERHEAD, quickselect_trace
+from spatten.models.topk import ROUND_OVERHEAD, quickselect_trace
 
 # The final pass as the paper's engine does it: the zero eliminator compacts P scores per cycle, plus one
 # output register. (The repo's RTL emits one index per cycle instead; see the README's simulator notes.)
@@ -62,7 +61,9 @@ def _grid() -> tuple[np.ndarray, np.ndarray]:
     raw = np.loadtxt(TABLE_PATH, delimiter=",", skiprows=1)
     shape = (LOG2_N.size, FRACTIONS.size)
     if raw.shape[0] != shape[0] * shape[1]:
-        raise ValueError(f"{TABLE_PATH} does not match the grid; regenerate with python -m sim.topk_table")
+        raise ValueError(
+            f"{TABLE_PATH} does not match the grid; regenerate with python -m spatten.sim.topk_table"
+        )
     return raw[:, 2].reshape(shape), raw[:, 3].reshape(shape)
 
 

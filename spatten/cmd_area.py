@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from models.config import AcceleratorConfig, load_yaml, workload_preset
+from spatten.models.config import AcceleratorConfig, load_yaml, workload_preset
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,7 +33,7 @@ def _accelerator(config: str | None) -> AcceleratorConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sim.power.area import PAPER_AREA_MM2, PAPER_TOPK_AREA_SHARE, area, rtl_crosscheck
+    from spatten.sim.power.area import PAPER_AREA_MM2, PAPER_TOPK_AREA_SHARE, area, rtl_crosscheck
 
     accel = _accelerator(args.config)
     rep = area(accel, args.tech_nm)

@@ -15,11 +15,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from models.config import workload_preset
-    from reports.tables import markdown_table, summary_lines
-    from sim.api import simulate
-    from sim.power.energy import energy
     from spatten.cmd_reproduce import reproduce
+    from spatten.models.config import workload_preset
+    from spatten.reports.tables import markdown_table, summary_lines
+    from spatten.sim.api import simulate
+    from spatten.sim.power.energy import energy
 
     w = workload_preset("gpt2-medium")
     res = simulate(w)

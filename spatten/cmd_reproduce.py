@@ -24,12 +24,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def reproduce(out: str | Path, tech_nm: int = 40) -> tuple[object, object, dict, list[str]]:
     """Run everything, write ``out`` atomically; return (table, paper-vs-ours, aggregates, figure names)."""
-    from reports.figures import write_figures
-    from reports.tables import markdown_table
-    from sim.baselines import load_settings
-    from sim.power.components import check_tech_nm
-    from sim.reproduce import paper_vs_ours, run_all
     from spatten.output import atomic_dir
+    from spatten.reports.figures import write_figures
+    from spatten.reports.tables import markdown_table
+    from spatten.sim.baselines import load_settings
+    from spatten.sim.power.components import check_tech_nm
+    from spatten.sim.reproduce import paper_vs_ours, run_all
 
     check_tech_nm(tech_nm)
     table, agg = run_all(tech_nm=tech_nm)
@@ -44,7 +44,7 @@ def reproduce(out: str | Path, tech_nm: int = 40) -> tuple[object, object, dict,
 
 
 def run(args: argparse.Namespace) -> int:
-    from reports.tables import markdown_table
+    from spatten.reports.tables import markdown_table
 
     table, pvo, agg, figures = reproduce(args.out, args.tech_nm)
     if args.format == "json":

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from models.config import ACCELERATORS, MODELS, load_yaml, workload_preset
+from spatten.models.config import ACCELERATORS, MODELS, load_yaml, workload_preset
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,10 +36,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from reports.tables import summary_lines
-    from sim.api import OWN_HARDWARE, simulate
-    from sim.power.components import check_tech_nm
-    from sim.power.energy import energy
+    from spatten.reports.tables import summary_lines
+    from spatten.sim.api import OWN_HARDWARE, simulate
+    from spatten.sim.power.components import check_tech_nm
+    from spatten.sim.power.energy import energy
 
     check_tech_nm(args.tech_nm)
     w = workload_preset(args.workload or "gpt2-medium", args.accelerator, prompt_len=args.seq_len)
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         w = load_yaml(args.config, base=w)
     trace = None
     if args.trace:
-        from models.trace import read_release_csv
+        from spatten.models.trace import read_release_csv
 
         trace, _ = read_release_csv(args.trace)
     res = simulate(w, trace, baseline=args.baseline)

@@ -17,8 +17,8 @@ import argparse
 import shutil
 from pathlib import Path
 
-from sim.sweep.spec import SweepSpec, load_spec
 from spatten.output import atomic_dir
+from spatten.sim.sweep.spec import SweepSpec, load_spec
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -49,8 +49,8 @@ def _print_points(spec: SweepSpec, stored: set[str]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sim.sweep.runner import MAX_WORKERS, run_sweep
-    from sim.sweep.store import PointStore
+    from spatten.sim.sweep.runner import MAX_WORKERS, run_sweep
+    from spatten.sim.sweep.store import PointStore
 
     if not 1 <= args.workers <= MAX_WORKERS:
         raise ValueError(f"--workers = {args.workers} is outside the allowed range 1..{MAX_WORKERS}")
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         processes=not args.threads,
         progress=not args.no_progress,
     )
-    from reports.sweep_plots import write_report
+    from spatten.reports.sweep_plots import write_report
 
     with atomic_dir(out) as tmp:
         result.results.to_parquet(tmp / "results.parquet", index=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from models.config import MODELS, workload_preset
+from spatten.models.config import MODELS, workload_preset
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,8 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from models.attention import run_attention, summarize_trace
-    from models.trace import write_release_csv
+    from spatten.models.attention import run_attention, summarize_trace
+    from spatten.models.trace import write_release_csv
 
     real = args.workload == "minilm"  # real Q/K/V from the MiniLM encoder instead of synthetic ones
     if args.text is not None and not real:
@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _minilm_qkv(text_file: str | None):
     """Real per-layer Q/K/V of MiniLM for the text in ``text_file`` (None: the built-in text)."""
-    from models.real_qkv import DEFAULT_TEXT, encode
+    from spatten.models.real_qkv import DEFAULT_TEXT, encode
 
     text = DEFAULT_TEXT
     if text_file is not None:

@@ -69,8 +69,8 @@ def _summarise(rows: list[dict], name: str, check_total: bool) -> str:
 
 def verify_topk(args: argparse.Namespace) -> int:
     """Build TopKEngine(P, W, max_n), run testbench.topk_tb, print the summary; 0 on pass, 1 on failure."""
-    from rtl.topk import TopKEngine
-    from testbench.runner import run_cocotb
+    from spatten.rtl.topk import TopKEngine
+    from spatten.testbench.runner import run_cocotb
 
     for flag, value in (("--head-dim", args.head_dim), ("--k-par", args.k_par)):
         if value is not None:
@@ -112,7 +112,7 @@ def verify_topk(args: argparse.Namespace) -> int:
         res = run_cocotb(
             dut,
             "topk",
-            "testbench.topk_tb",
+            "spatten.testbench.topk_tb",
             build,
             extra_env=env,
             waves=args.waves,
@@ -147,8 +147,8 @@ def verify_attention_core(args: argparse.Namespace) -> int:
     """Build AttentionCore (D = 16 or 64, K_PAR = V_PAR, 8-bit codes, 8+4-bit keys, P = 16), run
     testbench.attention_core_tb: directed requests (n in 1, 7, 64 up to max_n; keep 1.0/0.3/0.2; refetch
     forced off and on) then ``--requests`` random ones; print the summary; 0 on pass, 1 on failure."""
-    from rtl.attention_core import AttentionCore
-    from testbench.runner import run_cocotb
+    from spatten.rtl.attention_core import AttentionCore
+    from spatten.testbench.runner import run_cocotb
 
     for flag, value in (("--parallelism", args.parallelism), ("--width", args.width),
                         ("--vectors", args.vectors)):  # fmt: skip
@@ -189,7 +189,7 @@ def verify_attention_core(args: argparse.Namespace) -> int:
         AC_REPORT=str(report.resolve()),
     )  # fmt: skip
     try:
-        res = run_cocotb(dut, "attention_core", "testbench.attention_core_tb", build, extra_env=env,
+        res = run_cocotb(dut, "attention_core", "spatten.testbench.attention_core_tb", build, extra_env=env,
                          waves=args.waves)  # fmt: skip
         ok = res.ok
         times = f"Verilator build {res.build_seconds:.1f} s, simulation {res.test_seconds:.1f} s, "

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from rtl import generate
 from spatten.output import atomic_dir
+from spatten.rtl import generate
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -36,14 +36,13 @@ import cocotb
 import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
-
-from models.attention import attention_request_fixed
-from models.attention_core import CoreStages, attention_core_ref, core_cycles
-from models.fixed import split
-from models.pruning import keep_count
-from models.quant import threshold_code
-from models.softmax import error_bound, softmax_float
-from testbench.stream import pack, unpack
+from spatten.models.attention import attention_request_fixed
+from spatten.models.attention_core import CoreStages, attention_core_ref, core_cycles
+from spatten.models.fixed import split
+from spatten.models.pruning import keep_count
+from spatten.models.quant import threshold_code
+from spatten.models.softmax import error_bound, softmax_float
+from spatten.testbench.stream import pack, unpack
 
 __all__ = ["Stimulus", "make_stimulus", "diff_report", "sim_stage_model"]
 
@@ -55,7 +54,7 @@ def _env_int(name: str, default: int | None = None) -> int:
 
 def build_core():
     """The AttentionCore the environment describes (for its layouts and widths)."""
-    from rtl.attention_core import AttentionCore
+    from spatten.rtl.attention_core import AttentionCore
 
     return AttentionCore(
         _env_int("AC_HEAD_DIM"), _env_int("AC_K_PAR"), _env_int("AC_V_PAR"),
@@ -136,8 +135,8 @@ def sim_stage_model(n: int, m: int, *, k_par: int, v_par: int, topk_p: int, refe
     ``qk_latency``, ``softmax_latency + pq_latency`` and ``pv_latency`` of the accelerator config, top-k
     ``sim.topk_table.expected_cycles`` and prob.V ``ceil(m / V_PAR)``.
     """
-    from models.config import AcceleratorConfig
-    from sim.topk_table import expected_cycles
+    from spatten.models.config import AcceleratorConfig
+    from spatten.sim.topk_table import expected_cycles
 
     acc = AcceleratorConfig()
     passes = 2 if refetch else 1

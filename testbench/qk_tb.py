@@ -13,8 +13,7 @@ import cocotb
 import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
-
-from models.qk import qk_cycles, qk_scores
+from spatten.models.qk import qk_cycles, qk_scores
 
 
 def _pack(values, width: int) -> int:

@@ -16,8 +16,7 @@ import cocotb
 import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
-
-from models.softmax import DEFAULT_SPEC, error_bound, softmax_fixed, softmax_float
+from spatten.models.softmax import DEFAULT_SPEC, error_bound, softmax_fixed, softmax_float
 
 
 def _pack(values, width: int) -> int:

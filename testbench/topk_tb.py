@@ -34,10 +34,9 @@ from dataclasses import dataclass, field
 import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import Event, First, RisingEdge, Timer
-
-from models.topk import QuickSelectTrace, quickselect_trace, topk_ref
-from rtl.topk import k_layout, out_layout, score_layout
-from testbench.stream import Beat, CycleClock, LevelProbe, StreamDriver, StreamMonitor
+from spatten.models.topk import QuickSelectTrace, quickselect_trace, topk_ref
+from spatten.rtl.topk import k_layout, out_layout, score_layout
+from spatten.testbench.stream import Beat, CycleClock, LevelProbe, StreamDriver, StreamMonitor
 
 CLOCK_NS = 10
 

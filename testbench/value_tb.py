@@ -13,8 +13,7 @@ import cocotb
 import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
-
-from models.value_unit import prob_v
+from spatten.models.value_unit import prob_v
 
 
 def _pack(values, width: int) -> int:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from spatten.models.trace import read_release_csv
 
-from models.trace import read_release_csv
 from spatten.cli import main
 
 

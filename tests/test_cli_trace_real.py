@@ -8,9 +8,9 @@ import json
 from pathlib import Path
 
 import pytest
+from spatten.models.real_qkv import MODEL_PACKAGE
+from spatten.models.trace import read_release_csv
 
-from models.real_qkv import MODEL_PACKAGE
-from models.trace import read_release_csv
 from spatten.cli import main
 
 if importlib.util.find_spec(MODEL_PACKAGE) is None:

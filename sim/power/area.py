@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from models.config import AcceleratorConfig
-from sim.power.components import MODULES, check_tech_nm, unit_table
+from spatten.models.config import AcceleratorConfig
+from spatten.sim.power.components import MODULES, check_tech_nm, unit_table
 
 __all__ = [
     "PAPER_AREA_MM2",
@@ -118,8 +118,7 @@ def zero_eliminator_model_mm2(width: int, lanes: int, tech_nm: int = 40) -> floa
     shift stages of one 2:1 multiplexer per lane and bit (Nangate MUX2_X1, as for crossbars).
     """
     from hwcomponents_library import AladdinAdder
-
-    from sim.power.components import MUX2_UM2_45NM, _area_scale
+    from spatten.sim.power.components import MUX2_UM2_45NM, _area_scale
 
     lg = max(1, math.ceil(math.log2(max(2, lanes))))
     adder = AladdinAdder(tech_node=tech_nm * 1e-9, width=lg + 1).area * 1e6
@@ -180,15 +179,15 @@ def rtl_crosscheck(tech_nm: int = 40, topk_max_n: int = 64) -> list[dict]:
     list[dict]
         One row per block: parameters, generic cells, flip-flops, synthesized and model mm^2.
     """
-    from sim.power.synth import synthesize
+    from spatten.sim.power.synth import synthesize
 
     rows = []
     try:
-        from rtl.zero_eliminator import ZeroEliminator
+        from spatten.rtl.zero_eliminator import ZeroEliminator
     except ImportError:
         ZeroEliminator = None
     try:
-        from rtl.topk import TopKEngine
+        from spatten.rtl.topk import TopKEngine
     except ImportError:
         TopKEngine = None
     if ZeroEliminator is not None:
@@ -202,7 +201,7 @@ def rtl_crosscheck(tech_nm: int = 40, topk_max_n: int = 64) -> list[dict]:
         r = synthesize(TopKEngine(score_width=w, max_n=topk_max_n, parallelism=p), "topk", tech_nm)
         model = topk_block_model_mm2(w, topk_max_n, p, tech_nm)
         rows.append(_row("TopKEngine", f"score_width={w} max_n={topk_max_n} P={p}", r, model))
-    from rtl.qk import QKUnit
+    from spatten.rtl.qk import QKUnit
 
     d, kp, w = 16, 1, 12
     r = synthesize(QKUnit(head_dim=d, k_par=kp, q_width=w, k_width=w), "qk_unit", tech_nm)

@@ -14,7 +14,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sim.power.energy import EnergyReport
+from spatten.sim.power.energy import EnergyReport
 
 __all__ = ["Baseline", "BASELINES", "energy_saving_table"]
 

@@ -5,7 +5,7 @@ the loader refuses it. The C++ sources ship beside the binary, so when the shipp
 we rebuild it in place with the folder's own makefile (after removing the stale ``obj_dbg`` objects
 that came with the wheel). No root is needed: the folder lives in the venv.
 
-Run as ``python -m sim.power.cacti_build``. It is idempotent and quick when already done: a stamp file
+Run as ``python -m spatten.sim.power.cacti_build``. It is idempotent and quick when already done: a stamp file
 beside the binary records the hash of a binary that was checked to run.
 """
 

@@ -38,7 +38,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.config import AcceleratorConfig
+from spatten.models.config import AcceleratorConfig
 
 __all__ = [
     "TECH_NM_RANGE",
@@ -224,8 +224,7 @@ def sram_cost(width: int, depth: int, tech_nm: int, field: str = "memory", what:
 
 def _run_cacti(width: int, depth: int, tech_nm: int, field: str, what: str) -> dict:
     from hwcomponents_cacti import SRAM
-
-    from sim.power.cacti_build import ensure_cacti
+    from spatten.sim.power.cacti_build import ensure_cacti
 
     ensure_cacti(verbose=False)
     try:

@@ -13,9 +13,9 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from models.config import AcceleratorConfig
-from sim.power.components import MODULES, check_tech_nm, unit_table
-from sim.simulate import ACTION_KEYS
+from spatten.models.config import AcceleratorConfig
+from spatten.sim.power.components import MODULES, check_tech_nm, unit_table
+from spatten.sim.simulate import ACTION_KEYS
 
 __all__ = ["ACTIONS", "EnergyReport", "energy", "energy_column", "ops_of", "peak_power_w"]
 

@@ -148,8 +148,7 @@ def synthesize(component, name: str, tech_nm: int = 40) -> SynthResult:
     """
     from amaranth.back import rtlil
     from hwcomponents.scaling.techscaling import tech_node_area
-
-    from sim.power.components import check_tech_nm
+    from spatten.sim.power.components import check_tech_nm
 
     check_tech_nm(tech_nm)
     text = rtlil.convert(component, name=name, emit_src=False)

@@ -5,6 +5,6 @@
 - :mod:`sim.sweep.runner`: run the missing points on a Dask cluster and consolidate the results.
 """
 
-from sim.sweep.spec import SweepPoint, SweepSpec, load_spec, parse_spec, point_hash
+from spatten.sim.sweep.spec import SweepPoint, SweepSpec, load_spec, parse_spec, point_hash
 
 __all__ = ["SweepPoint", "SweepSpec", "load_spec", "parse_spec", "point_hash"]

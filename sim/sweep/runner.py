@@ -26,10 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-
-from models.config import ModelShape, PruningConfig, QuantConfig, Workload, to_dict
-from sim.sweep.spec import SweepSpec
-from sim.sweep.store import PointStore
+from spatten.models.config import ModelShape, PruningConfig, QuantConfig, Workload, to_dict
+from spatten.sim.sweep.spec import SweepSpec
+from spatten.sim.sweep.store import PointStore
 
 __all__ = ["SweepRun", "evaluate_point", "run_sweep"]
 
@@ -65,7 +64,10 @@ def evaluate_point(workload: Workload, baseline: str) -> dict[str, Any]:
         and ``area_mm2`` at :data:`TECH_NM` (``energy_error`` instead when the energy model rejects the
         hardware, e.g. an SRAM outside CACTI's range; the performance columns are kept).
     """
-    from sim.api import OWN_HARDWARE, simulate  # here, not at import: specs and dry runs need no simulator
+    from spatten.sim.api import (  # here, not at import: specs and dry runs need no simulator
+        OWN_HARDWARE,
+        simulate,
+    )
 
     try:
         if baseline == "spatten":
@@ -87,8 +89,8 @@ def evaluate_point(workload: Workload, baseline: str) -> dict[str, Any]:
 
 def _energy_area(actions: dict[str, float], accel: Any) -> dict[str, Any]:
     """Energy columns and modelled area at :data:`TECH_NM` (CACTI results come from the disk cache)."""
-    from sim.power.area import area
-    from sim.power.energy import energy
+    from spatten.sim.power.area import area
+    from spatten.sim.power.energy import energy
 
     try:
         cols = energy(actions, accel, TECH_NM).columns()
@@ -124,7 +126,7 @@ def _evaluate_chunk(
 @functools.lru_cache(maxsize=16)
 def _shape_trace(model: ModelShape, pruning: PruningConfig, quant: QuantConfig) -> pd.DataFrame:
     """The shape-only trace of a policy (per worker process, cached; the accelerator is not used)."""
-    from models.workload import shape_trace
+    from spatten.models.workload import shape_trace
 
     return shape_trace(Workload(model=model, pruning=pruning, quant=quant))
 

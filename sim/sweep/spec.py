@@ -37,8 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from models.config import ACCELERATORS, MODELS, Workload, replace_path, to_dict, workload_preset
+from spatten.models.config import ACCELERATORS, MODELS, Workload, replace_path, to_dict, workload_preset
 
 __all__ = [
     "MAX_POINTS",

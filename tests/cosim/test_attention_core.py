@@ -30,15 +30,15 @@ import json
 from pathlib import Path
 
 import pytest
+from spatten.testbench.runner import run_cocotb
 
-from testbench.runner import run_cocotb
 from tests.cosim.paths import BUILD_ROOT
 
 PARAMS = {"AC_Q_BITS": 8, "AC_MSB_BITS": 8, "AC_LSB_BITS": 4, "AC_V_BITS": 8, "AC_TOPK_P": 16}
 
 
 def _core(env: dict[str, str]):
-    from rtl.attention_core import AttentionCore
+    from spatten.rtl.attention_core import AttentionCore
 
     return AttentionCore(
         int(env["AC_HEAD_DIM"]), int(env["AC_K_PAR"]), int(env["AC_V_PAR"]), q_bits=int(env["AC_Q_BITS"]),
@@ -63,7 +63,9 @@ def run_case(hd: int, kp: int, vp: int, max_n: int, ns: str, idle: float, stall:
     env["AC_REPORT"] = str(report.resolve())
     # run_cocotb serializes cases sharing this build folder (pytest-xdist)
     try:
-        res = run_cocotb(_core(env), "attention_core", "testbench.attention_core_tb", build, extra_env=env)
+        res = run_cocotb(
+            _core(env), "attention_core", "spatten.testbench.attention_core_tb", build, extra_env=env
+        )
         ok = res.ok
     except SystemExit:  # cocotb's runner exits on a failed test; the diff report is in test.log
         ok = False
@@ -128,9 +130,8 @@ def test_attention_core_hd64_kp8(ns: str, idle: float, stall: float) -> None:
 def test_diff_report_names_stage_element_expected_got() -> None:
     """The mismatch report (no simulator needed): first differing stage, element, expected and got."""
     import numpy as np
-
-    from models.attention_core import CoreStages
-    from testbench.attention_core_tb import diff_report
+    from spatten.models.attention_core import CoreStages
+    from spatten.testbench.attention_core_tb import diff_report
 
     want = CoreStages(np.array([5, 6]), np.array([10, 20]), True, 20, np.array([7, 8]), np.array([11, 21]),
                       np.array([1]), np.array([3, -4]))  # fmt: skip

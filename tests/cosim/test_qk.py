@@ -1,9 +1,9 @@
 """QKUnit under Verilator + cocotb against models.qk (one build per parameter set, lengths at run time)."""
 
 import pytest
+from spatten.rtl.qk import QKUnit
+from spatten.testbench.runner import run_cocotb
 
-from rtl.qk import QKUnit
-from testbench.runner import run_cocotb
 from tests.cosim.paths import BUILD_ROOT
 
 pytestmark = pytest.mark.cosim
@@ -31,5 +31,7 @@ def test_qk_cosim(head_dim: int, k_par: int, ns: str, idle: float, stall: float)
         "STALL": str(stall),
         "SEED": "7",
     }
-    res = run_cocotb(QKUnit(head_dim, k_par, qw, kw), "qk_unit", "testbench.qk_tb", build, extra_env=env)
+    res = run_cocotb(
+        QKUnit(head_dim, k_par, qw, kw), "qk_unit", "spatten.testbench.qk_tb", build, extra_env=env
+    )
     assert res.ok, f"cocotb failures, see {res.results_xml}"

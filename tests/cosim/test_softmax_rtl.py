@@ -2,10 +2,10 @@
 run time)."""
 
 import pytest
+from spatten.models.softmax import DEFAULT_SPEC
+from spatten.rtl.softmax import Softmax
+from spatten.testbench.runner import run_cocotb
 
-from models.softmax import DEFAULT_SPEC
-from rtl.softmax import Softmax
-from testbench.runner import run_cocotb
 from tests.cosim.paths import BUILD_ROOT
 
 pytestmark = pytest.mark.cosim
@@ -25,5 +25,5 @@ def test_softmax_cosim(lanes: int, ns: str, stall: float) -> None:
     env = {"NS": ns, "STALL": str(stall), "SEED": "11", "LANES": str(lanes)}
     dut = Softmax(DEFAULT_SPEC, max_n=1024, lanes=lanes)
     build = BUILD_ROOT / ("softmax-n1024" + (f"-l{lanes}" if lanes > 1 else ""))
-    res = run_cocotb(dut, "softmax", "testbench.softmax_tb", build, extra_env=env)
+    res = run_cocotb(dut, "softmax", "spatten.testbench.softmax_tb", build, extra_env=env)
     assert res.ok, f"cocotb failures, see {res.results_xml}"

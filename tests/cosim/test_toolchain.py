@@ -6,8 +6,7 @@ import pytest
 from amaranth import Module, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
-
-from testbench.runner import run_cocotb
+from spatten.testbench.runner import run_cocotb
 
 pytestmark = pytest.mark.cosim
 

@@ -8,9 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
-
-from rtl.topk import TopKEngine
-from testbench.runner import run_cocotb
+from spatten.rtl.topk import TopKEngine
+from spatten.testbench.runner import run_cocotb
 
 pytestmark = pytest.mark.cosim
 
@@ -64,7 +63,7 @@ def run_case(
     res = run_cocotb(
         TopKEngine(width, MAX_N, parallelism, in_lanes=in_lanes),
         "topk",
-        "testbench.topk_tb",
+        "spatten.testbench.topk_tb",
         build,
         extra_env=env,
         waves=waves,

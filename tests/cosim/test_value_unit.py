@@ -1,9 +1,9 @@
 """ValueUnit under Verilator + cocotb against models.value_unit (one build, request shapes at run time)."""
 
 import pytest
+from spatten.rtl.value_unit import ValueUnit
+from spatten.testbench.runner import run_cocotb
 
-from rtl.value_unit import ValueUnit
-from testbench.runner import run_cocotb
 from tests.cosim.paths import BUILD_ROOT
 
 pytestmark = pytest.mark.cosim
@@ -18,6 +18,6 @@ def test_value_unit_cosim(stall: float) -> None:
     }  # fmt: skip
     dut = ValueUnit(hd, vp, pw, vw, max_n)
     res = run_cocotb(
-        dut, "value_unit", "testbench.value_tb", BUILD_ROOT / f"value-hd{hd}-vp{vp}", extra_env=env
+        dut, "value_unit", "spatten.testbench.value_tb", BUILD_ROOT / f"value-hd{hd}-vp{vp}", extra_env=env
     )
     assert res.ok, f"cocotb failures, see {res.results_xml}"

@@ -10,8 +10,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from models.attention import (
+from spatten.models.attention import (
     _LayerQuant,
     attention_layer_fixed,
     attention_layer_float,
@@ -22,11 +21,11 @@ from models.attention import (
     summarize_trace,
     synthetic_qkv,
 )
-from models.config import ModelShape, PruningConfig, QuantConfig, Workload, workload_preset
-from models.fixed import split
-from models.pruning import keep_count
-from models.softmax import SoftmaxSpec, error_bound, softmax_fixed
-from models.trace import TRACE_COLUMNS, read_release_csv, write_release_csv
+from spatten.models.config import ModelShape, PruningConfig, QuantConfig, Workload, workload_preset
+from spatten.models.fixed import split
+from spatten.models.pruning import keep_count
+from spatten.models.softmax import SoftmaxSpec, error_bound, softmax_fixed
+from spatten.models.trace import TRACE_COLUMNS, read_release_csv, write_release_csv
 
 SPEC = SoftmaxSpec(frac_bits=4, scale=0.25)
 
@@ -250,7 +249,7 @@ def test_fixed_run_path_matches_single_requests() -> None:
     lq = _LayerQuant((q, k, v), qc, "fixed")
     spec = dataclasses.replace(softmax_spec(16), frac_bits=lq.score_frac)
     fk = pow2_frac(float(np.abs(k).max()), 10)
-    from models.fixed import quantize
+    from spatten.models.fixed import quantize
 
     k_msb, k_lsb = split(quantize(k, 10, 2.0**-fk), 10, 4)
     rng = np.random.default_rng(0)

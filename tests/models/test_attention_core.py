@@ -2,11 +2,10 @@
 
 import numpy as np
 import pytest
-
-from models.attention import attention_request_fixed, softmax_spec
-from models.attention_core import attention_core_ref
-from models.fixed import split
-from models.pruning import keep_count
+from spatten.models.attention import attention_request_fixed, softmax_spec
+from spatten.models.attention_core import attention_core_ref
+from spatten.models.fixed import split
+from spatten.models.pruning import keep_count
 
 
 @pytest.mark.parametrize("n", [1, 7, 64, 257])

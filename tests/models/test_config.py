@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from models.config import (
+from spatten.models.config import (
     ACCELERATORS,
     MODELS,
     ModelShape,

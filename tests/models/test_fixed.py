@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from models.fixed import (
+from spatten.models.fixed import (
     check_bits,
     check_finite,
     dequantize,

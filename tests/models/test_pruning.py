@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from models.pruning import CascadePruner, keep_count, select_top, topk_rows, value_keep_mask
-from models.topk import topk_ref
+from spatten.models.pruning import CascadePruner, keep_count, select_top, topk_rows, value_keep_mask
+from spatten.models.topk import topk_ref
 
 
 def test_keep_count_hand_cases() -> None:

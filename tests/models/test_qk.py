@@ -1,11 +1,10 @@
-"""models.qk against plain Python loops and hand-computed cases."""
+"""spatten.models.qk against plain Python loops and hand-computed cases."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from models.qk import qk_cycles, qk_latency, qk_scores
+from spatten.models.qk import qk_cycles, qk_latency, qk_scores
 
 
 def test_hand_case() -> None:

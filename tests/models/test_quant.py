@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from models.quant import pq_row, pq_rows, threshold_code
-from models.softmax import SoftmaxSpec, softmax_fixed
+from spatten.models.quant import pq_row, pq_rows, threshold_code
+from spatten.models.softmax import SoftmaxSpec, softmax_fixed
 
 SPEC = SoftmaxSpec(frac_bits=4, scale=0.25)
 

@@ -9,10 +9,9 @@ import math
 
 import numpy as np
 import pytest
-
-from models.attention import run_attention
-from models.config import MODELS, PruningConfig, QuantConfig, workload_preset
-from models.real_qkv import (
+from spatten.models.attention import run_attention
+from spatten.models.config import MODELS, PruningConfig, QuantConfig, workload_preset
+from spatten.models.real_qkv import (
     DEFAULT_TEXT,
     MODEL_PACKAGE,
     encode,

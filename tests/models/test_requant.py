@@ -1,10 +1,9 @@
-"""models.requant: hand cases and agreement with the compare inside models.quant."""
+"""spatten.models.requant: hand cases and agreement with the compare inside models.quant."""
 
 from __future__ import annotations
 
 import pytest
-
-from models.requant import refetch_decision, threshold_code
+from spatten.models.requant import refetch_decision, threshold_code
 
 
 def test_hand_cases() -> None:

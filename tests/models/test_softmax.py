@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from models.softmax import (
+from spatten.models.softmax import (
     DEFAULT_SPEC,
     SoftmaxSpec,
     error_bound,

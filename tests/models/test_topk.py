@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from models.topk import (
+from spatten.models.topk import (
     OUTPUT_REGISTER,
     ROUND_OVERHEAD,
     final_pass_cycles,
@@ -19,7 +18,7 @@ from models.topk import (
     release_latency,
     topk_ref,
 )
-from models.zero_eliminator import compact, shift_network
+from spatten.models.zero_eliminator import compact, shift_network
 
 
 def plain_topk(scores: list[int], k: int) -> list[int]:

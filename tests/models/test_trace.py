@@ -9,8 +9,13 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from models.trace import RELEASE_COLUMNS, TRACE_COLUMNS, empty_trace, read_release_csv, write_release_csv
+from spatten.models.trace import (
+    RELEASE_COLUMNS,
+    TRACE_COLUMNS,
+    empty_trace,
+    read_release_csv,
+    write_release_csv,
+)
 
 # The repository sits beside ../shared (as in tests/sim): /work/main/tests/models -> /work/shared/data.
 RELEASE = Path(__file__).resolve().parents[3] / "shared" / "data" / "spatten-release-workloads"

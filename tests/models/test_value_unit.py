@@ -1,11 +1,10 @@
-"""models.value_unit against plain Python loops and hand-computed cases."""
+"""spatten.models.value_unit against plain Python loops and hand-computed cases."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from models.value_unit import prob_v, value_cycles
+from spatten.models.value_unit import prob_v, value_cycles
 
 
 def test_hand_case() -> None:

@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-
-from reports.figures import write_figures
-from reports.tables import markdown_table, summary_lines
-from sim.baselines import load_settings
-from sim.reproduce import BREAKDOWN_STEPS
+from spatten.reports.figures import write_figures
+from spatten.reports.tables import markdown_table, summary_lines
+from spatten.sim.baselines import load_settings
+from spatten.sim.reproduce import BREAKDOWN_STEPS
 
 
 def test_write_figures(tmp_path: Path) -> None:

@@ -1,10 +1,9 @@
-"""reports.topk_latency: CSV checks and the figure file."""
+"""spatten.reports.topk_latency: CSV checks and the figure file."""
 
 from __future__ import annotations
 
 import pytest
-
-from reports.topk_latency import latency_figure, read_rows
+from spatten.reports.topk_latency import latency_figure, read_rows
 
 HEADER = "n,k,p,requests,search_mean,search_sd,model_mean,release_mean,final_mean\n"
 

@@ -13,12 +13,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
-
-from models.attention import attention_request_fixed, softmax_spec
-from models.attention_core import attention_core_ref, core_cycles
-from models.fixed import split
-from models.pruning import keep_count
-from rtl.attention_core import AttentionCore
+from spatten.models.attention import attention_request_fixed, softmax_spec
+from spatten.models.attention_core import attention_core_ref, core_cycles
+from spatten.models.fixed import split
+from spatten.models.pruning import keep_count
+from spatten.rtl.attention_core import AttentionCore
 
 QB, MB, LB, VB = 8, 6, 4, 6
 

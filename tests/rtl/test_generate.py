@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from spatten.rtl import generate
 
-from rtl import generate
 from spatten.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,9 +8,8 @@ import random
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
-
-from models.qk import qk_latency, qk_scores
-from rtl.qk import QKUnit
+from spatten.models.qk import qk_latency, qk_scores
+from spatten.rtl.qk import QKUnit
 
 
 def _pack(values, width: int) -> int:

@@ -6,9 +6,8 @@ import random
 
 import pytest
 from amaranth.sim import Simulator
-
-from models.requant import refetch_decision
-from rtl.requant import RequantDecision
+from spatten.models.requant import refetch_decision
+from spatten.rtl.requant import RequantDecision
 
 
 @pytest.mark.parametrize("lanes", [1, 3, 8])

@@ -7,9 +7,8 @@ import random
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
-
-from models.softmax import DEFAULT_SPEC, SoftmaxSpec, error_bound, softmax_fixed, softmax_float
-from rtl.softmax import Softmax
+from spatten.models.softmax import DEFAULT_SPEC, SoftmaxSpec, error_bound, softmax_fixed, softmax_float
+from spatten.rtl.softmax import Softmax
 
 
 def _pack(values, width: int) -> int:

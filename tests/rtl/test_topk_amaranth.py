@@ -7,11 +7,11 @@ import random
 
 import pytest
 from amaranth.sim import Simulator
+from spatten.models.topk import quickselect_trace, topk_ref
+from spatten.models.zero_eliminator import compact
+from spatten.rtl.topk import TopKEngine
+from spatten.rtl.zero_eliminator import ZeroEliminator
 
-from models.topk import quickselect_trace, topk_ref
-from models.zero_eliminator import compact
-from rtl.topk import TopKEngine
-from rtl.zero_eliminator import ZeroEliminator
 from tests.rtl.topk_amaranth_harness import run_engine
 
 

@@ -7,9 +7,8 @@ import random
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
-
-from models.value_unit import prob_v
-from rtl.value_unit import ValueUnit
+from spatten.models.value_unit import prob_v
+from spatten.rtl.value_unit import ValueUnit
 
 
 def _pack(values, width: int) -> int:

@@ -6,8 +6,7 @@ import random
 from dataclasses import dataclass, field
 
 from amaranth.sim import Simulator
-
-from rtl.topk import TopKEngine
+from spatten.rtl.topk import TopKEngine
 
 
 @dataclass

@@ -6,11 +6,10 @@ import dataclasses
 
 import numpy as np
 import pytest
-
-from models.config import workload_preset
-from models.workload import shape_trace
-from sim.api import ACTION_KEYS, simulate
-from sim.power.components import unit_table
+from spatten.models.config import workload_preset
+from spatten.models.workload import shape_trace
+from spatten.sim.api import ACTION_KEYS, simulate
+from spatten.sim.power.components import unit_table
 
 
 def _small():
@@ -63,7 +62,7 @@ def test_bad_inputs() -> None:
 
 
 def test_generic_sort_topk_cycles_by_hand() -> None:
-    from sim.simulate import Options, run
+    from spatten.sim.simulate import Options, run
 
     w = _small()
     t = shape_trace(w)

@@ -71,9 +71,9 @@ def test_unknown_workload(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_energy_in_summary_matches_energy_model(capsys: pytest.CaptureFixture[str]) -> None:
-    from models.config import workload_preset
-    from sim.api import simulate
-    from sim.power.energy import energy
+    from spatten.models.config import workload_preset
+    from spatten.sim.api import simulate
+    from spatten.sim.power.energy import energy
 
     assert main(["simulate", "--workload", "bert-base", "--seq-len", "16", "--format", "json"]) == 0
     s = json.loads(capsys.readouterr().out)

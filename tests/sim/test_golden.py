@@ -19,10 +19,9 @@ from typing import Any
 import pandas as pd
 import pytest
 import yaml
-
-from models.config import workload_preset
-from models.trace import TRACE_COLUMNS, read_release_csv, write_release_csv
-from sim.api import simulate
+from spatten.models.config import workload_preset
+from spatten.models.trace import TRACE_COLUMNS, read_release_csv, write_release_csv
+from spatten.sim.api import simulate
 
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden"
 CASES = sorted(p.name.removesuffix(".expected.yaml") for p in GOLDEN.glob("*.expected.yaml"))

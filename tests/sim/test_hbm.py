@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-
-from models.config import AcceleratorConfig
-from sim import hbm
+from spatten.models.config import AcceleratorConfig
+from spatten.sim import hbm
 
 
 def test_dense_stream_hides_row_switches() -> None:

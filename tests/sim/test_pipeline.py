@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from sim.pipeline import run_pipeline, run_serial
+from spatten.sim.pipeline import run_pipeline, run_serial
 
 
 def _loop(service: np.ndarray, latency: np.ndarray, buffer: int) -> float:

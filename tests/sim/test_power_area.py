@@ -4,11 +4,10 @@ import dataclasses
 import os
 
 import pytest
-
-from models.config import ACCELERATORS
-from sim.power import components
-from sim.power.area import PAPER_AREA_MM2, area
-from sim.power.components import sram_cost
+from spatten.models.config import ACCELERATORS
+from spatten.sim.power import components
+from spatten.sim.power.area import PAPER_AREA_MM2, area
+from spatten.sim.power.components import sram_cost
 
 FULL = ACCELERATORS["spatten"]
 # Aladdin 40 nm areas (hwcomponents-library aladdin.py): 32-bit multiplier 6350 um^2 (quadratic in

@@ -3,10 +3,9 @@
 import math
 
 import pytest
-
-from sim.power.baselines import BASELINES, energy_saving_table
-from sim.power.components import MODULES
-from sim.power.energy import EnergyReport
+from spatten.sim.power.baselines import BASELINES, energy_saving_table
+from spatten.sim.power.components import MODULES
+from spatten.sim.power.energy import EnergyReport
 
 
 def report(total_j: float, ops: float) -> EnergyReport:

@@ -1,9 +1,9 @@
-"""sim.power.cacti_build: the loader check, the rebuild guard and idempotence."""
+"""spatten.sim.power.cacti_build: the loader check, the rebuild guard and idempotence."""
 
 import hashlib
 import os
 
-from sim.power import cacti_build
+from spatten.sim.power import cacti_build
 
 
 def _fake_cacti(folder, script):

@@ -4,9 +4,8 @@ import math
 import os
 
 import pytest
-
-from models.config import ACCELERATORS, AcceleratorConfig, workload_preset
-from sim.power.energy import ACTIONS, energy
+from spatten.models.config import ACCELERATORS, AcceleratorConfig, workload_preset
+from spatten.sim.power.energy import ACTIONS, energy
 
 # Aladdin 40 nm characterisation (hwcomponents-library, aladdin.py): 32-bit multiplier 12.68 pJ and
 # 80 uW leakage, quadratic in width; 32-bit adder 0.21 pJ and 2.4 uW, linear; register 0.009 pJ per bit
@@ -129,7 +128,7 @@ def test_missing_action_and_bad_node():
 
 
 def test_with_simulate_bert_base():
-    from sim.api import simulate
+    from spatten.sim.api import simulate
 
     w = workload_preset("bert-base")
     res = simulate(w)
@@ -148,7 +147,7 @@ def test_with_simulate_bert_base():
 
 
 def test_peak_power_qk_by_hand():
-    from sim.power.energy import peak_power_w
+    from spatten.sim.power.energy import peak_power_w
 
     mul = MUL12_PJ + 2 * 24 * REG_PJ_PER_BIT + 12 * REG_PJ_PER_BIT
     add = 30 * ADD_PJ_PER_BIT + 2 * 30 * REG_PJ_PER_BIT
@@ -157,7 +156,7 @@ def test_peak_power_qk_by_hand():
     assert peak["Q.K"] == pytest.approx((512 * mul + 504 * add) * 1e-12 * 1e9 + leak, rel=1e-9)
     assert "DRAM" not in peak
     # A real run never averages above the all-busy bound.
-    from sim.api import simulate
+    from spatten.sim.api import simulate
 
     w = workload_preset("bert-large")
     r = energy(simulate(w).actions, w.accelerator)

@@ -1,11 +1,10 @@
-"""sim.power.synth: Yosys generic-cell synthesis of an Amaranth block, cell areas by hand."""
+"""spatten.sim.power.synth: Yosys generic-cell synthesis of an Amaranth block, cell areas by hand."""
 
 import pytest
 from amaranth import Module, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
-
-from sim.power.synth import cell_area_um2, synthesize
+from spatten.sim.power.synth import cell_area_um2, synthesize
 
 
 class Reg8(wiring.Component):
@@ -44,8 +43,8 @@ def test_register_synthesizes_to_eight_flipflops():
 
 
 def test_zero_eliminator_synth_next_to_model():
-    from rtl.zero_eliminator import ZeroEliminator
-    from sim.power.area import zero_eliminator_model_mm2
+    from spatten.rtl.zero_eliminator import ZeroEliminator
+    from spatten.sim.power.area import zero_eliminator_model_mm2
 
     r = synthesize(ZeroEliminator(16, 16), "zero_eliminator", tech_nm=40)
     assert r.n_flipflops == 0  # the block is combinational
@@ -56,7 +55,7 @@ def test_zero_eliminator_synth_next_to_model():
 
 @pytest.mark.slow
 def test_rtl_crosscheck_rows():
-    from sim.power.area import rtl_crosscheck
+    from spatten.sim.power.area import rtl_crosscheck
 
     rows = {r["block"]: r for r in rtl_crosscheck(40, topk_max_n=64)}
     assert set(rows) == {"ZeroEliminator", "TopKEngine", "QKUnit"}
@@ -67,8 +66,8 @@ def test_rtl_crosscheck_rows():
 
 def test_qk_unit_synth_near_aladdin_model():
     """Aladdin multiplier/adder model and Yosys gates of QKUnit agree within 2x (the datapath dominates)."""
-    from rtl.qk import QKUnit
-    from sim.power.area import qk_unit_model_mm2
+    from spatten.rtl.qk import QKUnit
+    from spatten.sim.power.area import qk_unit_model_mm2
 
     r = synthesize(QKUnit(head_dim=4, k_par=1, q_width=8, k_width=8), "qk_unit", tech_nm=40)
     # flip-flops: products 4 x 16 bits, tree sums 2 x 17 and 1 x 18 bits, plus the handshake state

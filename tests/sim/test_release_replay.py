@@ -7,10 +7,9 @@ import math
 from pathlib import Path
 
 import pytest
-
-from models.config import workload_preset
-from models.trace import read_release_csv
-from sim.api import simulate
+from spatten.models.config import workload_preset
+from spatten.models.trace import read_release_csv
+from spatten.sim.api import simulate
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "spatten-release-workloads"
 FILES = sorted(DATA.glob("*.csv"))

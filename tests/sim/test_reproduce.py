@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+from spatten.sim.baselines import load_settings, roofline_seconds
+from spatten.sim.reproduce import benchmarks
 
-from sim.baselines import load_settings, roofline_seconds
-from sim.reproduce import benchmarks
 from spatten.cli import main
 
 
@@ -20,7 +20,7 @@ def test_thirty_benchmarks() -> None:
 
 
 def test_roofline_by_hand() -> None:
-    from models.config import workload_preset
+    from spatten.models.config import workload_preset
 
     w = workload_preset("bert-base", prompt_len=100)
     p = load_settings()["platforms"]["titan-xp"]
@@ -34,10 +34,9 @@ def test_roofline_by_hand() -> None:
 
 def test_reproduce_writes_everything(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import pandas as pd
-
-    from models.config import workload_preset
-    from sim.api import simulate
-    from sim.power.energy import energy
+    from spatten.models.config import workload_preset
+    from spatten.sim.api import simulate
+    from spatten.sim.power.energy import energy
 
     out = tmp_path / "r"
     assert main(["reproduce", "--out", str(out), "--format", "json"]) == 0

@@ -5,10 +5,9 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-
-from models.config import workload_preset
-from models.workload import shape_trace
-from sim.api import simulate
+from spatten.models.config import workload_preset
+from spatten.models.workload import shape_trace
+from spatten.sim.api import simulate
 
 
 def _small():

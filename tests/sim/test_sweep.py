@@ -22,12 +22,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from spatten.models.config import Workload, replace_path, workload_preset
+from spatten.reports.sweep_plots import pareto_mask, summary_table, write_report
+from spatten.sim.sweep.runner import evaluate_point, run_sweep
+from spatten.sim.sweep.spec import load_spec, parse_spec, point_hash
+from spatten.sim.sweep.store import MAX_BATCH, PointStore
 
-from models.config import Workload, replace_path, workload_preset
-from reports.sweep_plots import pareto_mask, summary_table, write_report
-from sim.sweep.runner import evaluate_point, run_sweep
-from sim.sweep.spec import load_spec, parse_spec, point_hash
-from sim.sweep.store import MAX_BATCH, PointStore
 from spatten.cli import main as cli_main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -375,9 +375,8 @@ def test_report_files_and_summary_numbers(tmp_path):
 
 
 def test_existing_scheduler_is_used_and_a_bad_address_writes_nothing(tmp_path, monkeypatch):
+    import spatten.sim.sweep.runner as runner
     from dask.distributed import LocalCluster
-
-    import sim.sweep.runner as runner
 
     spec = parse_spec(spec_of({"accelerator.qk_multipliers": [64, 128]}))
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
@@ -398,7 +397,7 @@ def test_chunks_keep_every_worker_busy():
 
 
 def runner_chunk(n: int, workers: int) -> int:
-    from sim.sweep.runner import chunk_size
+    from spatten.sim.sweep.runner import chunk_size
 
     return chunk_size(n, workers)
 
@@ -407,7 +406,7 @@ def runner_chunk(n: int, workers: int) -> int:
 
 
 def test_rows_equal_direct_simulation():
-    from sim.api import simulate
+    from spatten.sim.api import simulate
 
     spec = parse_spec(spec_of({"accelerator.qk_multipliers": [64, 512], "pruning.value_keep": [0.5, 1.0]}))
     for p in spec.points:  # the trace cache must not leak between points
@@ -418,9 +417,9 @@ def test_rows_equal_direct_simulation():
 
 
 def test_rows_carry_energy_and_area_of_the_power_model():
-    from sim.api import simulate
-    from sim.power.area import area
-    from sim.power.energy import energy
+    from spatten.sim.api import simulate
+    from spatten.sim.power.area import area
+    from spatten.sim.power.energy import energy
 
     spec = parse_spec(spec_of({"accelerator.qk_multipliers": [64, 512]}))
     rows = [evaluate_point(p.workload, "spatten") for p in spec.points]

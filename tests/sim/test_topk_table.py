@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from models.topk import ROUND_OVERHEAD, quickselect_trace
-from sim.topk_table import expected_cycles, expected_elements
+from spatten.models.topk import ROUND_OVERHEAD, quickselect_trace
+from spatten.sim.topk_table import expected_cycles, expected_elements
 
 
 @pytest.mark.parametrize("n,k", [(1024, 307), (993, 99), (300, 30), (2048, 128)])

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from models.config import workload_preset
-from models.trace import TRACE_COLUMNS
-from models.workload import shape_trace
+from spatten.models.config import workload_preset
+from spatten.models.trace import TRACE_COLUMNS
+from spatten.models.workload import shape_trace
 
 
 def test_schema_and_dtypes() -> None:
