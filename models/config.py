@@ -140,16 +140,52 @@ class AcceleratorConfig:
             check_int(f"{p}.{n}", getattr(self, n), 0, 1_000_000)
         check_int(f"{p}.stage_buffer", self.stage_buffer, 1, 1 << 20)
         check_float(f"{p}.dram_tck_ns", self.dram_tck_ns, 0.0, 100.0, lo_open=True)
+        for n in ("qk_multipliers", "pv_multipliers"):
+            if getattr(self, n) < self.head_dim:
+                raise ValueError(
+                    f"{p}.{n} = {getattr(self, n)} is below {p}.head_dim = {self.head_dim}: the unit "
+                    f"must hold at least one head_dim-wide dot-product tree"
+                )
 
     @property
     def keys_per_cycle(self) -> int:
-        """Keys processed by Q.K per cycle (multipliers / head_dim, at least 1)."""
+        """Keys processed by Q.K per cycle at the hardware's own head size (multipliers / head_dim, >= 1)."""
         return max(1, self.qk_multipliers // self.head_dim)
 
     @property
     def values_per_cycle(self) -> int:
-        """Value rows processed by prob.V per cycle."""
+        """Value rows processed by prob.V per cycle at the hardware's own head size."""
         return max(1, self.pv_multipliers // self.head_dim)
+
+    def rows_per_cycle(self, multipliers: int, d: Any) -> Any:
+        """Keys (or value rows) of head size ``d`` one unit handles per cycle.
+
+        The unit is ``multipliers // head_dim`` dot-product trees of ``head_dim`` lanes each. A tree takes
+        ``head_dim // d`` rows at once when ``d <= head_dim`` (a 64-lane tree serves two 32-dim keys); a
+        wider row spans ``ceil(d / head_dim)`` trees. So ``accelerator.head_dim`` shapes the cycles, not only
+        the energy and area: 512 multipliers as 48-lane trees serve 5 keys of 64 per cycle, not 8.
+
+        Parameters
+        ----------
+        multipliers : int
+            ``qk_multipliers`` or ``pv_multipliers``.
+        d : int or numpy.ndarray
+            Head size of the rows (>= 1).
+
+        Returns
+        -------
+        float or numpy.ndarray
+            Rows per cycle; below 1 when one row needs more trees than the unit has.
+        """
+        import numpy as np
+
+        d = np.maximum(np.asarray(d, dtype=np.float64), 1.0)
+        hd = float(self.head_dim)
+        trees = max(1, multipliers // self.head_dim)
+        packed = trees * np.floor(hd / np.minimum(d, hd))
+        span = np.ceil(d / hd)  # trees one wide row needs
+        wide = np.where(span <= trees, np.floor(trees / span), trees / span)
+        return np.where(d <= hd, packed, wide)
 
     @property
     def peak_bytes_per_cycle(self) -> float:
@@ -440,11 +476,19 @@ _SECTIONS: dict[str, type] = {
 
 
 def to_dict(w: Workload) -> dict[str, dict[str, Any]]:
-    """Plain nested dict of a workload (tuples as lists), the YAML form."""
+    """Plain nested dict of a workload (tuples as lists), the YAML form.
+
+    A per-layer schedule's average target and unpruned fraction are left out while the schedule is in force:
+    they have no effect, and :func:`from_dict` refuses them beside a schedule.
+    """
     out: dict[str, dict[str, Any]] = {}
     for sec in _SECTIONS:
         d = dataclasses.asdict(getattr(w, sec))
         out[sec] = {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+    for sched, knobs in DERIVED_BY.items():  # dead while a schedule is in force: not written
+        if out["pruning"][sched]:
+            for knob in knobs:
+                del out["pruning"][knob]
     return out
 
 
@@ -471,8 +515,69 @@ def from_dict(data: Any, base: Workload | None = None) -> Workload:
             if k not in names:
                 raise ValueError(f"unknown config key {sec}.{k} (allowed: {', '.join(sorted(names))})")
         clean = {k: tuple(v) if isinstance(v, list) else v for k, v in val.items()}
+        if sec == "pruning":
+            clean = _resolve_schedules(base.pruning, clean)
         parts[sec] = dataclasses.replace(getattr(base, sec), **clean)
     return dataclasses.replace(base, **parts)
+
+
+# An average keep target and the fraction of unpruned layers only shape a *derived* schedule; an explicit
+# per-layer schedule fixes every layer and would make them dead settings.
+DERIVED_BY = {
+    "token_keep_schedule": ("token_keep", "token_unpruned_fraction"),
+    "head_keep_schedule": ("head_keep", "head_unpruned_fraction"),
+}
+
+
+def _resolve_schedules(base: PruningConfig, new: dict[str, Any]) -> dict[str, Any]:
+    """Make every pruning override count: a keep target replaces an inherited per-layer schedule.
+
+    ``pruning.token_keep`` given over a preset that has ``token_keep_schedule`` (the GPT-2 presets) drops the
+    schedule, so the target is what is simulated. Giving a target and a non-empty schedule together, or only
+    the unpruned fraction while a schedule stays in force, is an error naming both fields.
+    """
+    out = dict(new)
+    for sched, (target, fraction) in DERIVED_BY.items():
+        given_sched = sched in new and len(new[sched]) > 0
+        for knob in (target, fraction):
+            if knob in new and given_sched:
+                raise ValueError(
+                    f"pruning.{knob} and pruning.{sched} are both set: the schedule fixes every layer's "
+                    f"ratio, so give one of them"
+                )
+        if sched in new or not getattr(base, sched):
+            continue
+        if target in new:
+            out[sched] = ()  # the target wins over the inherited schedule
+        elif fraction in new:
+            raise ValueError(
+                f"pruning.{fraction} has no effect while pruning.{sched} is in force: set pruning.{target} "
+                f"too (it replaces the schedule) or set pruning.{sched}: []"
+            )
+    return out
+
+
+def check_override_keys(values: dict[str, Any], where: str = "config") -> None:
+    """Refuse overrides (a sweep's fixed and swept fields) that set a non-empty schedule beside its target.
+
+    Applied one field at a time, the later of the two would silently replace the earlier.
+
+    Parameters
+    ----------
+    values : dict
+        ``section.field`` -> the list of values it takes.
+    where : str
+        Prefix of the error message.
+    """
+    for sched, knobs in DERIVED_BY.items():
+        if not any(len(v) > 0 for v in values.get(f"pruning.{sched}", ())):
+            continue
+        for knob in knobs:
+            if f"pruning.{knob}" in values:
+                raise ValueError(
+                    f"{where}: pruning.{knob} and pruning.{sched} are both set: the schedule fixes every "
+                    f"layer's ratio, so give one of them"
+                )
 
 
 def replace_path(w: Workload, dotted: str, value: Any) -> Workload:

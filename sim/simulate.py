@@ -267,9 +267,9 @@ def run(w: Workload, trace: Any, opt: Options) -> SimResult:
     keys = cols["keys_fetched"].astype(np.float64)
     vals = cols["values_fetched"].astype(np.float64)
     d = cols["head_dim"].astype(np.float64)
-    # keys (values) per cycle for the row's own head size: a 64-wide multiplier row serves two 32-dim keys
-    kpc = np.maximum(1.0, acc.qk_multipliers // np.maximum(d, 1.0))
-    vpc = np.maximum(1.0, acc.pv_multipliers // np.maximum(d, 1.0))
+    # keys (values) per cycle for the row's own head size on the hardware's head_dim-wide trees
+    kpc = acc.rows_per_cycle(acc.qk_multipliers, d)
+    vpc = acc.rows_per_cycle(acc.pv_multipliers, d)
     passes = 1.0 + refetch
     p = opt.topk_parallelism or acc.topk_parallelism
     vtk = cols["value_topk"].astype(np.float64)

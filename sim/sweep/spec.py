@@ -37,7 +37,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from spatten.models.config import ACCELERATORS, MODELS, Workload, replace_path, to_dict, workload_preset
+from spatten.models.config import (
+    ACCELERATORS,
+    MODELS,
+    Workload,
+    check_override_keys,
+    replace_path,
+    to_dict,
+    workload_preset,
+)
 
 __all__ = [
     "MAX_POINTS",
@@ -244,6 +252,7 @@ def parse_spec(data: Any, default_name: str = "sweep") -> SweepSpec:
     types = config_fields()
     fixed = _parse_fixed(data.get("fixed"), types)
     axes = _parse_axes(data.get("sweep"), types)
+    check_override_keys({**{k: [v] for k, v in fixed}, **{k: list(v) for k, v in axes}}, "sweep")
 
     total = len(workloads) * math.prod(len(v) for _, v in axes)
     if total > MAX_POINTS:

@@ -125,3 +125,11 @@ def test_disabled_pruning_keeps_everything() -> None:
     cfg = PruningConfig(enabled=False, token_keep=0.2, value_keep=0.1)
     assert cfg.token_schedule(5) == (1.0,) * 5
     assert cfg.value_ratio == 1.0
+
+
+def test_multipliers_below_the_hardware_head_dim_are_refused() -> None:
+    import pytest
+    from spatten.models.config import AcceleratorConfig
+
+    with pytest.raises(ValueError, match=r"qk_multipliers = 32 is below accelerator.head_dim = 64"):
+        AcceleratorConfig(qk_multipliers=32)

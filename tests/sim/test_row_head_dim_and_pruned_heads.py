@@ -37,3 +37,17 @@ def test_dense_reference_restores_any_pruned_head() -> None:
     # every head of the shape trace has the same traffic, so dropping any one restores to the full model
     assert first["dense_ops"] == last["dense_ops"] == full["dense_ops"]
     assert first["dense_reference_bytes"] == last["dense_reference_bytes"] == full["dense_reference_bytes"]
+
+
+def test_accelerator_head_dim_shapes_the_cycles() -> None:
+    # 512 multipliers as 48-lane trees: 10 trees, a 64-dim key spans 2 of them -> 5 keys per cycle;
+    # as 128-lane trees: 4 trees of two 64-dim keys each -> 8 keys per cycle, as with 64-lane trees.
+    # One 512-lane tree packs 8 keys of 64.
+    w = _small()
+    t = shape_trace(w)
+    q, keys = (t[c].to_numpy(np.float64) for c in ("queries", "keys_fetched"))
+    passes = 1.0 + t["refetch"].to_numpy(np.float64)
+    for hd, kpc in ((48, 5), (64, 8), (128, 8), (512, 8)):
+        acc = dataclasses.replace(w.accelerator, head_dim=hd)
+        s = simulate(dataclasses.replace(w, accelerator=acc), t).summary
+        assert s["busy_qk"] == float(np.sum(q * np.ceil(keys / kpc) * passes)), hd
