@@ -588,8 +588,8 @@ def replace_path(w: Workload, dotted: str, value: Any) -> Workload:
     return from_dict({sec: {key: value}}, base=w)
 
 
-def load_yaml(path: str | Path, base: Workload | None = None) -> Workload:
-    """Load a workload from a YAML file, overriding ``base``; unknown keys are rejected by name."""
+def read_yaml(path: str | Path) -> Any:
+    """The parsed contents of a config YAML file (not yet validated); a one-line ValueError if unreadable."""
     import yaml  # local import: models stays numpy-only at import time
 
     p = Path(path)
@@ -597,10 +597,14 @@ def load_yaml(path: str | Path, base: Workload | None = None) -> Workload:
         what = "is a folder, not a file" if p.is_dir() else "does not exist"
         raise ValueError(f"config file {str(p)!r} {what}")
     try:
-        data = yaml.safe_load(p.read_text())
+        return yaml.safe_load(p.read_text())
     except yaml.YAMLError as e:
         raise ValueError(f"config file {str(p)!r} is not valid YAML: {str(e).splitlines()[0]}") from None
-    return from_dict(data, base=base)
+
+
+def load_yaml(path: str | Path, base: Workload | None = None) -> Workload:
+    """Load a workload from a YAML file, overriding ``base``; unknown keys are rejected by name."""
+    return from_dict(read_yaml(path), base=base)
 
 
 def save_yaml(w: Workload, path: str | Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["summary_lines", "markdown_table"]
+__all__ = ["summary_lines", "markdown_table", "per_layer_lines"]
 
 
 def _fmt(v: Any) -> str:
@@ -31,3 +31,23 @@ def markdown_table(df: Any) -> str:
     for _, r in df.iterrows():
         lines.append("| " + " | ".join(_fmt(r[c]) for c in cols) + " |")
     return "\n".join(lines)
+
+
+def per_layer_lines(layers: Any) -> list[str]:
+    """A terminal-width view of :func:`spatten.sim.compare.per_layer`: cycles, MB by kind, keep ratios.
+
+    The CSV written by ``spatten simulate --per-layer --out`` keeps every column at full precision.
+    """
+    head = (
+        f"{'layer':>5} {'cycles':>10} {'bound':>7} {'Q MB':>7} {'K MSB MB':>9} {'K LSB MB':>9} {'V MB':>7} "
+        f"{'token keep':>10} {'value keep':>10} {'refetch':>7}"
+    )
+    lines = [head]
+    for _, r in layers.iterrows():
+        mb = [r[f"bytes_{k}"] / 1e6 for k in ("q", "k_msb", "k_lsb", "v")]
+        lines.append(
+            f"{int(r['layer']):>5} {r['cycles']:>10.0f} {r['bounding_stage']:>7} {mb[0]:>7.3f} {mb[1]:>9.3f} "
+            f"{mb[2]:>9.3f} {mb[3]:>7.3f} {r['token_keep']:>10.3f} {r['value_keep']:>10.3f} "
+            f"{r['refetch_rate']:>7.3f}"
+        )
+    return lines

@@ -402,6 +402,7 @@ def run(w: Workload, trace: Any, opt: Options) -> SimResult:
             "head": cols["head"],
             "query": cols["query"],
             "queries": cols["queries"],
+            "seq_len": cols["seq_len"],
             "keys": cols["keys_fetched"],
             "values": cols["values_fetched"],
             "refetch": refetch,

@@ -5,15 +5,36 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
-from spatten.models.config import ACCELERATORS, MODELS, load_yaml, workload_preset
+from spatten.models.config import ACCELERATORS, MODELS, Workload, from_dict, read_yaml, workload_preset
+
+DESIGNS = ("spatten", "dense", "a3", "mnnfast")
+
+# Fields a replayed trace fixes row by row (lengths, head sizes, what was fetched at which width), so a
+# config that sets them would be ignored: refused instead.
+TRACE_FIXES = {
+    "model": ("layers", "heads", "head_dim", "prompt_len", "gen_tokens", "mode", "prompt_in_trace"),
+    "pruning": "*",
+    "quant": (
+        "enabled",
+        "key_msb_bits",
+        "key_lsb_bits",
+        "value_bits",
+        "query_bits",
+        "refetch_threshold",
+        "progressive",
+        "shape_refetch_rate",
+    ),
+}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "simulate",
-        help="simulate a workload or a release CSV trace: cycles, DRAM bytes, GOP/s, per-stage activity",
-        description="Simulate one workload on SpAtten (or a baseline) and print its summary.",
+        help="simulate a workload or a release CSV trace: cycles, DRAM bytes, energy, speedup over dense",
+        description="Simulate one workload on SpAtten (or a baseline design), print its summary and how it "
+        "compares with dense on the same hardware and with --baseline.",
     )
     p.add_argument(
         "--workload",
@@ -21,64 +42,104 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="preset workload (default gpt2-medium); with --trace, the model the trace came from",
     )
     p.add_argument("--trace", metavar="FILE.csv", help="replay a release-format workload CSV")
-    p.add_argument("--seq-len", type=int, help="override the sequence (prompt) length")
+    p.add_argument("--seq-len", type=int, help="the sequence (prompt) length; not with --trace")
     p.add_argument(
         "--config", metavar="FILE.yaml", help="YAML overriding accelerator/model/pruning/quant fields"
     )
     p.add_argument("--accelerator", choices=list(ACCELERATORS), default="spatten", help="hardware preset")
-    p.add_argument("--baseline", choices=["spatten", "dense", "a3", "mnnfast"], default="spatten")
+    p.add_argument("--design", choices=DESIGNS, default="spatten", help="what runs (default spatten)")
+    p.add_argument(
+        "--baseline",
+        choices=DESIGNS,
+        default="dense",
+        help="what it is compared with besides dense on the same hardware (default dense)",
+    )
+    p.add_argument(
+        "--per-layer", action="store_true", help="also print (and with --out write) a per-layer table"
+    )
     p.add_argument("--format", choices=["table", "json"], default="table", help="summary on stdout")
     p.add_argument(
         "--tech-nm", type=int, default=40, help="technology node of the energy model, 22..90 (default 40)"
     )
-    p.add_argument("--out", metavar="DIR", help="write requests.parquet and summary.json into DIR")
+    p.add_argument(
+        "--out", metavar="DIR", help="write requests.parquet, summary.json (and per_layer.csv) into DIR"
+    )
     p.set_defaults(func=run)
 
 
+def build_workload(args: argparse.Namespace) -> Workload:
+    """The workload of ``simulate``'s flags, refusing flags and config fields that would be ignored."""
+    if args.trace and args.seq_len is not None:
+        raise ValueError("--seq-len has no effect with --trace: the trace's rows fix the sequence length")
+    w = workload_preset(args.workload or "gpt2-medium", args.accelerator, prompt_len=args.seq_len)
+    if not args.config:
+        return w
+    data = read_yaml(args.config)
+    sets = {(sec, k) for sec, v in (data or {}).items() if isinstance(v, dict) for k in v}
+    if args.seq_len is not None and ("model", "prompt_len") in sets:
+        raise ValueError(
+            f"--seq-len {args.seq_len} and model.prompt_len in {args.config} both set the prompt length: "
+            f"give one"
+        )
+    if args.trace:
+        for sec, key in sorted(sets):
+            fixed = TRACE_FIXES.get(sec, ())
+            if fixed == "*" or key in fixed:
+                raise ValueError(
+                    f"{sec}.{key} in {args.config} has no effect with --trace: the trace's rows fix it"
+                )
+    return from_dict(data, base=w)
+
+
 def run(args: argparse.Namespace) -> int:
-    from spatten.reports.tables import summary_lines
-    from spatten.sim.api import OWN_HARDWARE, simulate
+    from spatten.reports.tables import per_layer_lines, summary_lines
+    from spatten.sim.compare import evaluate, per_layer, ratios
     from spatten.sim.power.components import check_tech_nm
-    from spatten.sim.power.energy import energy
 
     check_tech_nm(args.tech_nm)
-    w = workload_preset(args.workload or "gpt2-medium", args.accelerator, prompt_len=args.seq_len)
-    if args.config:
-        w = load_yaml(args.config, base=w)
+    w = build_workload(args)
     trace = None
     if args.trace:
         from spatten.models.trace import read_release_csv
 
         trace, _ = read_release_csv(args.trace)
-    res = simulate(w, trace, baseline=args.baseline)
-    summary = dict(res.summary)
+    main = evaluate(w, trace, args.design, args.tech_nm)
+    summary = dict(main.summary)
     if args.trace:
         summary["trace"] = str(args.trace)
-    rep = energy(res.actions, w.accelerator, args.tech_nm) if args.baseline in OWN_HARDWARE else None
-    if rep is not None:
-        summary.update(rep.columns())
+    for other in dict.fromkeys(("dense", args.baseline)):
+        if other == args.design:
+            continue
+        for k, v in ratios(main.summary, evaluate(w, trace, other, args.tech_nm).summary).items():
+            summary[f"{k}_over_{other}"] = v
+    layers = per_layer(main.result) if args.per_layer else None
     if args.out:
-        from spatten.output import atomic_dir
-
-        with atomic_dir(args.out) as d:
-            try:
-                res.requests.to_parquet(d / "requests.parquet", index=False)
-            except ImportError:  # pyarrow missing: CSV instead
-                res.requests.to_csv(d / "requests.csv", index=False)
-            (d / "summary.json").write_text(
-                json.dumps(
-                    {
-                        "summary": summary,
-                        "actions": res.actions,
-                        "energy": rep.to_dict() if rep is not None else None,
-                    },
-                    indent=2,
-                )
-                + "\n"
-            )
+        _write(args.out, main, summary, layers)
     if args.format == "json":
-        json.dump(summary, sys.stdout, indent=2)
+        out: dict[str, Any] = dict(summary)
+        if layers is not None:
+            out["per_layer"] = layers.to_dict(orient="records")
+        json.dump(out, sys.stdout, indent=2)
         sys.stdout.write("\n")
-    else:
-        print("\n".join(summary_lines(summary)))
+        return 0
+    print("\n".join(summary_lines(summary)))
+    if layers is not None:
+        print()
+        print("\n".join(per_layer_lines(layers)))
     return 0
+
+
+def _write(out: str, main: Any, summary: dict[str, Any], layers: Any) -> None:
+    from spatten.output import atomic_dir
+
+    res = main.result
+    with atomic_dir(out) as d:
+        try:
+            res.requests.to_parquet(d / "requests.parquet", index=False)
+        except ImportError:  # pyarrow missing: CSV instead
+            res.requests.to_csv(d / "requests.csv", index=False)
+        if layers is not None:
+            layers.to_csv(d / "per_layer.csv", index=False)
+        rep = main.energy
+        body = {"summary": summary, "actions": res.actions, "energy": rep.to_dict() if rep else None}
+        (d / "summary.json").write_text(json.dumps(body, indent=2) + "\n")
