@@ -23,19 +23,58 @@ token_topk                k of the token top-k run after this head; -1 when none
 value_topk                k of the local value top-k; -1 when all values are kept
 ========================  =======================================================================
 
-The release CSV (SPATTEN.md section 4) has one row per (step, layer, head) and a last line naming
-the training config. :func:`read_release_csv` maps it onto the schema (``query = 0``, ``queries = 1``);
-:func:`write_release_csv` writes the per-(step, layer, head) rows back in the release's own layout.
+The release CSV (the README's "Trace formats") has one row per (step, layer, head) and a last line
+naming the training config. :func:`read_release_csv` maps it onto the schema (``query = 0``,
+``queries = 1``); :func:`write_release_csv` writes the per-(step, layer, head) rows back in the release's
+own layout. The five release files ship inside the package: :data:`RELEASE_TRACES` names them and
+:func:`release_trace_path` finds one.
+
+Values the hardware cannot run are refused (:func:`check_trace_values`, used by the reader and by
+``sim.simulate.check_trace``) with one line naming the file, the row, the column, the value and the
+allowed range:
+
+========================================  ===============================================================
+step, layer, head, query, queries          integers 0 .. 999999999 (below 1e9)
+seq_len                                    0 .. 999999999
+head_dim                                   1 .. 1024 (the accelerator's ``head_dim`` range)
+keys_fetched                               0 .. seq_len
+values_fetched                             0 .. keys_fetched
+key_bits, query_bits, value_bits           -1 (unquantized) or 1 .. 16
+key_lsb_bits                               -1 or 0 .. 16 - key_bits; only -1 or 0 when key_bits is -1
+refetch_threshold                          -1 (off) or 0 .. 1
+token_topk                                 -1 or 0 .. keys_fetched; on the last layer of a step
+                                           0 .. seq_len (it picks the next step's tokens from the whole
+                                           cache: in the release GPT-2-Small trace layer 11 fetches 102
+                                           keys and keeps 921 tokens for the next step)
+value_topk                                 -1 or 0 .. keys_fetched
+========================================  ===============================================================
+
+Every number must be finite; integer columns must hold integers.
 """
 
 from __future__ import annotations
 
+import csv
+import math
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-__all__ = ["TRACE_COLUMNS", "RELEASE_COLUMNS", "read_release_csv", "write_release_csv", "empty_trace"]
+__all__ = [
+    "TRACE_COLUMNS",
+    "RELEASE_COLUMNS",
+    "RELEASE_TRACES",
+    "RELEASE_DIR",
+    "MAX_COUNT",
+    "read_release_csv",
+    "write_release_csv",
+    "empty_trace",
+    "check_trace_values",
+    "release_trace_path",
+]
 
 TRACE_COLUMNS: dict[str, str] = {
     "step": "int64",
@@ -100,6 +139,40 @@ _RELEASE_TO_TRACE = {
 }
 
 
+# The authors' release files, shipped as package data (spatten.models: data/release/, with their licence).
+RELEASE_DIR = Path(__file__).with_name("data") / "release"
+RELEASE_TRACES: tuple[str, ...] = (
+    "small.csv",
+    "summary-gpt2-small-wikitext2-per8.csv",
+    "summary-gpt2-small-wikitext2-per8-step1+dedic.csv",
+    "summary-gpt2-medium-ptb-per0.csv",
+    "summary-gpt2-medium-wikitext2-per0-hp-step5+dedic+glob_p+local_p+hp+topk+quant.csv",
+)
+
+
+def release_trace_path(name: str) -> Path:
+    """Path of a shipped release trace, named as in :data:`RELEASE_TRACES` (the ``.csv`` may be left off).
+
+    Raises
+    ------
+    TypeError
+        ``name`` is not a string.
+    ValueError
+        ``name`` is not one of the shipped files (the message lists them).
+    FileNotFoundError
+        The package was installed without its data files.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"release trace name must be a string, got {type(name).__name__}")
+    file = name if name.endswith(".csv") else name + ".csv"
+    if file not in RELEASE_TRACES:
+        raise ValueError(f"release trace {_show(name)} is not one of: {', '.join(RELEASE_TRACES)}")
+    p = RELEASE_DIR / file
+    if not p.is_file():
+        raise FileNotFoundError(f"{p} is missing: the package was installed without its data files")
+    return p
+
+
 def empty_trace():
     """An empty trace with the schema's columns and dtypes."""
     import pandas as pd
@@ -107,13 +180,217 @@ def empty_trace():
     return pd.DataFrame({c: pd.Series(dtype=t) for c, t in TRACE_COLUMNS.items()})
 
 
-def _as_bool(col, name: str, path: str):
+# ---- limits of what the hardware can run --------------------------------------------------------------
+
+MAX_COUNT = 999_999_999  # positions and counts stay below 1e9 (a 1e9-token cache is no workload)
+MAX_HEAD_DIM = 1024  # AcceleratorConfig.head_dim range
+MAX_BITS = 16  # K, Q and V element widths; a key's MSB + LSB parts (QuantConfig: at most 16)
+
+# column -> (-1 marker allowed, low, high, integer); relations between columns are checked apart
+_LIMITS: dict[str, tuple[bool, float, float, bool]] = {
+    "step": (False, 0, MAX_COUNT, True),
+    "layer": (False, 0, MAX_COUNT, True),
+    "head": (False, 0, MAX_COUNT, True),
+    "query": (False, 0, MAX_COUNT, True),
+    "queries": (False, 0, MAX_COUNT, True),
+    "head_dim": (False, 1, MAX_HEAD_DIM, True),
+    "seq_len": (False, 0, MAX_COUNT, True),
+    "keys_fetched": (False, 0, MAX_COUNT, True),
+    "key_bits": (True, 1, MAX_BITS, True),
+    "key_lsb_bits": (True, 0, MAX_BITS - 1, True),
+    "refetch_threshold": (True, 0, 1, False),
+    "query_bits": (True, 1, MAX_BITS, True),
+    "values_fetched": (False, 0, MAX_COUNT, True),
+    "value_bits": (True, 1, MAX_BITS, True),
+    "token_topk": (True, 0, MAX_COUNT, True),
+    "value_topk": (True, 0, MAX_COUNT, True),
+}
+
+_SHOW = 40  # characters of a value quoted in a message
+
+
+def _show(v: Any) -> str:
+    """A value for a one-line message: numbers as written, other text quoted, cut to a few dozen chars."""
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, str):
+        try:
+            s = v.strip() if math.isfinite(float(v)) else repr(v)
+        except ValueError:
+            s = repr(v)
+    elif isinstance(v, float) and v.is_integer():
+        s = str(int(v)) if abs(v) < 1e15 else repr(v)
+    else:
+        s = repr(v) if not isinstance(v, int | float) else str(v)
+    s = " ".join(s.split())  # one line
+    return s if len(s) <= _SHOW else s[: _SHOW - 3] + "..."
+
+
+def _range_text(c: str) -> str:
+    marker, lo, hi, _ = _LIMITS[c]
+    return ("-1 or " if marker else "") + f"{lo}..{hi}"
+
+
+def _as_float(a: Any) -> np.ndarray:
+    """A column as float64 (NaN where an entry is not a number)."""
+    a = np.asarray(a)
+    if a.dtype.kind in "biuf":
+        return a.astype(np.float64)
+    import pandas as pd
+
+    return pd.to_numeric(pd.Series(a, dtype=object), errors="coerce").to_numpy(dtype=np.float64)
+
+
+def check_trace_values(
+    columns: Mapping[str, Any],
+    source: str = "trace",
+    where: Callable[[int], str] | None = None,
+    names: Mapping[str, str] | None = None,
+    shown: Mapping[str, Any] | None = None,
+) -> None:
+    """Refuse values the hardware cannot run, in one line naming source, row, column, value and range.
+
+    Parameters
+    ----------
+    columns : mapping of trace column name -> 1-d array
+        Any subset of :data:`TRACE_COLUMNS` (numbers may be floats; booleans may be 0/1); relations are
+        checked when both of their columns are given.
+    source : str
+        What the rows come from (a file name, or "trace"), first in the message.
+    where : callable, optional
+        Row position -> its label in the message (default ``"row <i>"``).
+    names : mapping, optional
+        Trace column -> the name the user wrote (the release CSV's own column names).
+    shown : mapping, optional
+        Trace column -> the values as written (strings of a CSV), quoted instead of ``columns``.
+
+    Raises
+    ------
+    ValueError
+        At the first refused value (the limits are in the module docstring).
+    """
+    where = where or (lambda i: f"row {i}")
+    names = names or {}
+    shown = dict(shown or {})
+
+    def name(c: str) -> str:
+        return names.get(c, c)
+
+    def fail(c: str, bad: np.ndarray, why: Callable[[int], str]) -> None:
+        i = int(np.flatnonzero(bad)[0])
+        v = shown[c][i] if c in shown else col[c][i]
+        raise ValueError(f"{source}: {where(i)}: {name(c)} = {_show(v)} {why(i)}")
+
+    col: dict[str, np.ndarray] = {}
+    for c in TRACE_COLUMNS:
+        if c not in columns:
+            continue
+        if TRACE_COLUMNS[c] == "bool":
+            a = np.asarray(columns[c])
+            col[c] = a
+            if a.dtype != bool:
+                ok = np.array([isinstance(x, bool | np.bool_) or (_is_num(x) and x in (0, 1)) for x in a])
+                if not ok.all():
+                    fail(c, ~ok, lambda i: "is not a boolean (allowed: True, False, 1, 0)")
+            continue
+        src = np.asarray(columns[c])
+        if src.dtype.kind not in "biuf" and c not in shown:
+            shown[c] = src  # quote what was given (text), not its NaN
+        a = col[c] = _as_float(src)
+        marker, lo, hi, integer = _LIMITS[c]
+        rng = _range_text(c)
+        if not np.isfinite(a).all():
+            fail(c, ~np.isfinite(a), lambda i, rng=rng: f"is not a finite number (allowed: {rng})")
+        if integer and (a != np.round(a)).any():
+            fail(c, a != np.round(a), lambda i, rng=rng: f"is not an integer (allowed: {rng})")
+        out = (a < lo) | (a > hi)
+        if marker:
+            out &= a != -1
+        if out.any():
+            fail(c, out, lambda i, rng=rng: f"is outside the allowed range {rng}")
+
+    def rel(c: str, other: str, bad: np.ndarray, marker: bool = False) -> None:
+        if bad.any():
+            pre = "-1 or " if marker else ""
+            hi = col[other]
+            fail(c, bad, lambda i: f"is outside the allowed range {pre}0..{hi[i]:.0f} ({name(other)})")
+
+    if "keys_fetched" in col and "seq_len" in col:
+        rel("keys_fetched", "seq_len", col["keys_fetched"] > col["seq_len"])
+    if "values_fetched" in col and "keys_fetched" in col:
+        rel("values_fetched", "keys_fetched", col["values_fetched"] > col["keys_fetched"])
+    if "key_lsb_bits" in col and "key_bits" in col:
+        kb, lb = col["key_bits"], col["key_lsb_bits"]
+        unq = (kb == -1) & (lb > 0)
+        if unq.any():
+            fail(
+                "key_lsb_bits",
+                unq,
+                lambda i: (
+                    f"is outside the allowed range -1 or 0 ({name('key_bits')} = -1: unquantized keys "
+                    "have no LSB part)"
+                ),
+            )
+        wide = (kb > 0) & (kb + lb > MAX_BITS)
+        if wide.any():
+            fail(
+                "key_lsb_bits",
+                wide,
+                lambda i: (
+                    f"is outside the allowed range -1 or 0..{MAX_BITS - kb[i]:.0f} "
+                    f"({name('key_bits')} = {kb[i]:.0f}; MSB + LSB bits at most {MAX_BITS})"
+                ),
+            )
+    if "value_topk" in col and "keys_fetched" in col:
+        rel("value_topk", "keys_fetched", col["value_topk"] > col["keys_fetched"], marker=True)
+    if "token_topk" in col and "keys_fetched" in col:
+        over = col["token_topk"] > col["keys_fetched"]
+        if over.any() and "step" in col and "layer" in col and "seq_len" in col:
+            # The last layer's top-k picks the next step's tokens out of the whole cache.
+            steps, inv = np.unique(col["step"], return_inverse=True)
+            last = np.full(steps.size, -np.inf)
+            np.maximum.at(last, inv, col["layer"])
+            on_last = col["layer"] == last[inv]
+            rel("token_topk", "seq_len", over & on_last & (col["token_topk"] > col["seq_len"]), marker=True)
+            over &= ~on_last
+        rel("token_topk", "keys_fetched", over, marker=True)
+
+
+def _is_num(x: Any) -> bool:
+    return isinstance(x, int | float | np.integer | np.floating) and not isinstance(x, bool)
+
+
+def _as_bool(col, name: str, path: str, where: Callable[[int], str]) -> np.ndarray:
     s = col.astype(str).str.strip().str.lower()
-    ok = s.isin(["true", "false", "1", "0"])
+    ok = s.isin(["true", "false", "1", "0"]).to_numpy()
     if not ok.all():
-        bad = col[~ok].iloc[0]
-        raise ValueError(f"{path}: column {name} has a non-boolean value {bad!r}")
+        i = int(np.flatnonzero(~ok)[0])
+        raise ValueError(
+            f"{path}: {where(i)}: {name} = {_show(str(col.iloc[i]))} is not a boolean "
+            "(allowed: True, False, 1, 0)"
+        )
     return s.isin(["true", "1"]).to_numpy()
+
+
+def _read_rows(p: Path) -> tuple[list[str], list[list[str]], list[int]]:
+    """Header, data rows (blank lines skipped) and each row's 1-based line number."""
+    try:
+        with open(p, newline="", encoding="utf-8-sig") as f:
+            rd = csv.reader(f)
+            header = next(rd, None)
+            if not header:
+                raise ValueError(f"{p}: not a readable CSV (no header line)")
+            rows: list[list[str]] = []
+            lines: list[int] = []
+            start = rd.line_num + 1
+            for rec in rd:
+                if len(rec) > 1 or (rec and rec[0].strip()):  # not a blank line
+                    rows.append(rec)
+                    lines.append(start)
+                start = rd.line_num + 1
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise ValueError(f"{p}: not a readable CSV ({_show(str(e).splitlines()[0])})") from None
+    return header, rows, lines
 
 
 def read_release_csv(path: str | os.PathLike):
@@ -131,7 +408,9 @@ def read_release_csv(path: str | os.PathLike):
     Raises
     ------
     ValueError
-        Missing file or column, or a value that is not a number / boolean, naming the column.
+        Missing or unreadable file, a missing column, or a value that is not a number / boolean or that
+        the hardware cannot run (see the module docstring), in one line naming the file, the line (1-based,
+        the header is line 1), the column, the value and the allowed range.
     """
     import pandas as pd
 
@@ -139,47 +418,56 @@ def read_release_csv(path: str | os.PathLike):
     if not p.is_file():
         what = "is a folder, not a file" if p.is_dir() else "does not exist"
         raise ValueError(f"trace file {str(p)!r} {what}")
-    try:
-        raw = pd.read_csv(p, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise ValueError(f"{p}: not a readable CSV ({str(e).splitlines()[0]})") from None
-    missing = [c for c in RELEASE_COLUMNS if c not in raw.columns]
+    header, rows, lines = _read_rows(p)
+    missing = [c for c in RELEASE_COLUMNS if c not in header]
     if missing:
         raise ValueError(f"{p}: missing column(s) {', '.join(missing)}")
+    for rec, line in zip(rows, lines, strict=True):
+        if len(rec) > len(header):
+            raise ValueError(f"{p}: line {line}: {len(rec)} fields, the header has {len(header)}")
+        rec.extend([""] * (len(header) - len(rec)))  # short rows (a bare config name) are padded
+    pos = {c: header.index(c) for c in RELEASE_COLUMNS}
     config_name = None
-    if len(raw) and all(raw.iloc[-1][c] == "" for c in RELEASE_COLUMNS[1:]):
-        config_name = raw.iloc[-1]["iteration_id"] or None
-        raw = raw.iloc[:-1]
-    if len(raw) == 0:
+    if rows and all(rows[-1][pos[c]] == "" for c in RELEASE_COLUMNS[1:]):
+        config_name = rows[-1][pos["iteration_id"]] or None
+        rows, lines = rows[:-1], lines[:-1]
+    if not rows:
         raise ValueError(f"{p}: no request rows")
-    out: dict[str, np.ndarray] = {}
+    raw = pd.DataFrame([[r[pos[c]] for c in RELEASE_COLUMNS] for r in rows], columns=RELEASE_COLUMNS)
+
+    def where(i: int) -> str:
+        return f"line {lines[i]}"
+
+    num: dict[str, np.ndarray] = {}
+    shown: dict[str, np.ndarray] = {}
+    flags: dict[str, np.ndarray] = {}
     for rc, tc in _RELEASE_TO_TRACE.items():
         if TRACE_COLUMNS[tc] == "bool":
-            out[tc] = _as_bool(raw[rc], rc, str(p))
-            continue
-        num = pd.to_numeric(raw[rc], errors="coerce")
-        if num.isna().any():
-            bad = raw[rc][num.isna()].iloc[0]
-            raise ValueError(f"{p}: column {rc} has a non-numeric value {bad!r}")
-        vals = num.to_numpy(dtype=np.float64)
-        if TRACE_COLUMNS[tc] == "int64":
-            if not np.all(vals == np.round(vals)):
-                raise ValueError(f"{p}: column {rc} has a non-integer value")
-            out[tc] = vals.astype(np.int64)
+            flags[tc] = _as_bool(raw[rc], rc, str(p), where)
         else:
-            out[tc] = vals
-    if_topk = _as_bool(raw["if_topk"], "if_topk", str(p))
-    out["token_topk"] = np.where(if_topk, out["token_topk"], -1)
+            shown[tc] = raw[rc].to_numpy()
+            num[tc] = pd.to_numeric(raw[rc].str.strip(), errors="coerce").to_numpy(dtype=np.float64)
+    if_topk = _as_bool(raw["if_topk"], "if_topk", str(p), where)
+    names = {tc: rc for rc, tc in _RELEASE_TO_TRACE.items()}
+    check_trace_values(num, str(p), where, names, shown)
+    # if_topk and topk must agree: a k without the flag (or the flag without a k) would be dropped silently
+    topk = num["token_topk"]
+    for bad, why in (
+        (if_topk & (topk < 0), f"is outside the allowed range 0..{MAX_COUNT} (if_topk is True)"),
+        (~if_topk & (topk >= 0), "is outside the allowed range -1 (if_topk is False)"),
+    ):
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"{p}: {where(i)}: topk = {_show(shown['token_topk'][i])} {why}")
+    out: dict[str, np.ndarray] = {
+        tc: (a.astype(np.int64) if TRACE_COLUMNS[tc] == "int64" else a) for tc, a in num.items()
+    }
+    out.update(flags)
     n = len(raw)
     out["query"] = np.zeros(n, np.int64)
     out["queries"] = np.ones(n, np.int64)
     # The release marks value pruning only through value_fetch_num < key_fetch_num.
     out["value_topk"] = np.where(out["values_fetched"] < out["keys_fetched"], out["values_fetched"], -1)
-    for name in ("keys_fetched", "values_fetched", "seq_len", "head_dim"):
-        if (out[name] < 0).any():
-            raise ValueError(f"{p}: column {name} has a negative value")
-    if (out["keys_fetched"] > out["seq_len"]).any():
-        raise ValueError(f"{p}: key_fetch_num exceeds sentence_length_L")
     df = pd.DataFrame({c: out[c] for c in TRACE_COLUMNS})
     return df.astype(TRACE_COLUMNS), config_name
 

@@ -2,7 +2,7 @@
 
 :func:`shape_trace` turns a :class:`models.config.Workload` into a trace with exactly the columns of
 :data:`models.trace.TRACE_COLUMNS`. The rules, chosen to match the authors' release traces
-(../shared/data/spatten-release-workloads/) where the paper is silent:
+(shipped in models/data/release/) where the paper is silent:
 
 * Token schedule. ``PruningConfig.token_schedule(layers)[l]`` is the fraction of tokens alive while
   layer ``l`` runs (the release GPT-2-Small schedule 0.9, 0.7, 0.2, ... is exactly that: layer 2 fetches

@@ -119,8 +119,13 @@ class Options:
 
 
 def check_trace(trace: Any) -> None:
-    """Raise ValueError naming the first missing column or bad value of a trace."""
+    """Raise naming the first missing column, or the first value the hardware cannot run.
+
+    The value checks are :func:`models.trace.check_trace_values` (the limits are in ``models.trace``'s
+    docstring); the message names the row by its index label, the column, the value and the allowed range.
+    """
     import pandas as pd
+    from spatten.models.trace import check_trace_values
 
     if not isinstance(trace, pd.DataFrame):
         raise TypeError(f"trace must be a pandas DataFrame, got {type(trace).__name__}")
@@ -129,16 +134,10 @@ def check_trace(trace: Any) -> None:
         raise ValueError(f"trace is missing column(s) {', '.join(missing)}")
     if len(trace) == 0:
         raise ValueError("trace has no rows")
-    for c in ("keys_fetched", "values_fetched", "seq_len", "head_dim", "queries"):
-        a = trace[c].to_numpy()
-        if (a < 0).any():
-            raise ValueError(f"trace column {c} has a negative value")
-    if (trace["keys_fetched"].to_numpy() > trace["seq_len"].to_numpy()).any():
-        raise ValueError("trace column keys_fetched exceeds seq_len")
-    for c in ("key_bits", "query_bits", "value_bits"):
-        a = trace[c].to_numpy()
-        if ((a != -1) & ((a < 1) | (a > 64))).any():
-            raise ValueError(f"trace column {c} must be -1 or 1..64")
+    index = trace.index  # rows are named by their index label, cut to 40 characters
+    check_trace_values(
+        {c: trace[c].to_numpy() for c in TRACE_COLUMNS}, "trace", lambda i: f"row {index[i]!s:.40}"
+    )
 
 
 def _bits(a: np.ndarray, unq: int) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Suite-wide: under `make test` (SPATTEN_NO_SKIP=1) a skipped test fails the run.
 
-Some tests skip when an optional input is missing (the MiniLM weight package, ../shared/data). That is
+Some tests skip when an optional input is missing (e.g. the MiniLM weight package). That is
 right for a user's partial install, but `make test` installs everything, so there a skip means the
 set-up is broken and must not pass silently.
 """

@@ -11,18 +11,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from spatten.models.trace import (
     RELEASE_COLUMNS,
+    RELEASE_DIR,
+    RELEASE_TRACES,
     TRACE_COLUMNS,
     empty_trace,
     read_release_csv,
+    release_trace_path,
     write_release_csv,
 )
 
-# The repository sits beside ../shared (as in tests/sim): /work/main/tests/models -> /work/shared/data.
-RELEASE = Path(__file__).resolve().parents[3] / "shared" / "data" / "spatten-release-workloads"
-FILES = sorted(RELEASE.glob("*.csv"))
+# The release files ship inside the package (models/data/release/).
+FILES = [release_trace_path(n) for n in RELEASE_TRACES]
 HEADER = ",".join(RELEASE_COLUMNS)
-
-pytestmark = pytest.mark.skipif(not FILES, reason="release workload CSVs not present")
 
 
 def _data_rows(path: Path) -> int:
@@ -33,6 +33,34 @@ def _data_rows(path: Path) -> int:
 
 def test_all_five_release_files_present() -> None:
     assert len(FILES) == 5
+    assert sorted(p.name for p in RELEASE_DIR.glob("*.csv")) == sorted(RELEASE_TRACES)
+    assert (RELEASE_DIR / "LICENSE").is_file() and (RELEASE_DIR / "README.md").is_file()
+
+
+def test_release_trace_path_names() -> None:
+    assert release_trace_path("small.csv") == release_trace_path("small") == RELEASE_DIR / "small.csv"
+    with pytest.raises(ValueError, match=r"release trace 'gpt3\.csv' is not one of: small\.csv, ") as e:
+        release_trace_path("gpt3.csv")
+    assert "\n" not in str(e.value) and all(n in str(e.value) for n in RELEASE_TRACES)
+    with pytest.raises(ValueError, match="is not one of"):
+        release_trace_path("../data/release/small.csv")
+    with pytest.raises(TypeError, match="string"):
+        release_trace_path(RELEASE_DIR / "small.csv")  # type: ignore[arg-type]
+
+
+def test_release_files_are_package_data() -> None:
+    """Every file of the release folder matches a spatten.models package-data glob, so a wheel holds it."""
+    import fnmatch
+    import tomllib
+
+    root = Path(__file__).resolve().parents[2]
+    cfg = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    pkg_dir = root / cfg["package-dir"]["spatten.models"]
+    assert RELEASE_DIR == pkg_dir / "data" / "release"
+    globs = cfg["package-data"]["spatten.models"]
+    files = [f.relative_to(pkg_dir).as_posix() for f in RELEASE_DIR.iterdir()]
+    assert len(files) == 7
+    assert all(any(fnmatch.fnmatch(f, g) for g in globs) for f in files), (files, globs)
 
 
 @pytest.mark.parametrize("path", FILES, ids=[f.name for f in FILES])
@@ -59,7 +87,7 @@ def test_round_trip_is_byte_exact(path: Path, tmp_path: Path) -> None:
 
 
 def test_hand_checked_rows() -> None:
-    tr, cfg = read_release_csv(RELEASE / "small.csv")
+    tr, cfg = read_release_csv(release_trace_path("small"))
     assert cfg == "configs/gpt2/ptb/medium_baseline_train+eval.yml"
     row = tr.iloc[0]
     assert (row["step"], row["layer"], row["head"], row["seq_len"], row["keys_fetched"]) == (
@@ -102,7 +130,7 @@ GOOD = "0,0,0,64.0,993,993,6,16,0.05,True,4,204,6,True,False,False,-1"
         (HEADER, GOOD.replace("0,0,0,64.0", "0,0.5,0,64.0"), "layer_id"),
         (HEADER, GOOD.replace(",False,False,-1", ",False,yes,-1"), "if_topk"),
         (HEADER, GOOD.replace(",993,993,", ",993,994,"), "key_fetch_num"),
-        (HEADER, GOOD.replace(",204,6,", ",-5,6,"), "values_fetched"),
+        (HEADER, GOOD.replace(",204,6,", ",-5,6,"), "value_fetch_num"),
         (HEADER.replace(",quant_value_bit", ""), GOOD, "quant_value_bit"),
     ],
 )
@@ -138,7 +166,8 @@ def traces(draw: st.DrawFn) -> pd.DataFrame:
     vals = np.array([draw(st.integers(0, int(k))) for k in keys])
     pq = np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n)))
     bits = np.array(draw(st.lists(st.sampled_from([-1, 4, 6, 8, 12]), min_size=n, max_size=n)))
-    topk = np.array(draw(st.lists(st.integers(-1, 1000), min_size=n, max_size=n)))
+    pq = pq & (bits > 0)  # unquantized keys have no LSB part
+    topk = np.array([draw(st.integers(-1, int(k))) for k in keys])
     df = pd.DataFrame(
         {
             "step": draw(st.lists(ints, min_size=n, max_size=n)),

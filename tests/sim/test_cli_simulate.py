@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from spatten.models.trace import release_trace_path
 
 from spatten.cli import main
 
-SMALL = Path(__file__).resolve().parents[3] / "shared" / "data" / "spatten-release-workloads" / "small.csv"
+SMALL = release_trace_path("small.csv")
 
 
 def test_json_summary(capsys: pytest.CaptureFixture[str]) -> None:

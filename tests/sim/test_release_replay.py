@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 from spatten.models.config import workload_preset
-from spatten.models.trace import read_release_csv
+from spatten.models.trace import RELEASE_TRACES, read_release_csv, release_trace_path
 from spatten.sim.api import simulate
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "spatten-release-workloads"
-FILES = sorted(DATA.glob("*.csv"))
+FILES = [release_trace_path(n) for n in RELEASE_TRACES]  # shipped in the package (models/data/release/)
 UNQ = 12  # the documented width of an unquantized (-1) field: the 12-bit datapath
 
 
