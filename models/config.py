@@ -355,6 +355,8 @@ class ModelShape:
     # Generation only: also simulate the prompt pass (step 0, one batched row per layer and head). The
     # release traces and the paper's GPT-2 throughput cover the generation steps alone.
     prompt_in_trace: bool = False
+    # K/V heads (grouped-query attention, rules in models/gqa.py); 0 means one per query head (multi-head).
+    kv_heads: int = 0
 
     def __post_init__(self) -> None:
         p = "model"
@@ -369,6 +371,16 @@ class ModelShape:
             raise ValueError(f"{p}.gen_tokens = 0 is outside the allowed range >= 1 for generation")
         if not isinstance(self.prompt_in_trace, bool):
             raise TypeError(f"{p}.prompt_in_trace must be true or false, got {self.prompt_in_trace!r}")
+        check_int(f"{p}.kv_heads", self.kv_heads, 0, self.heads)
+        if self.kv_heads and self.heads % self.kv_heads:
+            raise ValueError(
+                f"{p}.kv_heads = {self.kv_heads} must divide {p}.heads = {self.heads} (0: one per head)"
+            )
+
+    @property
+    def n_kv_heads(self) -> int:
+        """K/V heads: ``kv_heads``, or ``heads`` when it is 0 (multi-head attention)."""
+        return self.kv_heads or self.heads
 
 
 @dataclass(frozen=True)

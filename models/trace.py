@@ -487,6 +487,11 @@ def write_release_csv(trace, path: str | os.PathLike, config_name: str | None = 
     missing = [c for c in TRACE_COLUMNS if c not in trace.columns]
     if missing:
         raise ValueError(f"trace is missing column(s) {', '.join(missing)}")
+    if "kv_head" in trace.columns and (trace["kv_head"].to_numpy() != trace["head"].to_numpy()).any():
+        raise ValueError(
+            "the release CSV cannot express grouped-query attention (kv_head != head): keep the trace as "
+            "Parquet (spatten simulate --out) instead"
+        )
 
     def ints(col: str) -> list[str]:
         return [str(int(v)) for v in trace[col]]

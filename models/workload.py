@@ -18,6 +18,9 @@
   ``queries`` queries.
 * Head schedule: ``max(1, round(heads * ratio))`` heads live in a layer (ids ``0..h-1``); pruned heads
   produce no rows.
+* Grouped-query attention (``model.kv_heads``; rules in :mod:`spatten.models.gqa`): each row carries its
+  ``kv_head``; a K/V head is live while one of its query heads is (the pruned heads are the last ids, so
+  whole groups go first), and ``kv_values_fetched`` is the expected union of its live heads' kept values.
 * Local value pruning: ``values = max(1, int(value_ratio * keys))``; ``value_topk`` holds it when it is
   below ``keys`` (the value top-k runs), else -1.
 * Token top-k: on the last row of a layer (last live head, last query) when the next layer keeps
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import numpy as np
 from spatten.models.config import Workload
+from spatten.models.gqa import GQA_COLUMNS, expected_union
 from spatten.models.trace import TRACE_COLUMNS
 
 __all__ = ["shape_trace", "layer_counts"]
@@ -177,5 +181,14 @@ def shape_trace(workload: Workload):
         "token_topk": out["token_topk"],
         "value_topk": np.where(values < out["keys_fetched"], values, -1).astype(np.int64),
     }
-    df = pd.DataFrame(data, columns=list(TRACE_COLUMNS))
-    return df.astype(TRACE_COLUMNS)
+    df = pd.DataFrame(data, columns=list(TRACE_COLUMNS)).astype(TRACE_COLUMNS)
+    if m.kv_heads and m.kv_heads != m.heads:
+        g = m.heads // m.kv_heads
+        kv = df["head"].to_numpy() // g
+        # live query heads of each row's group: heads 0..h-1 live, so group j holds min(g, h - j g) of them
+        live_h = b_heads[idx]
+        group = np.clip(live_h - kv * g, 1, g)
+        df["kv_head"] = kv
+        df["kv_values_fetched"] = expected_union(df["keys_fetched"], values, group)
+        df = df.astype(GQA_COLUMNS)
+    return df

@@ -54,6 +54,8 @@ def widen_trace(trace: Any) -> Any:
     t = trace.copy()
     t["keys_fetched"] = t["seq_len"]
     t["values_fetched"] = t["seq_len"]
+    if "kv_values_fetched" in t.columns:
+        t["kv_values_fetched"] = t["seq_len"]
     for c in ("key_bits", "key_lsb_bits", "query_bits", "value_bits", "token_topk", "value_topk"):
         t[c] = -1
     t["refetch"] = False

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 from spatten.models.config import Workload
+from spatten.models.gqa import GQA_COLUMNS, with_gqa_columns
 from spatten.models.trace import TRACE_COLUMNS
 from spatten.sim import hbm
 from spatten.sim.pipeline import PipelineResult, run_pipeline
@@ -145,12 +146,12 @@ def _bits(a: np.ndarray, unq: int) -> np.ndarray:
 
 
 def _groups(trace_cols: dict[str, np.ndarray]) -> np.ndarray:
-    """True where a row starts a new (step, layer, head) group."""
+    """True where a row starts a new (step, layer, K/V head) group: the rows that share one K/V fetch."""
     n = trace_cols["step"].size
     first = np.ones(n, dtype=bool)
     if n > 1:
         same = np.ones(n - 1, dtype=bool)
-        for c in ("step", "layer", "head"):
+        for c in ("step", "layer", "kv_head"):
             same &= trace_cols[c][1:] == trace_cols[c][:-1]
         first[1:] = ~same
     return first
@@ -171,9 +172,11 @@ def _byte_table(w: Workload, cols: dict[str, np.ndarray], bits_override: int | N
     q = cols["queries"].astype(np.float64)
     d = cols["head_dim"].astype(np.float64)
     refetch = cols["refetch"].astype(bool) & (lb > 0)
-    raw = hbm.request_bytes(keys, vals, q, cols["head_dim"], kb, lb, qb, vb, refetch)
     first = _groups(cols)
     fits = keys * d * acc.datapath_bits / 8.0 <= acc.kv_sram_bytes / 2
+    # A group that fits on chip fetches the union of its query heads' kept values (models/gqa.py, rule 3)
+    v_rows = np.where(fits, cols["kv_values_fetched"], vals).astype(np.float64)
+    raw = hbm.request_bytes(keys, v_rows, q, cols["head_dim"], kb, lb, qb, vb, refetch)
     fetch_kv = first | ~fits
     gid = np.cumsum(first) - 1
     cum = np.cumsum(refetch)
@@ -207,6 +210,7 @@ def dense_reference(w: Workload, cols: dict[str, np.ndarray]) -> tuple[float, fl
     dense = dict(cols)
     dense["keys_fetched"] = cols["seq_len"]
     dense["values_fetched"] = cols["seq_len"]
+    dense["kv_values_fetched"] = cols["seq_len"]
     dense["refetch"] = np.zeros_like(cols["refetch"])
     t = _byte_table(w, dense, bits_override=w.quant.reference_bits)
     per_row = sum(t["bytes"].values())
@@ -221,6 +225,9 @@ def dense_reference(w: Workload, cols: dict[str, np.ndarray]) -> tuple[float, fl
     head_pairs = np.unique(np.stack([inv, cols["head"].astype(np.int64)]), axis=1)
     heads_live = np.bincount(head_pairs[0], minlength=uniq.size).astype(np.float64)
     h_full = heads_live.max()
+    kv_pairs = np.unique(np.stack([inv, cols["kv_head"].astype(np.int64)]), axis=1)
+    kv_live = np.bincount(kv_pairs[0], minlength=uniq.size).astype(np.float64)
+    kv_full = kv_live.max()
     qsum = np.bincount(inv, weights=q)
     # queries per head present in the group; dense has seq_len per head in summarization rows
     per_head_q = qsum / heads_live
@@ -235,7 +242,7 @@ def dense_reference(w: Workload, cols: dict[str, np.ndarray]) -> tuple[float, fl
     b = np.bincount(inv, weights=per_row)
     kv_share = np.bincount(inv, weights=t["bytes"]["k_msb"] + t["bytes"]["v"])
     q_share = b - kv_share
-    dense_bytes = float(np.sum(kv_share * (h_full / heads_live) + q_share * scale))
+    dense_bytes = float(np.sum(kv_share * (kv_full / kv_live) + q_share * scale))
     dense_ops = float(np.sum(np.bincount(inv, weights=ops_row) * scale))
     return dense_bytes, dense_ops
 
@@ -245,8 +252,9 @@ def run(w: Workload, trace: Any, opt: Options) -> SimResult:
     import pandas as pd
 
     check_trace(trace)
+    trace = with_gqa_columns(trace)
     acc = w.accelerator
-    cols = {c: trace[c].to_numpy() for c in TRACE_COLUMNS}
+    cols = {c: trace[c].to_numpy() for c in (*TRACE_COLUMNS, *GQA_COLUMNS)}
     n = cols["step"].size
     bt = _byte_table(w, cols)
     nbytes, span, refetch = bt["bytes"], bt["span"], bt["refetch"]
