@@ -60,6 +60,7 @@ __all__ = [
     "softmax_spec",
     "run_attention",
     "summarize_trace",
+    "trace_frame",
     "SCORE_FRAC_BITS",
 ]
 
@@ -559,7 +560,6 @@ def run_attention(
     -------
     AttentionRun
     """
-    import pandas as pd
 
     if not isinstance(workload, Workload):
         raise TypeError(f"workload must be a Workload, got {type(workload).__name__}")
@@ -621,13 +621,26 @@ def run_attention(
             rows += hq
             last_row_of_block.append(rows - 1)
 
+    tok_pruning = any(r < 1.0 for r in tok_sched)
+    trace = trace_frame(cols, qc, tok_pruning, D)
+    return AttentionRun(trace, outputs, mode, H, n_layers, full_keys)
+
+
+def trace_frame(cols: dict[str, list[np.ndarray]], qc, tok_pruning: bool, head_dim: int):
+    """The request trace (``TRACE_COLUMNS``, plus ``GQA_COLUMNS`` when given) from per-block row pieces.
+
+    ``cols`` holds lists of per-block arrays for step, layer, head, query, seq_len, keys, values, refetch
+    (and optionally kv_head, kv_values) and ``topk``: (row, k) pairs of token top-k runs.
+    """
+    import pandas as pd
+
     cat = {k: np.concatenate(v) if v else np.zeros(0, np.int64) for k, v in cols.items() if k != "topk"}
+    rows = cat["step"].size
     token_topk = np.full(rows, -1, np.int64)
     for row, k in cols["topk"]:
         token_topk[row] = k
     quant_on = qc.enabled
     pq_on = quant_on and qc.progressive and qc.key_lsb_bits > 0
-    tok_pruning = any(r < 1.0 for r in tok_sched)
     values = cat["values"]
     trace = pd.DataFrame(
         {
@@ -636,7 +649,7 @@ def run_attention(
             "head": cat["head"],
             "query": cat["query"],
             "queries": np.ones(rows, np.int64),
-            "head_dim": np.full(rows, D),
+            "head_dim": np.full(rows, head_dim),
             "seq_len": cat["seq_len"],
             "keys_fetched": cat["keys"],
             "key_bits": np.full(rows, (qc.key_msb_bits if pq_on else qc.key_full_bits) if quant_on else -1),
@@ -652,7 +665,10 @@ def run_attention(
             "value_topk": np.where(values < cat["keys"], values, -1),
         }
     ).astype(TRACE_COLUMNS)
-    return AttentionRun(trace, outputs, mode, H, n_layers, full_keys)
+    if "kv_head" in cat:
+        trace["kv_head"] = cat["kv_head"].astype(np.int64)
+        trace["kv_values_fetched"] = cat["kv_values"].astype(np.int64)
+    return trace
 
 
 def _inputs(qkv, n_layers: int, H: int, D: int, n_tok: int, qpos: np.ndarray, seed: int, n_full: int):
@@ -708,6 +724,7 @@ class _LayerQuant:
         fv = pow2_frac(float(np.abs(v).max()), vb)
         k_codes = quantize(k, kb, 2.0**-fk)
         msb = split(k_codes, kb, self.lsb)[0] if self.pq else None
+        self.v_scale = 2.0**-fv  # real value of one V code: fixed outputs are p codes x V codes
         if mode == "fixed":
             self.q = _f64(quantize(q, qb, 2.0**-fq))
             self.k_est = _f64(msb_estimate(msb, self.lsb)) if self.pq else _f64(k_codes)

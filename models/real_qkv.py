@@ -37,6 +37,8 @@ __all__ = [
     "load_minilm",
     "encode",
     "real_qkv",
+    "encode_spatten",
+    "SpAttenEncoderRun",
     "sentence_embedding",
     "gelu",
 ]
@@ -246,41 +248,111 @@ def encode(text: str, model: MiniLM | None = None) -> EncoderRun:
         Empty text, or more tokens than the model's position table.
     """
     m = load_minilm() if model is None else model
-    c, wts = m.config, m.weights
+    c = m.config
     ids, tokens = _tokenize(m, text)
-    n, h, d = ids.size, c.heads, c.head_dim
-    x = wts["embeddings.word_embeddings.weight"][ids] + wts["embeddings.position_embeddings.weight"][:n]
-    x = x + wts["embeddings.token_type_embeddings.weight"][0]  # one segment: type 0
-    x = _layernorm(x, wts["embeddings.LayerNorm.weight"], wts["embeddings.LayerNorm.bias"], c.layer_norm_eps)
+    x = _embed(m, ids)
     hidden = [x]
     qs, ks, vs = [], [], []
-    scale = np.float32(1.0 / math.sqrt(d))
-    for li in range(c.layers):
-        p = f"encoder.layer.{li}"
-        # (T, hidden) -> (heads, T, head_dim): head h owns columns h*d .. h*d+d-1.
-        q, k, v = (
-            _linear(x, wts, f"{p}.attention.self.{s}").reshape(n, h, d).transpose(1, 0, 2)
-            for s in ("query", "key", "value")
-        )
+    scale = np.float32(1.0 / math.sqrt(c.head_dim))
+
+    def dense(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
         qs.append(q)
         ks.append(k)
         vs.append(v)
         s = (q @ k.transpose(0, 2, 1)) * scale
         s = np.exp(s - s.max(axis=-1, keepdims=True))
-        ctx = (s / s.sum(axis=-1, keepdims=True)) @ v
-        ctx = ctx.transpose(1, 0, 2).reshape(n, h * d)
-        a = _linear(ctx, wts, f"{p}.attention.output.dense") + x
-        a = _layernorm(a, wts[f"{p}.attention.output.LayerNorm.weight"],
-                       wts[f"{p}.attention.output.LayerNorm.bias"], c.layer_norm_eps)  # fmt: skip
-        f = _linear(gelu(_linear(a, wts, f"{p}.intermediate.dense")), wts, f"{p}.output.dense") + a
-        x = _layernorm(
-            f, wts[f"{p}.output.LayerNorm.weight"], wts[f"{p}.output.LayerNorm.bias"], c.layer_norm_eps
-        )
+        return (s / s.sum(axis=-1, keepdims=True)) @ v
+
+    for li in range(c.layers):
+        x = _layer(m, li, x, dense)
         hidden.append(x)
     f32 = functools.partial(np.asarray, dtype=np.float32)
     return EncoderRun(
         ids, tokens, f32(np.stack(qs)), f32(np.stack(ks)), f32(np.stack(vs)), f32(np.stack(hidden))
     )
+
+
+def _embed(m: MiniLM, ids: np.ndarray) -> np.ndarray:
+    c, wts = m.config, m.weights
+    x = (
+        wts["embeddings.word_embeddings.weight"][ids]
+        + wts["embeddings.position_embeddings.weight"][: ids.size]
+    )
+    x = x + wts["embeddings.token_type_embeddings.weight"][0]  # one segment: type 0
+    return _layernorm(
+        x, wts["embeddings.LayerNorm.weight"], wts["embeddings.LayerNorm.bias"], c.layer_norm_eps
+    )
+
+
+def _layer(m: MiniLM, li: int, x: np.ndarray, attention) -> np.ndarray:
+    """One encoder layer on rows ``x`` (T, hidden); ``attention(q, k, v)``: (heads, T, d) -> the context."""
+    c, wts = m.config, m.weights
+    n, h, d = x.shape[0], c.heads, c.head_dim
+    p = f"encoder.layer.{li}"
+    # (T, hidden) -> (heads, T, head_dim): head h owns columns h*d .. h*d+d-1.
+    q, k, v = (
+        _linear(x, wts, f"{p}.attention.self.{s}").reshape(n, h, d).transpose(1, 0, 2)
+        for s in ("query", "key", "value")
+    )
+    ctx = attention(q, k, v).transpose(1, 0, 2).reshape(n, h * d)
+    a = _linear(ctx, wts, f"{p}.attention.output.dense") + x
+    a = _layernorm(a, wts[f"{p}.attention.output.LayerNorm.weight"],
+                   wts[f"{p}.attention.output.LayerNorm.bias"], c.layer_norm_eps)  # fmt: skip
+    f = _linear(gelu(_linear(a, wts, f"{p}.intermediate.dense")), wts, f"{p}.output.dense") + a
+    return _layernorm(
+        f, wts[f"{p}.output.LayerNorm.weight"], wts[f"{p}.output.LayerNorm.bias"], c.layer_norm_eps
+    )
+
+
+@dataclass(frozen=True)
+class SpAttenEncoderRun:
+    """One text through the encoder with SpAtten's attention in every layer.
+
+    Attributes
+    ----------
+    embedding : numpy.ndarray of float64, shape (hidden,)
+        Mean of the last layer over the tokens still alive (pruned tokens left the model), L2-normalized.
+    live : numpy.ndarray of int64
+        Positions alive after the last layer.
+    trace : pandas.DataFrame
+        The run's request trace.
+    """
+
+    embedding: np.ndarray
+    live: np.ndarray
+    trace: object
+
+
+def encode_spatten(
+    text: str, workload, model: MiniLM | None = None, mode: str = "fixed"
+) -> SpAttenEncoderRun:
+    """Run ``text`` through MiniLM with :class:`~spatten.models.inloop.SpAttenAttention` as every attention.
+
+    The pruned or quantized attention output is what the rest of the layer and the next layer see; a token
+    pruned after layer l has no hidden state in later layers. ``workload.model`` must be MiniLM's shape.
+    """
+    from spatten.models.inloop import SpAttenAttention
+
+    m = load_minilm() if model is None else model
+    c = m.config
+    sh = workload.model
+    if (sh.layers, sh.heads, sh.head_dim) != (c.layers, c.heads, c.head_dim):
+        raise ValueError(
+            f"model shape {sh.layers} layers x {sh.heads} heads x {sh.head_dim} does not match MiniLM's "
+            f"{c.layers} x {c.heads} x {c.head_dim}"
+        )
+    ids, _ = _tokenize(m, text)
+    attn = SpAttenAttention(workload, ids.size, generation=False, mode=mode)
+    attn.begin_step(ids.size)
+    x = _embed(m, ids)
+    pos = np.arange(ids.size)
+    for li in range(c.layers):
+        live = attn.begin_layer(li)
+        x = x[np.isin(pos, live)]  # cascade: the live set only shrinks
+        pos = live
+        x = _layer(m, li, x, lambda q, k, v, li=li, pos=pos: attn.attend(li, q, k, v, pos))
+    e = x.mean(axis=0, dtype=np.float64)
+    return SpAttenEncoderRun(e / np.linalg.norm(e), pos, attn.trace())
 
 
 def real_qkv(text: str = DEFAULT_TEXT) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
