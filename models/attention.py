@@ -583,7 +583,8 @@ def run_attention(
     head_sched = workload.pruning.head_schedule(m.layers)[:n_layers]
     v_ratio = workload.pruning.value_ratio
     qc = workload.quant
-    pruner = CascadePruner(n_layers, H, n_tok, tok_sched, head_sched, generation=gen, integer=mode == "fixed")
+    pruner = CascadePruner(n_layers, H, n_tok, tok_sched, head_sched, generation=gen, integer=mode == "fixed",
+                           min_keep=workload.pruning.token_min_keep)  # fmt: skip
     layer_q = [_LayerQuant(data(li), qc, mode) for li in range(n_layers)]
     spec = softmax_spec(D)
 

@@ -60,7 +60,7 @@ class SpAttenAttention:
         self.token_schedule = workload.pruning.token_schedule(m.layers)
         self.pruner = CascadePruner(
             m.layers, m.heads, max_tokens, self.token_schedule, workload.pruning.head_schedule(m.layers),
-            generation=generation, integer=mode == "fixed",
+            generation=generation, integer=mode == "fixed", min_keep=workload.pruning.token_min_keep,
         )  # fmt: skip
         self.spec = softmax_spec(m.head_dim)
         self.step = -1

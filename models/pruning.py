@@ -166,6 +166,8 @@ class CascadePruner:
         True: the newest token of every step is never pruned.
     integer : bool
         True: importance is accumulated in int64 (bit-accurate mode, probability codes); else float64.
+    min_keep : int
+        Token pruning never leaves fewer live tokens than this (``pruning.token_min_keep``).
     """
 
     def __init__(
@@ -177,6 +179,7 @@ class CascadePruner:
         head_schedule: Sequence[float],
         generation: bool,
         integer: bool = False,
+        min_keep: int = 0,
     ) -> None:
         for name, v in (("layers", layers), ("heads", heads), ("max_tokens", max_tokens)):
             if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
@@ -190,6 +193,7 @@ class CascadePruner:
         self.token_schedule = tuple(float(r) for r in token_schedule)
         self.head_schedule = tuple(float(r) for r in head_schedule)
         self.generation = bool(generation)
+        self.min_keep = int(min_keep)
         dt = np.int64 if integer else np.float64
         self.s_tok = np.zeros(self.max_tokens, dtype=dt)
         self.s_head = np.zeros(self.heads, dtype=dt)
@@ -237,7 +241,7 @@ class CascadePruner:
         if self._prev_tok is not None:
             cand &= self._prev_tok
         idx = np.flatnonzero(cand)
-        k = keep_count(self.token_schedule[layer], self.n)
+        k = max(keep_count(self.token_schedule[layer], self.n), min(self.n, self.min_keep))
         self.last_token_topk = -1
         if idx.size > k and self._has_importance:
             protect = self.n - 1 if self.generation else None

@@ -56,6 +56,7 @@ def layer_counts(workload: Workload) -> tuple[np.ndarray, np.ndarray]:
     ref = m.prompt_len if m.mode == "summarization" else m.prompt_len + m.gen_tokens
     heads = np.maximum(1, np.round(m.heads * hed)).astype(np.int64)
     keep = np.maximum(1, np.floor(tok * ref + 1e-9)).astype(np.int64)
+    keep = np.maximum(keep, min(ref, workload.pruning.token_min_keep))
     return heads, keep
 
 

@@ -21,6 +21,7 @@ COMMANDS: list[str] = [
     "trace",
     "sweep",
     "simulate",
+    "accuracy",
     "compare",
     "reproduce",
     "area",

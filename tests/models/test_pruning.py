@@ -211,3 +211,19 @@ def test_cascade_bad_input() -> None:
         topk_rows(np.array([[np.nan, 1.0]]), 1)
     with pytest.raises(ValueError, match="probs"):
         value_keep_mask(np.zeros((2, 0)), 0.5)
+
+
+def test_token_min_keep_holds_short_sequences() -> None:
+    from spatten.models.pruning import CascadePruner
+
+    p = CascadePruner(2, 1, 10, (1.0, 0.2), (1.0, 1.0), generation=True, min_keep=4)
+    seen = []
+    for n in range(1, 11):
+        p.begin_step(n)
+        for layer in range(2):
+            p.layer_heads(layer)
+            tokens = p.layer_tokens(layer)
+            p.update(tokens, np.array([0]), np.ones((1, 1, tokens.size)), np.ones((1, 1, 2)))
+        seen.append(tokens.size)
+    # layer 1 keeps floor(0.2 n) but never fewer than min(n, 4): 1, 2, 3, 4, 4, ...
+    assert seen == [1, 2, 3, 4, 4, 4, 4, 4, 4, 4]

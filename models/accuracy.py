@@ -1,0 +1,250 @@
+"""What a pruning and quantization policy costs in model quality, measured on real models and real text.
+
+Encoder (MiniLM-L6, :func:`encoder_accuracy`). Each window is the first ``window_len`` WordPiece tokens of
+one document (``[CLS]`` and ``[SEP]`` added). Metrics:
+
+* ``cosine_mean``: cosine similarity of the SpAtten sentence embedding to the dense float32 one, averaged
+  over windows (1.0 is no change);
+* ``task_accuracy`` / ``dense_task_accuracy``: a linear probe of the Brown corpus's two top-level classes,
+  informative prose (genres A-J: news ... learned) against imaginative prose (K-R: fiction ... humor), from
+  the embeddings. The probe (ridge regression on standardized embeddings, lambda 1) is trained on the even
+  pairs of windows (one of each class) and tested on the odd pairs (other documents), separately for the
+  dense and the SpAtten embeddings; the score is the
+  balanced accuracy (mean of the two classes' recalls, chance 0.5). It needs the Brown corpus (its genres).
+
+Decoder (SmolLM2, :func:`decoder_accuracy` in ``models/smollm2.py``): perplexity, protocol there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "IMAGINATIVE",
+    "EncoderAccuracy",
+    "DecoderAccuracy",
+    "encoder_windows",
+    "encoder_accuracy",
+    "decoder_accuracy",
+    "probe_balanced_accuracy",
+]
+
+#: Brown genres of imaginative prose (categories K-R); the others are informative prose (A-J).
+IMAGINATIVE = frozenset({"fiction", "mystery", "science_fiction", "adventure", "romance", "humor"})
+
+
+@dataclass(frozen=True)
+class EncoderAccuracy:
+    """Encoder metrics of one policy (module docstring) and the run's trace.
+
+    Attributes
+    ----------
+    cosine : numpy.ndarray
+        Per-window cosine of the SpAtten embedding to the dense one.
+    task_accuracy, dense_task_accuracy : float or None
+        Balanced accuracy of the genre probe (None without genre labels).
+    trace : pandas.DataFrame
+        All windows' request traces, one after another (``step`` is the window).
+    windows : list of dict
+        Per window: name, tokens, live tokens at the end, cosine.
+    """
+
+    cosine: np.ndarray
+    task_accuracy: float | None
+    dense_task_accuracy: float | None
+    trace: Any
+    windows: list[dict] = field(default_factory=list)
+
+    @property
+    def cosine_mean(self) -> float:
+        """Mean cosine over windows."""
+        return float(self.cosine.mean())
+
+
+def encoder_windows(
+    text: str | None, window_len: int, windows: int, model: Any
+) -> list[tuple[str, Any, str]]:
+    """The encoder's input windows: ``(name, label, text)`` with at most ``window_len`` WordPiece tokens.
+
+    ``text = None``: Brown documents, alternating informative and imaginative ones (so the probe sees both
+    classes in training and in test), each cut to its first ``window_len`` tokens; the label is the genre.
+    A text of your own: consecutive windows of ``window_len`` tokens, no labels (no probe).
+    """
+    from spatten.models import brown
+
+    limit = model.config.max_positions - 2
+    if isinstance(window_len, bool) or not isinstance(window_len, int) or not 1 <= window_len <= limit:
+        raise ValueError(f"window_len = {window_len!r} is outside the allowed range 1..{limit}")
+    if isinstance(windows, bool) or not isinstance(windows, int) or windows < 1:
+        raise ValueError(f"windows = {windows!r} must be an integer >= 1")
+    tok = model.tokenizer
+    if text is not None:
+        ids = tok.encode(text).ids[1:-1]
+        if len(ids) < windows * window_len:
+            raise ValueError(
+                f"the text has {len(ids)} tokens: too short for {windows} windows of {window_len}"
+            )
+        cut = [ids[w * window_len : (w + 1) * window_len] for w in range(windows)]
+        return [(f"window {w}", None, tok.decode(c)) for w, c in enumerate(cut)]
+    docs = brown.documents()
+    info = [d for d in docs if d.genre not in IMAGINATIVE]
+    imag = [d for d in docs if d.genre in IMAGINATIVE]
+    order = [d for pair in zip(info, imag, strict=False) for d in pair]
+    if windows > len(order):
+        raise ValueError(f"windows = {windows} is more than the {len(order)} balanced Brown documents")
+    return [
+        (d.name, d.genre, tok.decode(tok.encode(d.text).ids[1 : window_len + 1])) for d in order[:windows]
+    ]
+
+
+def encoder_accuracy(
+    workload: Any, inputs: list[tuple[str, Any, str]], mode: str = "fixed"
+) -> EncoderAccuracy:
+    """Run every window dense and with SpAtten inside MiniLM; cosine per window and the genre probe.
+
+    Parameters
+    ----------
+    workload : Workload
+        MiniLM's shape with the policy under test.
+    inputs : list of (name, label, text)
+        From :func:`encoder_windows`.
+    mode : {"fixed", "float"}
+        SpAtten datapath (bit-accurate fixed point or float64).
+    """
+    import pandas as pd
+    from spatten.models.real_qkv import encode, encode_spatten, load_minilm
+    from tqdm import tqdm
+
+    model = load_minilm()
+    dense, ours, rows, traces = [], [], [], []
+    for i, (name, label, text) in enumerate(tqdm(inputs, desc="MiniLM windows", unit="window", leave=False)):
+        e = encode(text, model).hidden[-1].mean(axis=0, dtype=np.float64)
+        e /= np.linalg.norm(e)
+        run = encode_spatten(text, workload, model, mode)
+        dense.append(e)
+        ours.append(run.embedding)
+        t = run.trace.copy()
+        t["step"] = i
+        traces.append(t)
+        rows.append({"window": name, "label": label, "tokens": int(t["seq_len"].iloc[0]),
+                     "live_tokens": int(run.live.size), "cosine": float(e @ run.embedding)})  # fmt: skip
+    cos = np.array([r["cosine"] for r in rows])
+    labels = [lab for _, lab, _ in inputs]
+    task = dense_task = None
+    if all(lab is not None for lab in labels):
+        y = np.array([lab in IMAGINATIVE for lab in labels])
+        dense_task = probe_balanced_accuracy(np.array(dense), y)
+        task = probe_balanced_accuracy(np.array(ours), y)
+    return EncoderAccuracy(cos, task, dense_task, pd.concat(traces, ignore_index=True), rows)
+
+
+def probe_balanced_accuracy(emb: np.ndarray, labels: np.ndarray, ridge: float = 1.0) -> float:
+    """Balanced accuracy of a ridge probe trained on the even pairs of rows and tested on the odd pairs.
+
+    Parameters
+    ----------
+    emb : numpy.ndarray, shape (windows, dim)
+        Embeddings.
+    labels : numpy.ndarray of bool, shape (windows,)
+        Class of each window.
+    ridge : float
+        L2 penalty of the least-squares fit.
+    """
+    x = np.asarray(emb, dtype=np.float64)
+    y = np.asarray(labels, dtype=bool)
+    # windows come in (informative, imaginative) pairs: even pairs train, odd pairs test
+    pair = np.arange(len(y)) // 2
+    tr, te = np.flatnonzero(pair % 2 == 0), np.flatnonzero(pair % 2 == 1)
+    if len(set(y[tr])) < 2 or len(set(y[te])) < 2:
+        raise ValueError("the probe needs both classes among the training and the test windows")
+    mu, sd = x[tr].mean(axis=0), x[tr].std(axis=0) + 1e-9
+    a = np.hstack([(x - mu) / sd, np.ones((len(y), 1))])
+    t = np.where(y, 1.0, -1.0)
+    reg = ridge * np.eye(a.shape[1])
+    reg[-1, -1] = 0.0  # no penalty on the bias
+    coef = np.linalg.solve(a[tr].T @ a[tr] + reg, a[tr].T @ t[tr])
+    pred = a[te] @ coef > 0
+    return float(np.mean([np.mean(pred[y[te] == c] == c) for c in (False, True)]))
+
+
+@dataclass(frozen=True)
+class DecoderAccuracy:
+    """Decoder perplexity of one policy against dense on the same windows, and the run's trace.
+
+    Attributes
+    ----------
+    perplexity, dense_perplexity : float
+        ``exp(mean NLL)`` over every predicted token of every window.
+    window_nll, dense_window_nll : numpy.ndarray
+        Mean NLL per window.
+    trace : pandas.DataFrame
+        All windows' traces, one after another (``step`` counts generation steps over all windows).
+    """
+
+    perplexity: float
+    dense_perplexity: float
+    window_nll: np.ndarray
+    dense_window_nll: np.ndarray
+    trace: Any
+
+
+def decoder_accuracy(
+    workload: Any, text: str, window_len: int, windows: int, mode: str = "fixed", datapath: str = "generation"
+) -> DecoderAccuracy:
+    """SmolLM2 perplexity with SpAtten inside every layer, against the dense model on the same windows.
+
+    Protocol (``models/smollm2.py``): window ``w`` is ``ids[w*T:(w+1)*T]`` with BOS prepended; every window
+    token is predicted. Generation mode (SpAtten's GPT-2 setting): the window runs one token per step against
+    the K/V cache, each step through :class:`~spatten.models.inloop.SpAttenAttention` (cascade token and head
+    pruning with importance accumulated across layers and steps, local value pruning, progressive
+    quantization), so every token is predicted from the pruned, quantized cache of the tokens before it.
+    The dense reference is the model's own float32 attention (prefill of the whole window).
+    """
+    import pandas as pd
+    from spatten.models import smollm2
+    from spatten.models.inloop import SpAttenAttention
+    from tqdm import tqdm
+
+    if datapath != "generation":
+        raise ValueError(f"mode {datapath!r} is not built for the decoder yet: use --mode generation")
+    m = smollm2.load_smollm2()
+    ids = smollm2.tokenize(text, m)
+    if isinstance(window_len, bool) or not isinstance(window_len, int) or window_len < 1:
+        raise ValueError(f"window_len = {window_len!r} must be an integer >= 1")
+    if isinstance(windows, bool) or not isinstance(windows, int) or windows < 1:
+        raise ValueError(f"windows = {windows!r} must be an integer >= 1")
+    if ids.size < windows * window_len:
+        raise ValueError(f"the text has {ids.size} tokens: too short for {windows} windows of {window_len}")
+    dense = smollm2.perplexity(text, window_len, windows, model=m)
+    nll = np.empty((windows, window_len))
+    traces = []
+    bar = tqdm(total=windows * window_len, desc="SmolLM2 tokens", unit="tok", leave=False)
+    for w in range(windows):
+        seq = np.concatenate([[m.config.bos_id], ids[w * window_len : (w + 1) * window_len]])
+        attn = SpAttenAttention(workload, seq.size, generation=True, mode=mode)
+        cache = smollm2.KVCache(m.config, capacity=seq.size)
+
+        def adapter(q: np.ndarray, k: np.ndarray, v: np.ndarray, layer: int, attn=attn) -> np.ndarray:
+            if layer == 0:
+                attn.begin_step(k.shape[1])
+            live = attn.begin_layer(layer)
+            return attn.attend(layer, q, k[:, live], v[:, live], np.array([k.shape[1] - 1]))
+
+        for t in range(window_len):
+            logits = smollm2.forward(seq[t : t + 1], m, cache=cache, attention=adapter, last_only=True)
+            nll[w, t] = smollm2._token_nll(logits[-1:], seq[t + 1 : t + 2])[0]
+            bar.update(1)
+        tr = attn.trace()
+        tr["step"] += sum(len(x["step"].unique()) for x in traces)
+        traces.append(tr)
+    bar.close()
+    return DecoderAccuracy(
+        float(np.exp(nll.mean())),
+        dense.perplexity,
+        nll.mean(axis=1),
+        np.asarray(dense.window_nll),
+        pd.concat(traces, ignore_index=True),
+    )

@@ -1,0 +1,74 @@
+"""The accuracy harness: Brown text, the probe, and real models with SpAtten inside (short windows)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from spatten.models import brown
+from spatten.models.accuracy import IMAGINATIVE, probe_balanced_accuracy
+
+from spatten.cli import main
+
+
+def test_plain_text_strips_tags_and_joins_punctuation() -> None:
+    tagged = "\n\n\tThe/at jury/nn said/vbd ``/`` no/at evidence/nn ''/'' ,/, it/pps did/dod ./."
+    tagged += "\n\n\tNext/ap ./.\n"
+    assert brown.plain_text(tagged) == 'The jury said "no evidence", it did.\nNext.'
+
+
+def test_corpus_has_500_documents_in_15_genres() -> None:
+    docs = brown.documents()
+    assert len(docs) == 500 and len({d.genre for d in docs}) == 15
+    assert sum(d.genre in IMAGINATIVE for d in docs) == 126  # Brown's imaginative prose, categories K-R
+    assert "/" not in docs[0].text.split()[0]
+
+
+def test_probe_separates_separable_classes_and_is_balanced() -> None:
+    rng = np.random.default_rng(0)
+    y = np.tile([False, True], 40)
+    x = rng.normal(size=(80, 8)) + 3.0 * y[:, None]
+    assert probe_balanced_accuracy(x, y) == 1.0
+    assert probe_balanced_accuracy(rng.normal(size=(80, 8)), y) < 0.8  # noise: near chance
+    with pytest.raises(ValueError, match="both classes"):
+        probe_balanced_accuracy(x, np.zeros(80, bool))
+
+
+def test_text_file_errors_are_one_line(tmp_path: Path, capsys) -> None:
+    bad = tmp_path / "latin1.txt"
+    bad.write_bytes("caf\xe9".encode("latin-1"))
+    short = tmp_path / "short.txt"
+    short.write_text("only a few words here")
+    for argv, needle in (
+        (["--text", str(bad)], "is not UTF-8 text"),
+        (["--text", str(tmp_path / "none.txt")], "does not exist"),
+        (["--text", str(short), "--window-len", "64"], "too short for 2 windows of 64"),
+        (["--window-len", "0"], "--window-len 0 is outside"),
+        (["--model", "minilm", "--mode", "generation"], "MiniLM is an encoder"),
+    ):
+        assert main(["accuracy", *argv]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and needle in err, err
+
+
+def test_policy_off_in_float_is_the_dense_model(tmp_path: Path, capsys) -> None:
+    cfg = tmp_path / "off.yaml"
+    cfg.write_text("pruning:\n  enabled: false\nquant:\n  enabled: false\n")
+    out = tmp_path / "run"
+    argv = ["accuracy", "--window-len", "12", "--windows", "1", "--datapath", "float", "--config", str(cfg)]
+    assert main([*argv, "--format", "json", "--out", str(out)]) == 0
+    s = json.loads(capsys.readouterr().out)
+    # generation through the cache with nothing pruned or quantized predicts as the dense prefill does
+    assert s["perplexity"] == pytest.approx(s["dense_perplexity"], rel=1e-5)
+    assert s["reached_token_keep"] == 1.0 and s["reached_value_keep"] == 1.0
+    assert {p.name for p in out.iterdir()} == {"summary.json", "windows.csv", "trace.csv"}
+
+
+def test_minilm_policy_moves_cosine_and_the_trace_replays(capsys) -> None:
+    argv = ["accuracy", "--model", "minilm", "--windows", "4", "--window-len", "32", "--format", "json"]
+    assert main(argv) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert 0.0 < s["cosine_mean"] < 1.0  # the BERT preset prunes heads and tokens
+    assert s["reached_head_keep"] < 1.0 and s["dram_reduction"] > 1.0
