@@ -3,32 +3,53 @@
 From the consolidated sweep table (one row per point: the swept fields, ``multipliers`` and the
 simulator summary) this module draws
 
-- the Pareto front of latency against DRAM bytes, against multipliers (Q.K + prob.V, an area proxy),
+- the Pareto front of latency against DRAM traffic, against multipliers (Q.K + prob.V, an area proxy),
   and, where the points carry them, against modelled area (``area_mm2``) and energy (``energy_j``), one
-  panel per workload (workloads are not comparable with each other);
-- one sensitivity plot per swept field: median latency and DRAM bytes at each value over all other
-  fields, with the min-max band;
+  panel per workload (workloads are not comparable with each other); front points are labelled with
+  their swept values and coinciding points are drawn once with their count;
+- one sensitivity plot per swept field: median latency, DRAM traffic and energy at each value over all
+  other fields, with the min-max band, one row of panels per workload (log2 axis for powers of two);
 
-and writes a summary table (``summary.md`` and ``summary.csv``) and a sensitivity table.
+each as a 200 dpi PNG and a PDF, in readable units (ms, MB, mJ), and writes a summary table
+(``summary.md`` and ``summary.csv``) and a sensitivity table.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+from spatten.reports.figures import (
+    MOVABLE,
+    annotate_counts,
+    cluster_points,
+    declutter,
+    is_pow2,
+    log2_axis,
+    log10_axis,
+    new_figure,
+    save_figure,
+    si_scale,
+)
 
 __all__ = [
     "latency_column",
     "markdown_table",
+    "pareto_figure",
     "pareto_mask",
+    "sensitivity_figure",
     "sensitivity_table",
     "summary_table",
+    "workload_settings",
     "write_report",
 ]
 
@@ -175,84 +196,367 @@ def markdown_table(df: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _panels(n: int):
-    import matplotlib.pyplot as plt
+# --- figures ---------------------------------------------------------------------------------------
 
-    cols = min(n, 3)
-    rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.8 * cols, 3.8 * rows), squeeze=False)
-    for ax in axes.flat[n:]:
-        ax.set_visible(False)
-    return fig, list(axes.flat[:n])
+# Metric columns: what it is, its short name (table headers), its unit and whether an SI prefix may scale it.
+_METRICS = {
+    "seconds": ("latency", "latency", "s", True),
+    "cycles": ("latency", "latency", "cycles", True),
+    _DRAM: ("DRAM traffic", "DRAM", "B", True),
+    "energy_j": ("energy per run", "energy", "J", True),
+    "area_mm2": ("modelled area at 40 nm", "area", "mm²", False),
+    _AREA: ("multipliers, Q.K + prob.V (area proxy)", "multipliers", "", False),
+}
+# Front places numbered at most (evenly spread along the front); the table below the panel lists them.
+_MAX_LABELS = 10
+TABLE_GID = "front-table"  # gid of the text panels holding the front tables
 
 
-def _pareto_figure(good: pd.DataFrame, xcol: str, lat: str, xlabel: str, title: str, path: Path) -> None:
-    import matplotlib.pyplot as plt
+def _unit(col: str, values: Any) -> tuple[float, str, str]:
+    """Factor to a readable unit, the quantity's name and that unit, e.g. ``(1e3, "latency", "ms")``."""
+    name, _, unit, scalable = _METRICS.get(col, (col, col, "", False))
+    if not scalable:
+        return 1.0, name, unit
+    k, shown = si_scale(values, unit)
+    if unit == "cycles" and shown != unit:
+        shown = f"{shown[0]} cycles"  # "k cycles", not "kcycles"
+    return k, name, shown
 
-    groups = list(good.groupby("workload", sort=False))
-    fig, axes = _panels(len(groups))
-    for ax, (wname, g) in zip(axes, groups, strict=True):
-        mask = pareto_mask(g[xcol], g[lat])
-        ax.scatter(g[xcol], g[lat], s=10, color="0.6", label="points")
-        front = g[mask].sort_values(xcol)
-        ax.step(front[xcol], front[lat], where="post", color="C3", lw=1.2)
-        ax.scatter(front[xcol], front[lat], s=22, color="C3", label=f"Pareto front ({int(mask.sum())})")
-        for col, axis_set in ((xcol, ax.set_xscale), (lat, ax.set_yscale)):
-            v = g[col][g[col] > 0]
-            if len(v) and v.max() / v.min() > 30:
-                axis_set("log")
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(f"latency ({lat})")
-        ax.set_title(wname)
-        ax.legend(fontsize=8)
+
+def _label(name: str, unit: str) -> str:
+    return f"{name} ({unit})" if unit else name
+
+
+def _short(param: str) -> str:
+    return param.rsplit(".", 1)[-1]
+
+
+def workload_settings(results: pd.DataFrame) -> dict[str, str]:
+    """Per workload, its model setting from the points' configs (only fields no point changes).
+
+    Returns
+    -------
+    dict of str to str
+        e.g. ``{"bert-base": "4 layers, 128 tokens", "gpt2-small": "12 layers, 992 + 32 tokens"}``;
+        empty strings without a ``config`` column.
+    """
+    out = {}
+    for wname, g in results.groupby("workload", sort=False):
+        if "config" not in g.columns:
+            out[str(wname)] = ""
+            continue
+        models = pd.DataFrame([json.loads(c)["model"] for c in g["config"] if isinstance(c, str)])
+        same = {c: models[c].iloc[0] for c in models.columns if models[c].nunique() == 1}
+        parts = [f"{same['layers']} layers"] if "layers" in same else []
+        if "prompt_len" in same:
+            gen = same.get("gen_tokens", 0) if same.get("mode") == "generation" else 0
+            parts.append(f"{same['prompt_len']} + {gen} tokens" if gen else f"{same['prompt_len']} tokens")
+        out[str(wname)] = ", ".join(parts)
+    return out
+
+
+def _panel_title(wname: str, setting: str, n: int) -> str:
+    return f"{wname} ({setting}), {n} points" if setting else f"{wname}, {n} points"
+
+
+def _scale_kind(values: np.ndarray, raw: pd.Series) -> str:
+    """``log2`` for powers of two, ``log`` over more than two decades, else ``linear``."""
+    pos = values[values > 0]
+    if is_pow2(raw.unique()):
+        return "log2"
+    if len(pos) == len(values) and len(pos) and pos.max() / pos.min() > 100:
+        return "log"
+    return "linear"
+
+
+def _apply_scale(ax: Axes, which: str, kind: str, values: np.ndarray) -> None:
+    if kind == "log2":
+        log2_axis(ax, which, np.unique(values))
+    elif kind == "log":
+        log10_axis(ax, which)
+    else:  # at most 5 intervals so labels like "0.875" do not run into each other
+        getattr(ax, f"{which}axis").set_major_locator(MaxNLocator(nbins=5))
+
+
+class _Panel:
+    """One workload's points in plot units: front and dominated places (coinciding points grouped)."""
+
+    def __init__(self, g: pd.DataFrame, xcol: str, lat: str, params: Sequence[str]) -> None:
+        self.g = g
+        kx, self.xname, self.xunit = _unit(xcol, g[xcol])
+        ky, self.yname, self.yunit = _unit(lat, g[lat])
+        self.xshort = _METRICS[xcol][1] if xcol in _METRICS else xcol
+        self.yshort = _METRICS[lat][1] if lat in _METRICS else lat
+        self.x, self.y = g[xcol].to_numpy(float) * kx, g[lat].to_numpy(float) * ky
+        self.xkind, self.ykind = _scale_kind(self.x, g[xcol]), _scale_kind(self.y, g[lat])
+        self.varying = [p for p in params if g[p].map(_key).nunique() > 1]
+        mask = pareto_mask(self.x, self.y)
+        self.front = sorted(self._places(np.flatnonzero(mask)), key=lambda c: self.x[c[0]])
+        self.cloud = self._places(np.flatnonzero(~mask))
+        picks = np.linspace(0, len(self.front) - 1, min(len(self.front), _MAX_LABELS))
+        self.numbered = sorted({int(i) for i in picks.round()})
+
+    def _places(self, sel: np.ndarray) -> list[np.ndarray]:
+        # 2.5% of the span: about a count label's height, so neighbouring counts do not collide
+        limits = ((self.x.min(), self.x.max()), (self.y.min(), self.y.max()))
+        logs = self.xkind != "linear", self.ykind != "linear"
+        return [sel[c] for c in cluster_points(self.x[sel], self.y[sel], *logs, tol=0.025, limits=limits)]
+
+    def xy(self, places: list[np.ndarray]) -> np.ndarray:
+        """Plot coordinates of each place (its first point)."""
+        return np.array([(self.x[c[0]], self.y[c[0]]) for c in places]).reshape(-1, 2)
+
+    def draw(self, ax: Axes) -> None:
+        """Front (step line, numbered places), dominated places with counts, scales and labels."""
+        _apply_scale(ax, "x", self.xkind, self.x)
+        _apply_scale(ax, "y", self.ykind, self.y)
+        front, cloud = self.xy(self.front), self.xy(self.cloud)
+        ax.step(front[:, 0], front[:, 1], where="post", color="C3", lw=1.2)
+        ax.scatter(front[:, 0], front[:, 1], s=26, color="C3", zorder=3, label="Pareto front")
+        # numbers first, so they get the free spots; the table under the panel says what they are
+        for n, i in enumerate(self.numbered, 1):
+            ax.annotate(
+                str(n),
+                tuple(front[i]),
+                xytext=(3, 3),
+                textcoords="offset points",
+                fontsize=7,
+                fontweight="bold",
+                color="C3",
+                gid=MOVABLE,
+            )
+        if len(cloud):
+            ax.scatter(cloud[:, 0], cloud[:, 1], s=12, color="0.55", label="dominated points")
+            counts = [len(c) for c in self.cloud]
+            annotate_counts(ax, cloud[:, 0], cloud[:, 1], counts, color="0.35", fontsize=6.5)
+        ax.set_xlabel(_label(self.xname, self.xunit))
+        ax.set_ylabel(_label(self.yname, self.yunit))
         ax.grid(alpha=0.3)
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+
+    def table(self) -> str:
+        """The numbered front places, one column each: swept values, coordinates, number of points.
+
+        Transposed (a row per field) so ten places fit under a panel whatever the field names.
+        """
+        front = self.xy(self.front)
+        rows = [["#", *(str(n) for n in range(1, len(self.numbered) + 1))]]
+        rows += [
+            [_short(p), *(_values(self.g, self.front[i], p) for i in self.numbered)] for p in self.varying
+        ]
+        rows.append([_label(self.xshort, self.xunit), *(f"{front[i, 0]:.4g}" for i in self.numbered)])
+        rows.append([_label(self.yshort, self.yunit), *(f"{front[i, 1]:.4g}" for i in self.numbered)])
+        rows.append(["points", *(str(len(self.front[i])) for i in self.numbered)])
+        widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+        lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+        some = "" if len(self.numbered) == len(self.front) else f", {len(self.numbered)} numbered"
+        places = f"{len(self.front)} place" + "s" * (len(self.front) != 1)
+        return f"Pareto front: {places}{some}\n" + "\n".join(lines)
 
 
-def _sensitivity_figure(good: pd.DataFrame, param: str, lat: str, path: Path) -> None:
-    import matplotlib.pyplot as plt
+def _values(g: pd.DataFrame, idx: np.ndarray, param: str) -> str:
+    """A swept field's value at one place; its values joined by | when the place's points differ."""
+    vals = list(dict.fromkeys(g[param].iloc[idx].map(_key)))
+    shown = [f"{v:.3g}" if isinstance(v, float) else str(v) for v in vals]
+    return "|".join(shown) if len(shown) <= 3 else f"{len(shown)} values"
 
-    metrics = [lat] + ([_DRAM] if _DRAM in good.columns else [])
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 3.8), squeeze=False)
-    raw = good[param]
+
+def pareto_figure(
+    good: pd.DataFrame,
+    xcol: str,
+    lat: str,
+    params: Sequence[str],
+    title: str,
+    settings: dict[str, str] | None = None,
+) -> Figure:
+    """Latency against ``xcol``, one panel per workload, its Pareto front numbered and tabled below it.
+
+    Coinciding points are drawn once with their count (``×n``); each numbered front place is a row of
+    the table under its panel: the swept values, both coordinates and the number of points.
+
+    Parameters
+    ----------
+    good : pandas.DataFrame
+        Successful sweep points (``workload``, the swept fields, ``xcol`` and ``lat``).
+    xcol, lat : str
+        Columns on the x axis (DRAM bytes, multipliers, area, energy) and the y axis (latency).
+    params : sequence of str
+        The swept fields; those that vary within a workload are the table's columns.
+    title : str
+        Figure title (the sweep's name and what is plotted).
+    settings : dict of str to str, optional
+        Workload setting per workload (:func:`workload_settings`), for the panel titles.
+
+    Returns
+    -------
+    Figure
+        Plot axes and, under each, a text panel whose ``gid`` is ``TABLE_GID``.
+    """
+    panels = [(str(w), _Panel(g, xcol, lat, params)) for w, g in good.groupby("workload", sort=False)]
+    cols = min(len(panels), 2)
+    rows = math.ceil(len(panels) / cols)
+    # a table line is about 0.125 in at 6.5 pt: caption, "#", one per varying field, x, y, points, a note
+    table_in = [
+        0.125 * (6 + max(len(p.varying) for _, p in panels[r * cols : (r + 1) * cols])) for r in range(rows)
+    ]
+    heights = [h for t in table_in for h in (3.6, t)]
+    fig = new_figure(5.8 * cols, sum(heights) + 1.0)
+    axes = fig.subplots(2 * rows, cols, squeeze=False, gridspec_kw={"height_ratios": heights})
+    for (r, c), ax in np.ndenumerate(axes):
+        k = (r // 2) * cols + c
+        if k >= len(panels):
+            ax.set_visible(False)
+        elif r % 2 == 0:
+            wname, panel = panels[k]
+            panel.draw(ax)
+            ax.set_title(_panel_title(wname, (settings or {}).get(wname, ""), len(panel.g)), fontsize=9)
+        else:
+            ax.axis("off")
+            ax.set_gid(TABLE_GID)
+            text = panels[k][1].table()
+            # out of the layout: sized to fit the panel, it must not make constrained layout squeeze the plots
+            ax.text(
+                0,
+                1,
+                text,
+                transform=ax.transAxes,
+                va="top",
+                family="monospace",
+                fontsize=6.5,
+                in_layout=False,
+            )
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=2, fontsize=8)
+    fig.suptitle(
+        f"{title}\nnumbers: Pareto front places, listed below each panel; ×n: n points at one place",
+        fontsize=10,
+    )
+    hidden = declutter(fig)  # last: it places labels in the final layout
+    for plot, table in zip(axes[0::2].ravel(), axes[1::2].ravel(), strict=True):
+        if hidden.get(plot):  # a place without its count would read as a single point
+            table.texts[0].set_text(
+                table.texts[0].get_text() + f"\n({hidden[plot]} counts ×n not shown: no room)"
+            )
+    return fig
+
+
+def _param_positions(raw: pd.Series) -> tuple[pd.Series, list[Any], dict[Any, float], bool]:
+    """Group keys of a swept field, their order, their x positions and whether they are numbers."""
     numeric = all(isinstance(v, int | float | np.number) and not isinstance(v, bool) for v in raw)
     keys = raw.map(_key)
     if numeric:
         order = sorted(keys.unique())
-        xpos = {k: float(k) for k in order}
+        return keys, order, {k: float(k) for k in order}, True
+    order = list(dict.fromkeys(keys))
+    return keys, order, {k: float(i) for i, k in enumerate(order)}, False
+
+
+def _param_axis(ax: Axes, order: list[Any], xpos: dict[Any, float], numeric: bool) -> None:
+    if not numeric:
+        ax.set_xticks([xpos[k] for k in order], [_fmt(k) for k in order], fontsize=7)
+    elif is_pow2(order):
+        log2_axis(ax, "x", order)
+    elif len(order) <= 8 and all(float(k).is_integer() for k in order):
+        ax.set_xticks([xpos[k] for k in order], [_fmt(k) for k in order])
     else:
-        order = list(dict.fromkeys(keys))
-        xpos = {k: float(i) for i, k in enumerate(order)}
-    for ax, metric in zip(axes[0], metrics, strict=True):
-        for i, (wname, g) in enumerate(good.groupby("workload", sort=False)):
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=6))
+
+
+def sensitivity_figure(
+    good: pd.DataFrame, param: str, lat: str, title: str, settings: dict[str, str] | None = None
+) -> Figure:
+    """Median latency, DRAM traffic and energy at each value of ``param``; one row of panels per workload.
+
+    Each workload gets its own axes (their scales differ by orders of magnitude); the band is the min-max
+    over the other swept fields. A power-of-two field gets a log2 axis.
+
+    Parameters
+    ----------
+    good : pandas.DataFrame
+        Successful sweep points.
+    param : str
+        The swept field on the x axis.
+    lat : str
+        The latency column (``seconds`` or ``cycles``).
+    title : str
+        The sweep's name, for the figure title.
+    settings : dict of str to str, optional
+        Workload setting per workload (:func:`workload_settings`).
+
+    Returns
+    -------
+    Figure
+    """
+    metrics = [m for m in (lat, _DRAM, "energy_j") if m in good.columns and good[m].notna().any()]
+    workloads = list(good.groupby("workload", sort=False))
+    fig = new_figure(4.3 * len(metrics), 3.2 * len(workloads) + 0.6)
+    axes = fig.subplots(len(workloads), len(metrics), squeeze=False)
+    keys, order, xpos, numeric = _param_positions(good[param])
+    for row, (wname, g) in zip(axes, workloads, strict=True):
+        for ax, metric in zip(row, metrics, strict=True):
             stats = g.groupby(keys.loc[g.index], sort=False)[metric].agg(["median", "min", "max"])
             stats = stats.loc[[k for k in order if k in stats.index]]
             xs = [xpos[k] for k in stats.index]
-            ax.plot(xs, stats["median"], marker="o", ms=3, color=f"C{i}", label=f"{wname} (median)")
-            ax.fill_between(xs, stats["min"], stats["max"], color=f"C{i}", alpha=0.15)
-        if not numeric:
-            ax.set_xticks([xpos[k] for k in order], [str(k) for k in order], rotation=30, fontsize=7)
-        ax.set_xlabel(param)
-        ax.set_ylabel(metric)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle(f"sensitivity to {param} (band: min-max over the other fields)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+            k, name, unit = _unit(metric, stats["max"])
+            label = _label(name, unit)
+            ax.plot(xs, stats["median"] * k, marker="o", ms=3.5, color="C0")
+            ax.fill_between(xs, stats["min"] * k, stats["max"] * k, color="C0", alpha=0.18, lw=0)
+            _param_axis(ax, order, xpos, numeric)
+            ax.yaxis.set_major_locator(MaxNLocator(nbins=5))
+            ax.set_xlabel(param)
+            ax.set_ylabel(label)
+            ax.grid(alpha=0.3)
+            ax.set_title(_panel_title(str(wname), (settings or {}).get(str(wname), ""), len(g)), fontsize=8)
+    fig.suptitle(
+        f"{title}: sensitivity to {param}\nline: median over the other swept fields; band: min-max",
+        fontsize=10,
+    )
+    return fig
 
 
 def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
 
+def _design(good: pd.DataFrame) -> str:
+    """The simulated design, when one ``baseline`` model ran every point."""
+    if "baseline" in good.columns and good["baseline"].nunique() == 1:
+        return f", {good['baseline'].iloc[0]} model"
+    return ""
+
+
+def _report_figures(
+    good: pd.DataFrame, params: Sequence[str], lat: str, title: str
+) -> Iterator[tuple[str, str, Figure]]:
+    """(file stem, heading, figure) of every figure of a report, built one at a time."""
+    settings = workload_settings(good)
+    design = _design(good)
+    pareto = [
+        (_DRAM, "pareto_dram", "latency vs DRAM traffic"),
+        (_AREA, "pareto_area", "latency vs multipliers (area proxy)"),
+        ("area_mm2", "pareto_area_mm2", "latency vs modelled area"),
+        ("energy_j", "pareto_energy", "latency vs energy"),
+    ]
+    for col, stem, heading in pareto:
+        if col in good.columns and good[col].notna().any():
+            points = good[good[col].notna()]
+            yield (
+                stem,
+                heading,
+                pareto_figure(points, col, lat, params, f"{title}: {heading}{design}", settings),
+            )
+    for param in params:
+        fig = sensitivity_figure(good, param, lat, f"{title}{design}", settings)
+        yield f"sensitivity_{_slug(param)}", f"sensitivity to {param}", fig
+
+
 def write_report(
     results: pd.DataFrame, params: Sequence[str], folder: str | Path, title: str = "sweep"
 ) -> str:
     """Write ``summary.md``, ``summary.csv``, ``sensitivity.csv`` and the figures into ``folder``.
+
+    The figures, each as a 200 dpi PNG and a PDF: ``pareto_dram``, ``pareto_area`` (multipliers),
+    ``pareto_area_mm2`` and ``pareto_energy`` (when the points carry area and energy), and one
+    ``sensitivity_<field>`` per swept field.
 
     Parameters
     ----------
@@ -264,16 +568,13 @@ def write_report(
     folder : str or Path
         Existing output folder (the caller makes the write atomic).
     title : str
-        Heading of ``summary.md``.
+        Heading of ``summary.md`` and the start of every figure title.
 
     Returns
     -------
     str
-        The markdown summary (also written to ``summary.md``).
+        The markdown summary (also written to ``summary.md``); its last section lists the figure files.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
     out = Path(folder)
     lat = latency_column(results)
     summary = summary_table(results, params)
@@ -283,25 +584,11 @@ def write_report(
     good = _ok(results, lat)
     figures = []
     if len(good):
-        if _DRAM in good.columns:
-            _pareto_figure(good, _DRAM, lat, "DRAM bytes", "latency vs DRAM traffic", out / "pareto_dram.png")
-            figures.append("pareto_dram.png")
-        area_label = "multipliers (Q.K + prob.V, area proxy)"
-        _pareto_figure(good, _AREA, lat, area_label, "latency vs area", out / "pareto_area.png")
-        figures.append("pareto_area.png")
-        for col, label, heading, name in (
-            ("area_mm2", "modelled area at 40 nm (mm^2)", "latency vs modelled area", "pareto_area_mm2.png"),
-            ("energy_j", "energy (J)", "latency vs energy", "pareto_energy.png"),
-        ):
-            if col in good.columns and good[col].notna().any():
-                _pareto_figure(good[good[col].notna()], col, lat, label, heading, out / name)
-                figures.append(name)
-        for param in params:
-            name = f"sensitivity_{_slug(param)}.png"
-            _sensitivity_figure(good, param, lat, out / name)
-            figures.append(name)
+        for stem, heading, fig in _report_figures(good, params, lat, title):
+            paths = save_figure(fig, out / stem)
+            figures.append(f"- {heading}: " + ", ".join(p.name for p in paths) + "\n")
     text = f"# {title}\n\n## Summary per workload\n\n{markdown_table(summary)}\n"
     text += f"## Sensitivity (median {lat} over the other fields)\n\n{markdown_table(sens)}\n"
-    text += "## Figures\n\n" + "".join(f"- {f}\n" for f in figures)
+    text += "## Figures\n\n" + "".join(figures)
     (out / "summary.md").write_text(text)
     return text

@@ -1,7 +1,8 @@
 """Figure: top-k search latency vs n per parallelism P, RTL mean +/- sd next to the model and release formula.
 
 Input is the CSV printed and written by ``benchmarks/bench_topk.py``.
-Run: ``.venv/bin/python -m spatten.reports.topk_latency [CSV] [-o build/reports/topk_latency.png]``
+Run: ``.venv/bin/python -m spatten.reports.topk_latency [CSV] [-o build/reports/topk_latency.png]``; the PDF
+is written beside the PNG (``topk_latency.pdf``).
 """
 
 from __future__ import annotations
@@ -9,10 +10,12 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import tempfile
 from pathlib import Path
 
-__all__ = ["read_rows", "latency_figure"]
+from matplotlib.figure import Figure
+from spatten.reports.figures import log2_axis, log10_axis, new_figure, save_figure
+
+__all__ = ["read_rows", "latency_figure", "write_figure"]
 
 RELEASE_PAPER = {1024: 253}  # SPATTEN.md: release model mean for n = 1024, k = 512, P = 16
 
@@ -30,68 +33,86 @@ def read_rows(path: str | os.PathLike) -> list[dict[str, float]]:
     return rows
 
 
-def latency_figure(rows: list[dict[str, float]], path: str | os.PathLike) -> Path:
-    """Plot search latency (log-log) per P and the final-pass cycles; write a PNG atomically."""
-    import matplotlib
+def latency_figure(rows: list[dict[str, float]]) -> Figure:
+    """Search latency per P (RTL mean +/- sd, cycle model, release formula) and output-pass cycles.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Parameters
+    ----------
+    rows : list of dict
+        From :func:`read_rows`.
 
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    Returns
+    -------
+    Figure
+        Two panels on log2 (n) by log10 (cycles) axes, one legend below both.
+    """
+    fig = new_figure(11, 4.8)
+    ax, ax2 = fig.subplots(1, 2)
     ps = sorted({int(r["p"]) for r in rows})
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, p in enumerate(ps):
         rs = sorted((r for r in rows if int(r["p"]) == p), key=lambda r: r["n"])
         n = [r["n"] for r in rs]
-        c = colors[i % len(colors)]
+        c = f"C{i}"
         ax.errorbar(
             n,
             [r["search_mean"] for r in rs],
             yerr=[r["search_sd"] for r in rs],
             color=c,
             marker="o",
+            ms=4,
             capsize=3,
-            label=f"P={p} RTL (mean +/- sd)",
+            label=f"P = {p}",
         )
-        ax.plot(n, [r["model_mean"] for r in rs], color=c, ls="none", marker="x", ms=9)
+        ax.plot(n, [r["model_mean"] for r in rs], color=c, ls="none", marker="x", ms=8)
         ax.plot(n, [r["release_mean"] for r in rs], color=c, ls=":", lw=1)
-        ax2.plot(n, [r["final_mean"] for r in rs], color=c, marker="o", label=f"P={p}")
+        ax2.plot(n, [r["final_mean"] for r in rs], color=c, marker="o", ms=4)
     for n, v in RELEASE_PAPER.items():
-        ax.plot([n], [v], marker="*", color="k", ms=12, ls="none", label="release model, P=16 (SPATTEN.md)")
+        ax.plot(
+            [n],
+            [v],
+            marker="*",
+            color="k",
+            ms=11,
+            ls="none",
+            label=f"release model (SPATTEN.md), P = 16, n = {n}",
+        )
+    # style keys: one legend entry per kind of mark, in gray (the colours are the P values)
+    ax.plot([], [], color="gray", marker="o", label="RTL under Verilator, mean ± sd")
     ax.plot([], [], color="gray", ls="none", marker="x", label="cycle model (same requests)")
-    ax.plot([], [], color="gray", ls=":", label="release formula ceil(n/P)+3 per round")
+    ax.plot([], [], color="gray", ls=":", label="release formula Σ(⌈n_round / P⌉ + 3)")
+    ns = sorted({r["n"] for r in rows})
     for a in (ax, ax2):
-        a.set_xscale("log", base=2)
-        a.set_yscale("log")
-        a.set_xlabel("n (scores per request), k = n/2")
+        log2_axis(a, "x", ns)
+        log10_axis(a, "y")
+        a.set_xlabel("n (scores per request), k = n / 2")
         a.grid(True, which="both", alpha=0.3)
-    ax.set_ylabel("search cycles (last input -> threshold known)")
-    ax.set_title("Quick-select search latency")
-    ax.legend(fontsize=7)
-    ax2.set_ylabel("final-pass + output cycles")
-    ax2.set_title("Output pass (one beat per selected score)")
-    ax2.legend(fontsize=7)
-    fig.tight_layout()
+    ax.set_ylabel("search latency (cycles)")
+    ax.set_title("search: last input to threshold known", fontsize=9)
+    ax2.set_ylabel("final pass + output latency (cycles)")
+    ax2.set_title("output pass: one beat per selected score (RTL mean)", fontsize=9)
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=4, fontsize=8)
+    reqs = {int(r["requests"]) for r in rows if "requests" in r}
+    per = f", {reqs.pop()} random requests per (n, P)" if len(reqs) == 1 else ", random requests"
+    fig.suptitle(f"TopKEngine quick-select top-k latency vs n and parallelism P{per}", fontsize=10)
+    return fig
+
+
+def write_figure(rows: list[dict[str, float]], path: str | os.PathLike) -> list[Path]:
+    """Write the figure as ``path`` (PNG, 200 dpi) and the same name ``.pdf``; return both paths."""
     dest = Path(path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".png", dir=dest.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, dest)
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return dest
+    return save_figure(
+        latency_figure(rows), dest.parent / (dest.stem if dest.suffix == ".png" else dest.name)
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="top-k latency figure from benchmarks/bench_topk.py's CSV")
     ap.add_argument("csv", nargs="?", default="build/bench/topk_latency.csv")
-    ap.add_argument("-o", "--out", default="build/reports/topk_latency.png")
+    ap.add_argument(
+        "-o", "--out", default="build/reports/topk_latency.png", help="PNG; the PDF goes beside it"
+    )
     args = ap.parse_args(argv)
-    print(f"wrote {latency_figure(read_rows(args.csv), args.out)}")
+    print("wrote " + " ".join(str(p) for p in write_figure(read_rows(args.csv), args.out)))
     return 0
 
 

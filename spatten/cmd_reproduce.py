@@ -39,7 +39,7 @@ def reproduce(out: str | Path, tech_nm: int = 40) -> tuple[object, object, dict,
         pvo.to_csv(d / "paper_vs_ours.csv", index=False)
         (d / "paper_vs_ours.md").write_text(markdown_table(pvo) + "\n")
         (d / "aggregates.json").write_text(json.dumps(agg, indent=2) + "\n")
-        figures = write_figures(table, agg, load_settings(), d)
+        figures = write_figures(table, agg, load_settings(), d, tech_nm=tech_nm)
     return table, pvo, agg, figures
 
 

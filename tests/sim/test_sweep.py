@@ -355,15 +355,11 @@ def test_report_files_and_summary_numbers(tmp_path):
     )
     text = write_report(run.results, spec.params, tmp_path)
     names = {p.name for p in tmp_path.iterdir()}
-    assert {
-        "summary.md",
-        "summary.csv",
-        "sensitivity.csv",
-        "pareto_dram.png",
-        "pareto_area.png",
-        "sensitivity_accelerator.qk_multipliers.png",
-        "sensitivity_accelerator.hbm_channels.png",
-    } <= names
+    figures = ["pareto_dram", "pareto_area", *(f"sensitivity_{p}" for p in spec.params)]
+    assert {"summary.md", "summary.csv", "sensitivity.csv"} <= names
+    for stem in figures:  # every figure as a PNG and a PDF, both listed in the summary
+        assert {f"{stem}.png", f"{stem}.pdf"} <= names
+        assert f"{stem}.png, {stem}.pdf" in text
     assert "# sweep" in text
     table = summary_table(run.results, spec.params)
     # hand-computed: cycles = 1000 // qk + channels -> fastest is qk 256, 2 channels: 3 + 2 = 5
