@@ -24,7 +24,7 @@ DECODER_POLICIES = {
     "preset (token 0.5, value 0.5, PQ 8+4)": {},
     "PQ 8+4 only": {"pruning.enabled": False},
     "value 0.5 only": {"pruning.token_keep": 1.0, "quant.enabled": False},
-    "token 0.8 only": {"pruning.value_keep": 1.0, "quant.enabled": False},
+    "token 0.5 only": {"pruning.value_keep": 1.0, "quant.enabled": False},
     "token 0.8, value 0.8, PQ 8+4": {"pruning.token_keep": 0.8, "pruning.value_keep": 0.8},
 }
 ENCODER_POLICIES = {
