@@ -12,7 +12,7 @@ one document (``[CLS]`` and ``[SEP]`` added). Metrics:
   dense and the SpAtten embeddings; the score is the
   balanced accuracy (mean of the two classes' recalls, chance 0.5). It needs the Brown corpus (its genres).
 
-Decoder (SmolLM2, :func:`decoder_accuracy` in ``models/smollm2.py``): perplexity, protocol there.
+Decoder (SmolLM2, :func:`decoder_accuracy`): perplexity, protocol in ``models/smollm2.py``.
 """
 
 from __future__ import annotations
@@ -93,8 +93,11 @@ def encoder_windows(
     info = [d for d in docs if d.genre not in IMAGINATIVE]
     imag = [d for d in docs if d.genre in IMAGINATIVE]
     order = [d for pair in zip(info, imag, strict=False) for d in pair]
-    if windows > len(order):
-        raise ValueError(f"windows = {windows} is more than the {len(order)} balanced Brown documents")
+    if not 4 <= windows <= len(order):
+        raise ValueError(
+            f"windows = {windows} is outside the allowed range 4..{len(order)} for the Brown genre probe "
+            "(two training and two test documents at least)"
+        )
     return [
         (d.name, d.genre, tok.decode(tok.encode(d.text).ids[1 : window_len + 1])) for d in order[:windows]
     ]
@@ -192,7 +195,7 @@ class DecoderAccuracy:
 
 
 def decoder_accuracy(
-    workload: Any, text: str, window_len: int, windows: int, mode: str = "fixed", datapath: str = "generation"
+    workload: Any, text: str, window_len: int, windows: int, datapath: str = "fixed", mode: str = "generation"
 ) -> DecoderAccuracy:
     """SmolLM2 perplexity with SpAtten inside every layer, against the dense model on the same windows.
 
@@ -208,8 +211,8 @@ def decoder_accuracy(
     from spatten.models.inloop import SpAttenAttention
     from tqdm import tqdm
 
-    if datapath != "generation":
-        raise ValueError(f"mode {datapath!r} is not built for the decoder yet: use --mode generation")
+    if mode != "generation":
+        raise ValueError(f"mode {mode!r} is not built for the decoder yet: use --mode generation")
     m = smollm2.load_smollm2()
     ids = smollm2.tokenize(text, m)
     if isinstance(window_len, bool) or not isinstance(window_len, int) or window_len < 1:
@@ -224,7 +227,7 @@ def decoder_accuracy(
     bar = tqdm(total=windows * window_len, desc="SmolLM2 tokens", unit="tok", leave=False)
     for w in range(windows):
         seq = np.concatenate([[m.config.bos_id], ids[w * window_len : (w + 1) * window_len]])
-        attn = SpAttenAttention(workload, seq.size, generation=True, mode=mode)
+        attn = SpAttenAttention(workload, seq.size, generation=True, mode=datapath)
         cache = smollm2.KVCache(m.config, capacity=seq.size)
 
         def adapter(q: np.ndarray, k: np.ndarray, v: np.ndarray, layer: int, attn=attn) -> np.ndarray:

@@ -566,6 +566,11 @@ def run_attention(
     if mode not in ("fixed", "float"):
         raise ValueError(f"mode = {mode!r} must be 'fixed' or 'float'")
     m = workload.model
+    if m.n_kv_heads != m.heads:
+        raise ValueError(
+            f"model.kv_heads = {m.kv_heads}: run_attention draws one K/V per query head; grouped-query "
+            "runs go through models.inloop (spatten accuracy)"
+        )
     n_layers = m.layers if layers is None else layers
     if isinstance(n_layers, bool) or not isinstance(n_layers, int) or not 1 <= n_layers <= m.layers:
         raise ValueError(f"layers = {layers!r} is outside the allowed range 1..{m.layers}")

@@ -112,7 +112,12 @@ def documents(folder: Path | None = None) -> list[Document]:
     for line in cats.read_text().splitlines():
         name, _, genre = line.strip().partition(" ")
         if name:
-            out.append(Document(name, genre, plain_text((d / name).read_text(encoding="latin-1"))))
+            f = d / name
+            if not f.is_file():
+                raise ValueError(
+                    f"the Brown corpus in {d} is incomplete ({name} is missing): run `make install`"
+                )
+            out.append(Document(name, genre, plain_text(f.read_text(encoding="latin-1"))))
     return out
 
 

@@ -473,7 +473,7 @@ def workload_preset(model: str, accelerator: str = "spatten", prompt_len: int | 
     Parameters
     ----------
     model : str
-        One of ``MODELS`` (bert-base, bert-large, gpt2-small, gpt2-medium, minilm).
+        One of ``MODELS`` (bert-base, bert-large, gpt2-small, gpt2-medium, minilm, smollm2).
     accelerator : str
         One of ``ACCELERATORS``.
     prompt_len : int, optional
@@ -564,6 +564,8 @@ def _resolve_schedules(base: PruningConfig, new: dict[str, Any]) -> dict[str, An
     """
     out = dict(new)
     for sched, (target, fraction) in DERIVED_BY.items():
+        if sched in new and not isinstance(new[sched], tuple | list):
+            raise TypeError(f"pruning.{sched} must be a list of ratios, got {str(new[sched])[:40]!r}")
         given_sched = sched in new and len(new[sched]) > 0
         for knob in (target, fraction):
             if knob in new and given_sched:
@@ -623,9 +625,13 @@ def read_yaml(path: str | Path) -> Any:
         what = "is a folder, not a file" if p.is_dir() else "does not exist"
         raise ValueError(f"config file {str(p)!r} {what}")
     try:
-        return yaml.safe_load(p.read_text())
+        return yaml.safe_load(p.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
         raise ValueError(f"config file {str(p)!r} is not valid YAML: {str(e).splitlines()[0]}") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"config file {str(p)!r} is not UTF-8 text (byte {e.start})") from None
+    except OSError as e:
+        raise ValueError(f"config file {str(p)!r} cannot be read ({e.strerror})") from None
 
 
 def load_yaml(path: str | Path, base: Workload | None = None) -> Workload:

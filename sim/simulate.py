@@ -197,14 +197,15 @@ def _byte_table(w: Workload, cols: dict[str, np.ndarray], bits_override: int | N
         "k_lsb": seq * d * lb / 8.0,
         "v": seq * d * vb / 8.0,
     }
-    return {"bytes": nbytes, "span": span, "refetch": refetch, "first": first}
+    return {"bytes": nbytes, "span": span, "refetch": refetch, "first": first, "fits": fits, "v_rows": v_rows}
 
 
 def dense_reference(w: Workload, cols: dict[str, np.ndarray]) -> tuple[float, float]:
     """Bytes and ops of the trace's model run dense at ``quant.reference_bits`` (the paper's fp32).
 
     Every row is widened to all ``seq_len`` keys and values; heads a layer pruned (absent rows) are
-    restored by scaling each (step, layer) by ``heads / live heads`` with ``heads`` the most any layer has.
+    restored by scaling each (step, layer) by ``heads / live heads`` with ``heads`` the most any layer has
+    (K/V shared by a group that fits on chip: ``kv heads / live kv heads``).
     Summarization queries pruned from later layers are restored the same way (x ``seq_len / live queries``).
     """
     dense = dict(cols)
@@ -233,16 +234,23 @@ def dense_reference(w: Workload, cols: dict[str, np.ndarray]) -> tuple[float, fl
     per_head_q = qsum / heads_live
     seq_g = np.zeros(uniq.size)
     np.maximum.at(seq_g, inv, seq)
+    # summarization: a head has a row per query (several rows per (step, layer, head)); the release CSV has
+    # no query column, so the row count, not ``query > 0``, tells
+    rows_per_head = np.unique(np.stack([inv, cols["head"].astype(np.int64)]), axis=1, return_counts=True)
     summarization = np.zeros(uniq.size, dtype=bool)
-    np.logical_or.at(summarization, inv, cols["query"] > 0)
+    np.logical_or.at(summarization, rows_per_head[0][0], rows_per_head[1] > 1)
     qscale = np.where(summarization, seq_g / np.maximum(per_head_q, 1), 1.0)
     scale = (h_full / heads_live) * qscale
     # bytes: K/V once per head (on first rows) and Q per query; scaling the group total is exact for
     # dense groups with the same per-head traffic
     b = np.bincount(inv, weights=per_row)
-    kv_share = np.bincount(inv, weights=t["bytes"]["k_msb"] + t["bytes"]["v"])
+    # K/V once per K/V head where the group fits on chip, else once per live query head (models/gqa.py)
+    kv_row = t["bytes"]["k_msb"] + t["bytes"]["v"]
+    kv_group = np.bincount(inv, weights=np.where(t["fits"], kv_row, 0.0), minlength=uniq.size)
+    kv_own = np.bincount(inv, weights=np.where(t["fits"], 0.0, kv_row), minlength=uniq.size)
+    kv_share = kv_group + kv_own
     q_share = b - kv_share
-    dense_bytes = float(np.sum(kv_share * (kv_full / kv_live) + q_share * scale))
+    dense_bytes = float(np.sum(kv_group * (kv_full / kv_live) + kv_own * (h_full / heads_live) + q_share * scale))
     dense_ops = float(np.sum(np.bincount(inv, weights=ops_row) * scale))
     return dense_bytes, dense_ops
 
@@ -389,7 +397,7 @@ def run(w: Workload, trace: Any, opt: Options) -> SimResult:
         "dram_reduction": dense_bytes / total_bytes if total_bytes > 0 else float("inf"),
         "refetch_rate": float(refetch.mean()) if n else 0.0,
         "keys_fetched": float((keys * (nbytes["k_msb"] > 0)).sum()),
-        "values_fetched": float((vals * (nbytes["v"] > 0)).sum()),
+        "values_fetched": float((bt["v_rows"] * (nbytes["v"] > 0)).sum()),
         "pipeline_passes": int(pr.passes),
         "pipeline_converged": int(pr.converged),
     }

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from spatten.models.config import load_yaml, workload_preset
+from spatten.models.config import from_dict, read_yaml, workload_preset
 
 MODELS = ("minilm", "smollm2")
 # What one run costs by default (2-core machine): MiniLM 32 Brown documents of 128 tokens, about half a
@@ -50,6 +50,8 @@ def _inputs(args: argparse.Namespace) -> tuple[int, int, str]:
     for name, v in (("--windows", windows), ("--window-len", window_len)):
         if v < 1:
             raise ValueError(f"{name} {v} is outside the allowed range >= 1")
+    if args.dense and (args.mode or args.datapath != "fixed"):
+        raise ValueError("--mode and --datapath choose how SpAtten runs: they have no effect with --dense")
     mode = args.mode or ("prefill" if args.model == "minilm" else "generation")
     if args.model == "minilm" and mode != "prefill":
         raise ValueError("--mode generation needs a decoder: MiniLM is an encoder (use --mode prefill)")
@@ -62,14 +64,17 @@ def run(args: argparse.Namespace) -> int:
     windows, window_len, mode = _inputs(args)
     w = workload_preset(args.model)
     if args.config:
-        w = load_yaml(args.config, base=w)
-        if (w.model.layers, w.model.heads, w.model.n_kv_heads, w.model.head_dim) != (
-            (m := workload_preset(args.model).model).layers,
-            m.heads,
-            m.n_kv_heads,
-            m.head_dim,
-        ):
-            raise ValueError(f"{args.config} changes the model's shape: {args.model} cannot take it")
+        data = read_yaml(args.config)
+        if data is not None and not isinstance(data, dict):
+            raise TypeError(f"{args.config}: config must be a mapping of sections")
+        for sec, fields in (data or {}).items():
+            for key in fields if isinstance(fields, dict) else ():
+                if sec == "model" or (sec, key) == ("quant", "shape_refetch_rate"):
+                    raise ValueError(
+                        f"{sec}.{key} in {args.config} has no effect here: the real model {args.model} and "
+                        "the text fix the shape, lengths and refetches"
+                    )
+        w = from_dict(data, base=w)
     text = brown.read_text(args.text) if args.text else None
     if args.model == "minilm":
         out, table, trace = _encoder(w, text, windows, window_len, args)
@@ -113,7 +118,6 @@ def _encoder(w: Any, text: str | None, windows: int, window_len: int, args: argp
     out: dict[str, Any] = {"model": "minilm", "mode": "prefill", "windows": windows, "window_len": window_len}
     if args.dense:
         labels = [lab for _, lab, _ in inputs]
-        out["cosine_mean"] = 1.0
         if all(lab is not None for lab in labels):
             from spatten.models.accuracy import IMAGINATIVE
 
@@ -160,7 +164,7 @@ def _write(dest: str, out: dict, table: Any, trace: Any) -> None:
         if table is not None:
             table.to_csv(d / "windows.csv", index=False)
         if trace is not None:
-            if (trace["kv_head"] == trace["head"]).all():
+            # the whole schema (query rows, kv_head) replays exactly: spatten simulate --trace trace.parquet
+            trace.to_parquet(d / "trace.parquet", index=False)
+            if (trace["kv_head"] == trace["head"]).all():  # the release CSV cannot say which heads share K/V
                 write_release_csv(trace, d / "trace.csv", config_name="spatten-accuracy")
-            else:  # grouped-query attention: the release CSV cannot say which heads share K/V
-                trace.to_csv(d / "trace.csv", index=False)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from typing import Any
 
 from spatten.models.config import ACCELERATORS, MODELS, load_yaml, workload_preset
-
-DESIGNS = ("spatten", "dense", "a3", "mnnfast")
+from spatten.sim.api import BASELINES as DESIGNS
+from spatten.sim.api import OWN_HARDWARE
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,10 +40,21 @@ def run(args: argparse.Namespace) -> int:
     base = workload_preset(args.workload, args.accelerator)
     wa, wb = load_yaml(args.config_a, base=base), load_yaml(args.config_b, base=base)
     changed = changed_fields(wa, wb)
+    for field, _, _ in changed:
+        sec, _, key = field.partition(".")
+        if (
+            args.design != "spatten"
+            and sec in ("pruning", "quant")
+            and key not in ("unquantized_bits", "reference_bits")
+        ):
+            raise ValueError(
+                f"{field} differs, but --design {args.design} prunes and quantizes nothing: it has no effect"
+            )
     sides = []
     for w in (wa, wb):
         s = dict(evaluate(w, None, args.design, args.tech_nm).summary)
-        s["area_mm2"] = area(w.accelerator, args.tech_nm).total_mm2
+        if args.design in OWN_HARDWARE:  # A3's and MNNFast's own area is not modelled
+            s["area_mm2"] = area(w.accelerator, args.tech_nm).total_mm2
         sides.append(s)
     rows = [
         {
@@ -75,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
             "changed": [{"field": f, "a": a, "b": b} for f, a, b in changed],
             "figures": rows,
         }
-        json.dump(out, sys.stdout, indent=2)
+        json.dump(out, sys.stdout, indent=2, allow_nan=False)
         sys.stdout.write("\n")
         return 0
     where = f"{args.workload} on {base.accelerator.name} ({args.design})"
@@ -93,10 +103,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _ratio(a: Any, b: Any) -> float | None:
+    """B / A, or None (JSON null) when A is 0: no ratio exists."""
     a, b = float(a), float(b)
-    if a == 0:
-        return None if b == 0 else math.inf
-    return b / a
+    return None if a == 0 else b / a
 
 
 def _short(v: Any) -> str:

@@ -8,13 +8,25 @@ import sys
 from typing import Any
 
 from spatten.models.config import ACCELERATORS, MODELS, Workload, from_dict, read_yaml, workload_preset
+from spatten.sim.api import BASELINES
 
-DESIGNS = ("spatten", "dense", "a3", "mnnfast")
+DESIGNS = BASELINES
+# Policy fields a design other than SpAtten runs without (dense and the baselines prune and quantize nothing).
+POLICY_KEEPS = {("quant", "unquantized_bits"), ("quant", "reference_bits")}
 
 # Fields a replayed trace fixes row by row (lengths, head sizes, what was fetched at which width), so a
 # config that sets them would be ignored: refused instead.
 TRACE_FIXES = {
-    "model": ("layers", "heads", "head_dim", "prompt_len", "gen_tokens", "mode", "prompt_in_trace"),
+    "model": (
+        "layers",
+        "heads",
+        "head_dim",
+        "prompt_len",
+        "gen_tokens",
+        "mode",
+        "prompt_in_trace",
+        "kv_heads",
+    ),
     "pruning": "*",
     "quant": (
         "enabled",
@@ -41,7 +53,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=list(MODELS),
         help="preset workload (default gpt2-medium); with --trace, the model the trace came from",
     )
-    p.add_argument("--trace", metavar="FILE.csv", help="replay a release-format workload CSV")
+    p.add_argument(
+        "--trace",
+        metavar="FILE",
+        help="replay a release-format CSV, or a trace in the package's schema (.parquet)",
+    )
     p.add_argument("--seq-len", type=int, help="the sequence (prompt) length; not with --trace")
     p.add_argument(
         "--config", metavar="FILE.yaml", help="YAML overriding accelerator/model/pruning/quant fields"
@@ -75,7 +91,18 @@ def build_workload(args: argparse.Namespace) -> Workload:
     if not args.config:
         return w
     data = read_yaml(args.config)
+    if data is not None and not isinstance(data, dict):
+        raise TypeError(
+            f"{args.config}: config must be a mapping with sections accelerator, model, pruning, quant"
+        )
     sets = {(sec, k) for sec, v in (data or {}).items() if isinstance(v, dict) for k in v}
+    if args.design != "spatten":
+        for sec, key in sorted(sets):
+            if sec in ("pruning", "quant") and (sec, key) not in POLICY_KEEPS:
+                raise ValueError(
+                    f"{sec}.{key} in {args.config} has no effect with --design {args.design}: "
+                    f"it prunes and quantizes nothing"
+                )
     if args.seq_len is not None and ("model", "prompt_len") in sets:
         raise ValueError(
             f"--seq-len {args.seq_len} and model.prompt_len in {args.config} both set the prompt length: "
@@ -91,6 +118,28 @@ def build_workload(args: argparse.Namespace) -> Workload:
     return from_dict(data, base=w)
 
 
+def read_trace(path: str) -> Any:
+    """A release CSV, or a ``.parquet`` trace in the package's schema (``spatten accuracy --out``)."""
+    if not str(path).endswith(".parquet"):
+        from spatten.models.trace import read_release_csv
+
+        return read_release_csv(path)[0]
+    import pandas as pd
+
+    from spatten.models.trace import TRACE_COLUMNS
+
+    try:
+        t = pd.read_parquet(path)
+    except (OSError, ValueError) as e:
+        raise ValueError(
+            f"trace file {path!r} is not a readable Parquet file ({str(e).splitlines()[0][:60]})"
+        ) from None
+    missing = [c for c in TRACE_COLUMNS if c not in t.columns]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {', '.join(missing)}")
+    return t
+
+
 def run(args: argparse.Namespace) -> int:
     from spatten.reports.tables import per_layer_lines, summary_lines
     from spatten.sim.compare import evaluate, per_layer, ratios
@@ -100,9 +149,7 @@ def run(args: argparse.Namespace) -> int:
     w = build_workload(args)
     trace = None
     if args.trace:
-        from spatten.models.trace import read_release_csv
-
-        trace, _ = read_release_csv(args.trace)
+        trace = read_trace(args.trace)
     main = evaluate(w, trace, args.design, args.tech_nm)
     summary = dict(main.summary)
     if args.trace:

@@ -63,12 +63,30 @@ def test_policy_off_in_float_is_the_dense_model(tmp_path: Path, capsys) -> None:
     # generation through the cache with nothing pruned or quantized predicts as the dense prefill does
     assert s["perplexity"] == pytest.approx(s["dense_perplexity"], rel=1e-5)
     assert s["reached_token_keep"] == 1.0 and s["reached_value_keep"] == 1.0
-    assert {p.name for p in out.iterdir()} == {"summary.json", "windows.csv", "trace.csv"}
+    assert {p.name for p in out.iterdir()} == {"summary.json", "windows.csv", "trace.parquet"}  # GQA: no CSV
 
 
-def test_minilm_policy_moves_cosine_and_the_trace_replays(capsys) -> None:
+def test_minilm_policy_moves_cosine_and_the_trace_replays(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "m"
     argv = ["accuracy", "--model", "minilm", "--windows", "4", "--window-len", "32", "--format", "json"]
-    assert main(argv) == 0
+    assert main([*argv, "--out", str(out)]) == 0
     s = json.loads(capsys.readouterr().out)
     assert 0.0 < s["cosine_mean"] < 1.0  # the BERT preset prunes heads and tokens
     assert s["reached_head_keep"] < 1.0 and s["dram_reduction"] > 1.0
+    for name in ("trace.parquet", "trace.csv"):  # both formats replay to the run's own figures
+        assert main(["simulate", "--workload", "minilm", "--trace", str(out / name), "--format", "json"]) == 0
+        r = json.loads(capsys.readouterr().out)
+        assert (r["dram_bytes_total"], r["dram_reduction"]) == (s["dram_bytes_total"], s["dram_reduction"])
+
+
+def test_settings_the_real_model_fixes_are_refused(tmp_path: Path, capsys) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("model:\n  prompt_len: 64\n")
+    for argv, needle in (
+        (["--config", str(cfg)], "model.prompt_len in"),
+        (["--dense", "--datapath", "float"], "no effect with --dense"),
+        (["--model", "minilm", "--windows", "2"], "allowed range 4..252"),
+    ):
+        assert main(["accuracy", *argv]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and needle in err, err

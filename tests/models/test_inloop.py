@@ -74,7 +74,8 @@ def test_grouped_query_heads_share_kv_and_record_the_union() -> None:
     attn, _ = _loop(w, q, k2, v2, "fixed")
     t = attn.trace()
     assert (t["kv_head"] == t["head"] // 2).all()
-    ref = run_attention(w, mode="fixed", qkv=(q, np.repeat(k2, 2, axis=1), np.repeat(v2, 2, axis=1)))
+    mha = replace_path(w, "model.kv_heads", 0)  # the same run with each K/V head repeated per query head
+    ref = run_attention(mha, mode="fixed", qkv=(q, np.repeat(k2, 2, axis=1), np.repeat(v2, 2, axis=1)))
     for c in TRACE_COLUMNS:  # each query head decides on its own row, as with repeated K/V
         assert (t[c].to_numpy() == ref.trace[c].to_numpy()).all(), c
     assert (t["kv_values_fetched"] >= t["values_fetched"]).all()

@@ -110,3 +110,39 @@ def test_compare_bad_config_is_one_line(tmp_path: Path, capsys) -> None:
     assert main(["compare", a, a]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "pruning.token_kep" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "text", "needle"),
+    [
+        (["simulate", "--config"], "- 1\n- 2\n", "config must be a mapping"),
+        (
+            ["simulate", "--design", "dense", "--config"],
+            "pruning:\n  token_keep: 0.3\n",
+            "no effect with --design",
+        ),
+        (["simulate", "--config"], "pruning:\n  token_keep_schedule: 0.5\n", "must be a list of ratios"),
+        (
+            ["simulate", "--trace", "models/data/release/small.csv", "--config"],
+            "model:\n  kv_heads: 2\n",
+            "kv_heads",
+        ),
+    ],
+)
+def test_more_ignored_or_malformed_settings(tmp_path: Path, capsys, argv, text, needle) -> None:
+    from spatten.models.trace import RELEASE_DIR
+
+    argv = [str(RELEASE_DIR / "small.csv") if a.startswith("models/data") else a for a in argv]
+    assert main([*argv, _cfg(tmp_path, "c.yaml", text)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and needle in err, err
+
+
+def test_compare_writes_null_where_no_ratio_exists(tmp_path: Path, capsys) -> None:
+    a = _cfg(tmp_path, "a.yaml", "model:\n  gen_tokens: 2\nquant:\n  progressive: false\n")
+    b = _cfg(tmp_path, "b.yaml", "model:\n  gen_tokens: 2\n")
+    out = _json(capsys, ["compare", a, b, "--workload", "gpt2-small", "--format", "json"])
+    fig = {r["figure"]: r for r in out["figures"]}
+    assert fig["refetch_rate"]["a"] == 0.0 and fig["refetch_rate"]["b_over_a"] is None
+    assert main(["compare", a, b, "--workload", "gpt2-small", "--design", "a3"]) == 2
+    assert "no effect" in capsys.readouterr().err
