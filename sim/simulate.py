@@ -250,7 +250,8 @@ def dense_reference(w: Workload, cols: dict[str, np.ndarray]) -> tuple[float, fl
     kv_own = np.bincount(inv, weights=np.where(t["fits"], 0.0, kv_row), minlength=uniq.size)
     kv_share = kv_group + kv_own
     q_share = b - kv_share
-    dense_bytes = float(np.sum(kv_group * (kv_full / kv_live) + kv_own * (h_full / heads_live) + q_share * scale))
+    kv_dense = kv_group * (kv_full / kv_live) + kv_own * (h_full / heads_live)
+    dense_bytes = float(np.sum(kv_dense + q_share * scale))
     dense_ops = float(np.sum(np.bincount(inv, weights=ops_row) * scale))
     return dense_bytes, dense_ops
 
