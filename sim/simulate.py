@@ -200,6 +200,13 @@ def _byte_table(w: Workload, cols: dict[str, np.ndarray], bits_override: int | N
     return {"bytes": nbytes, "span": span, "refetch": refetch, "first": first, "fits": fits, "v_rows": v_rows}
 
 
+def _pairs(group: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct (group, id) pairs as (group of each pair, rows of each pair); 1-d keys sort fast."""
+    span = int(ids.max()) + 1 if ids.size else 1
+    pairs, counts = np.unique(group.astype(np.int64) * span + ids.astype(np.int64), return_counts=True)
+    return pairs // span, counts
+
+
 def dense_reference(w: Workload, cols: dict[str, np.ndarray]) -> tuple[float, float]:
     """Bytes and ops of the trace's model run dense at ``quant.reference_bits`` (the paper's fp32).
 
@@ -223,11 +230,10 @@ def dense_reference(w: Workload, cols: dict[str, np.ndarray]) -> tuple[float, fl
     key = cols["step"].astype(np.int64) * 1_000_003 + cols["layer"].astype(np.int64)
     uniq, inv = np.unique(key, return_inverse=True)
     # live heads = distinct head ids present in the group (pruning may remove any head, not just the last)
-    head_pairs = np.unique(np.stack([inv, cols["head"].astype(np.int64)]), axis=1)
-    heads_live = np.bincount(head_pairs[0], minlength=uniq.size).astype(np.float64)
+    head_group, rows_per_head = _pairs(inv, cols["head"])
+    heads_live = np.bincount(head_group, minlength=uniq.size).astype(np.float64)
     h_full = heads_live.max()
-    kv_pairs = np.unique(np.stack([inv, cols["kv_head"].astype(np.int64)]), axis=1)
-    kv_live = np.bincount(kv_pairs[0], minlength=uniq.size).astype(np.float64)
+    kv_live = np.bincount(_pairs(inv, cols["kv_head"])[0], minlength=uniq.size).astype(np.float64)
     kv_full = kv_live.max()
     qsum = np.bincount(inv, weights=q)
     # queries per head present in the group; dense has seq_len per head in summarization rows
@@ -236,9 +242,8 @@ def dense_reference(w: Workload, cols: dict[str, np.ndarray]) -> tuple[float, fl
     np.maximum.at(seq_g, inv, seq)
     # summarization: a head has a row per query (several rows per (step, layer, head)); the release CSV has
     # no query column, so the row count, not ``query > 0``, tells
-    rows_per_head = np.unique(np.stack([inv, cols["head"].astype(np.int64)]), axis=1, return_counts=True)
     summarization = np.zeros(uniq.size, dtype=bool)
-    np.logical_or.at(summarization, rows_per_head[0][0], rows_per_head[1] > 1)
+    np.logical_or.at(summarization, head_group, rows_per_head > 1)
     qscale = np.where(summarization, seq_g / np.maximum(per_head_q, 1), 1.0)
     scale = (h_full / heads_live) * qscale
     # bytes: K/V once per head (on first rows) and Q per query; scaling the group total is exact for
