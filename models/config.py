@@ -518,7 +518,7 @@ def to_dict(w: Workload) -> dict[str, dict[str, Any]]:
     return out
 
 
-def from_dict(data: Any, base: Workload | None = None) -> Workload:
+def from_dict(data: Any, base: Workload | None = None, also_set: frozenset[str] = frozenset()) -> Workload:
     """Build a workload from a nested dict, overriding ``base`` (default preset: gpt2-medium).
 
     Unknown sections or keys raise ``ValueError`` naming them.
@@ -542,7 +542,7 @@ def from_dict(data: Any, base: Workload | None = None) -> Workload:
                 raise ValueError(f"unknown config key {sec}.{k} (allowed: {', '.join(sorted(names))})")
         clean = {k: tuple(v) if isinstance(v, list) else v for k, v in val.items()}
         if sec == "pruning":
-            clean = _resolve_schedules(base.pruning, clean)
+            clean = _resolve_schedules(base.pruning, clean, also_set)
         parts[sec] = dataclasses.replace(getattr(base, sec), **clean)
     return dataclasses.replace(base, **parts)
 
@@ -555,7 +555,7 @@ DERIVED_BY = {
 }
 
 
-def _resolve_schedules(base: PruningConfig, new: dict[str, Any]) -> dict[str, Any]:
+def _resolve_schedules(base: PruningConfig, new: dict[str, Any], also_set: frozenset[str]) -> dict[str, Any]:
     """Make every pruning override count: a keep target replaces an inherited per-layer schedule.
 
     ``pruning.token_keep`` given over a preset that has ``token_keep_schedule`` (the GPT-2 presets) drops the
@@ -575,7 +575,7 @@ def _resolve_schedules(base: PruningConfig, new: dict[str, Any]) -> dict[str, An
                 )
         if sched in new or not getattr(base, sched):
             continue
-        if target in new:
+        if target in new or f"pruning.{target}" in also_set:
             out[sched] = ()  # the target wins over the inherited schedule
         elif fraction in new:
             raise ValueError(
@@ -608,12 +608,16 @@ def check_override_keys(values: dict[str, Any], where: str = "config") -> None:
                 )
 
 
-def replace_path(w: Workload, dotted: str, value: Any) -> Workload:
-    """Return ``w`` with one field replaced, addressed as ``section.field`` (validated)."""
+def replace_path(w: Workload, dotted: str, value: Any, also_set: frozenset[str] = frozenset()) -> Workload:
+    """Return ``w`` with one field replaced, addressed as ``section.field`` (validated).
+
+    ``also_set`` names the other ``section.field`` keys the same override sets (a sweep applies its fields one
+    at a time): an unpruned fraction is then not refused for a keep target that comes in another call.
+    """
     sec, _, key = dotted.partition(".")
     if not key:
         raise ValueError(f"config field {dotted!r} must be written section.field")
-    return from_dict({sec: {key: value}}, base=w)
+    return from_dict({sec: {key: value}}, base=w, also_set=also_set)
 
 
 def read_yaml(path: str | Path) -> Any:

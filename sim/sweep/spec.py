@@ -253,6 +253,7 @@ def parse_spec(data: Any, default_name: str = "sweep") -> SweepSpec:
     fixed = _parse_fixed(data.get("fixed"), types)
     axes = _parse_axes(data.get("sweep"), types)
     check_override_keys({**{k: [v] for k, v in fixed}, **{k: list(v) for k, v in axes}}, "sweep")
+    keys = frozenset(k for k, _ in fixed) | frozenset(k for k, _ in axes)  # all fields the sweep sets
 
     total = len(workloads) * math.prod(len(v) for _, v in axes)
     if total > MAX_POINTS:
@@ -262,17 +263,17 @@ def parse_spec(data: Any, default_name: str = "sweep") -> SweepSpec:
     for wname in workloads:
         base = workload_preset(wname, accelerator)
         for key, value in fixed:
-            base = _apply(base, f"fixed.{key}", key, value)
+            base = _apply(base, f"fixed.{key}", key, value, keys)
         # Each value alone on the base first, so a bad value is reported by its own key.
         for key, values in axes:
             for v in values:
-                _check_schedules(_apply(base, f"sweep.{key}", key, v), f"sweep.{key}")
+                _check_schedules(_apply(base, f"sweep.{key}", key, v, keys), f"sweep.{key}")
         for combo in itertools.product(*(values for _, values in axes)):
             params = tuple((key, v) for (key, _), v in zip(axes, combo, strict=True))
             w = base
             where = f"sweep point {len(points)} ({wname}, " + ", ".join(f"{k}={v!r}" for k, v in params) + ")"
             for key, v in params:
-                w = _apply(w, where, key, v)
+                w = _apply(w, where, key, v, keys)
             _check_schedules(w, where)
             points.append(SweepPoint(len(points), point_hash(w, baseline), wname, params, w))
     return SweepSpec(name, workloads, accelerator, baseline, fixed, axes, tuple(points))
@@ -310,9 +311,9 @@ def _normalise(value: Any, type_name: str) -> Any:
     return value
 
 
-def _apply(w: Workload, where: str, key: str, value: Any) -> Workload:
+def _apply(w: Workload, where: str, key: str, value: Any, also_set: frozenset[str]) -> Workload:
     try:
-        return replace_path(w, key, value)
+        return replace_path(w, key, value, also_set)
     except (ValueError, TypeError) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         if where.startswith(("sweep.", "fixed.")) and msg.startswith(key):

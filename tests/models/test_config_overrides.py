@@ -75,3 +75,17 @@ def test_written_config_leaves_out_dead_knobs_and_reloads() -> None:
     assert from_dict(d, base=workload_preset("bert-base")).pruning.token_schedule(
         12
     ) == w.pruning.token_schedule(12)
+
+
+def test_sweep_fixed_fraction_with_swept_target_counts_whatever_the_order() -> None:
+    spec = parse_spec(
+        {
+            "workloads": ["gpt2-small"],
+            "fixed": {"pruning.token_unpruned_fraction": 0.5, "model.gen_tokens": 2},
+            "sweep": {"pruning.token_keep": [0.6, 0.8]},
+        }
+    )
+    for p, keep in zip(spec.points, (0.6, 0.8), strict=True):
+        sched = p.workload.pruning.token_schedule(12)
+        assert sched[:6] == (1.0,) * 6  # half the layers unpruned, as the fixed fraction says
+        assert sum(sched) / 12 == pytest.approx(keep)
