@@ -53,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else None
     if out is not None and (not out.parent.is_dir() or out.is_dir()):
         raise ValueError(f"--out {str(out)!r} must be a file path in an existing folder")
+    if out is not None and out.exists() and not out.is_file():  # /dev/null: never rename over a device
+        raise ValueError(f"--out {str(out)!r} is not a regular file")
     qkv = None
     if real:
         qkv, n_tok = _minilm_qkv(args.text)

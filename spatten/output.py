@@ -75,6 +75,8 @@ def atomic_file(path: str | os.PathLike, mode: str = "w") -> Iterator:
     dest = Path(path)
     if dest.is_dir():
         raise ValueError(f"--out {str(dest)!r} is a folder, not a file")
+    if dest.exists() and not dest.is_file():  # a device or a pipe: renaming over it would replace it
+        raise ValueError(f"--out {str(dest)!r} is not a regular file")
     created = _make_parents(dest)
     ok = False
     try:

@@ -45,3 +45,21 @@ def test_success_keeps_new_parents(tmp_path: Path) -> None:
     with atomic_file(tmp_path / "a" / "b" / "f.txt") as f:
         f.write("ok")
     assert (tmp_path / "a" / "b" / "f.txt").read_text() == "ok"
+
+
+def test_trace_refuses_a_device_as_out(capsys) -> None:
+    assert (
+        main(["trace", "--workload", "gpt2-small", "--layers", "1", "--steps", "1", "--out", "/dev/null"])
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not a regular file" in err
+    assert Path("/dev/null").is_char_device()  # still the device
+
+
+def test_sweep_name_cannot_leave_the_sweeps_folder() -> None:
+    from spatten.sim.sweep.spec import parse_spec
+
+    for bad in ("/abs/path", "../../x", "a/b", ".."):
+        with pytest.raises(ValueError, match="names the folder under sweeps/"):
+            parse_spec({"name": bad, "workloads": ["bert-base"], "sweep": {"pruning.token_keep": [0.5]}})

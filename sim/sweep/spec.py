@@ -31,6 +31,7 @@ import hashlib
 import itertools
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -242,6 +243,11 @@ def parse_spec(data: Any, default_name: str = "sweep") -> SweepSpec:
     name = data.get("name", default_name)
     if not isinstance(name, str) or not name:
         raise TypeError(f"name must be a non-empty string, got {name!r}")
+    if not re.fullmatch(r"[A-Za-z0-9_.+-]{1,64}", name) or name in (".", ".."):
+        raise ValueError(
+            f"name = {name[:40]!r} must be 1..64 letters, digits or _ . + - "
+            "(it names the folder under sweeps/)"
+        )
     workloads = _parse_workloads(data.get("workloads"))
     accelerator = data.get("accelerator", "spatten")
     if accelerator not in ACCELERATORS:
