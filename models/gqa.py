@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["GQA_COLUMNS", "group_size", "kv_head_of", "expected_union", "union_count", "with_gqa_columns"]
+__all__ = ["GQA_COLUMNS", "group_size", "expected_union", "union_count", "with_gqa_columns"]
 
 GQA_COLUMNS: dict[str, str] = {"kv_head": "int64", "kv_values_fetched": "int64"}
 
@@ -45,11 +45,6 @@ def group_size(heads: int, kv_heads: int) -> int:
     if not 1 <= kv_heads <= heads or heads % kv_heads:
         raise ValueError(f"model.kv_heads = {kv_heads} must divide model.heads = {heads} (1..{heads})")
     return heads // kv_heads
-
-
-def kv_head_of(head: Any, heads: int, kv_heads: int) -> Any:
-    """The K/V head query head(s) ``head`` read (rule: ``head // (heads // kv_heads)``)."""
-    return np.asarray(head) // group_size(heads, kv_heads)
 
 
 def expected_union(keys: Any, values: Any, group: Any) -> np.ndarray:
@@ -85,8 +80,9 @@ def union_count(kept: Any) -> int:
 def with_gqa_columns(trace: Any) -> Any:
     """``trace`` with ``kv_head`` and ``kv_values_fetched`` filled in as multi-head attention where absent.
 
-    Checks, with one-line errors naming the row: ``kv_head`` in ``0..head`` and the same on consecutive
-    rows of a group; ``kv_values_fetched`` within ``values_fetched..keys_fetched``.
+    Checks, with one-line errors naming the row: ``kv_head`` an integer in ``0..head``, never falling
+    within a (step, layer) so that the rows of one K/V head are consecutive (the simulator charges a K/V
+    fetch per run of rows); ``kv_values_fetched`` within ``values_fetched..keys_fetched``.
     """
     missing = [c for c in GQA_COLUMNS if c not in trace.columns]
     if missing:
@@ -95,11 +91,28 @@ def with_gqa_columns(trace: Any) -> Any:
             trace["kv_head"] = trace["head"].to_numpy()
         if "kv_values_fetched" in missing:
             trace["kv_values_fetched"] = trace["values_fetched"].to_numpy()
-    kv = trace["kv_head"].to_numpy()
-    kvv = trace["kv_values_fetched"].to_numpy()
+    try:
+        kv = trace["kv_head"].to_numpy(dtype=np.float64)
+        kvv = trace["kv_values_fetched"].to_numpy(dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError("trace: kv_head and kv_values_fetched must be numbers") from None
     head = trace["head"].to_numpy()
+    same_block = np.zeros(kv.size, dtype=bool)
+    if kv.size > 1:
+        same_block[1:] = (trace["step"].to_numpy()[1:] == trace["step"].to_numpy()[:-1]) & (
+            trace["layer"].to_numpy()[1:] == trace["layer"].to_numpy()[:-1]
+        )
+    falls = np.zeros(kv.size, dtype=bool)
+    falls[1:] = same_block[1:] & (kv[1:] < kv[:-1])
     for name, bad, allowed in (
+        ("kv_head", ~np.isfinite(kv) | (kv != np.round(kv)), "integers"),
         ("kv_head", (kv < 0) | (kv > head), "0..head"),
+        (
+            "kv_head",
+            falls,
+            "non-decreasing rows within a (step, layer): a K/V head's rows must be consecutive",
+        ),
+        ("kv_values_fetched", ~np.isfinite(kvv) | (kvv != np.round(kvv)), "integers"),
         ("kv_values_fetched", kvv < trace["values_fetched"].to_numpy(), "values_fetched..keys_fetched"),
         ("kv_values_fetched", kvv > trace["keys_fetched"].to_numpy(), "values_fetched..keys_fetched"),
     ):

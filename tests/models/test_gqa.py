@@ -87,6 +87,13 @@ def test_bad_gqa_fields_are_refused() -> None:
     t = _rows([0, 1], [0, 2])
     with pytest.raises(ValueError, match=r"row 1: kv_head = 2 is outside 0..head"):
         with_gqa_columns(t)
+    t = _rows([0, 1, 2, 3], [0, 1, 0, 1])  # interleaved groups would be charged a fetch per run of rows
+    with pytest.raises(ValueError, match=r"row 2: kv_head = 0 is outside non-decreasing rows"):
+        with_gqa_columns(t)
+    t = _rows([0, 1], [0, 0])
+    t["kv_head"] = [0.0, 0.5]
+    with pytest.raises(ValueError, match=r"row 1: kv_head = 0.5 is outside integers"):
+        with_gqa_columns(t)
 
 
 def test_shape_trace_groups_and_estimates_the_union() -> None:
