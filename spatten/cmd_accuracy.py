@@ -8,11 +8,7 @@ import sys
 from typing import Any
 
 from spatten.models.config import from_dict, read_yaml, workload_preset
-
-MODELS = ("minilm", "smollm2")
-# What one run costs by default (2-core machine): MiniLM 32 Brown documents of 128 tokens, about half a
-# minute; SmolLM2 two windows of 128 tokens in generation mode, about 40 s.
-DEFAULTS = {"minilm": (32, 128), "smollm2": (2, 128)}
+from spatten.sim.accuracy import DEFAULTS, MODELS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -60,6 +56,7 @@ def _inputs(args: argparse.Namespace) -> tuple[int, int, str]:
 
 def run(args: argparse.Namespace) -> int:
     from spatten.models import brown
+    from spatten.sim.accuracy import run_accuracy
 
     windows, window_len, mode = _inputs(args)
     w = workload_preset(args.model)
@@ -76,20 +73,9 @@ def run(args: argparse.Namespace) -> int:
                     )
         w = from_dict(data, base=w)
     text = brown.read_text(args.text) if args.text else None
-    if args.model == "minilm":
-        out, table, trace = _encoder(w, text, windows, window_len, args)
-    else:
-        out, table, trace = _decoder(w, text, windows, window_len, mode, args)
-    if trace is not None:
-        from spatten.models.attention import summarize_trace
-        from spatten.sim.api import simulate
-
-        _, overall = summarize_trace(trace, w.model.heads)
-        out.update(
-            {f"reached_{k}": overall[k] for k in ("token_keep", "head_keep", "value_keep", "refetch_rate")}
-        )
-        sim = simulate(w, trace).summary
-        out.update({k: sim[k] for k in _SIM_KEYS})
+    r = run_accuracy(w, args.model, text=text, windows=windows, window_len=window_len, mode=mode,
+                     datapath=args.datapath, dense=args.dense)  # fmt: skip
+    out, table, trace = r.summary, r.table, r.trace
     if args.out:
         _write(args.out, out, table, trace)
     if args.format == "json":
@@ -100,59 +86,6 @@ def run(args: argparse.Namespace) -> int:
 
         print("\n".join(summary_lines(out)))
     return 0
-
-
-_SIM_KEYS = (
-    "cycles", "seconds", "dram_bytes_q", "dram_bytes_k_msb", "dram_bytes_k_lsb", "dram_bytes_v",
-    "dram_bytes_total", "dram_reduction", "bounding_stage",
-)  # fmt: skip
-
-
-def _encoder(w: Any, text: str | None, windows: int, window_len: int, args: argparse.Namespace):
-    import numpy as np
-
-    from spatten.models.accuracy import encoder_accuracy, encoder_windows, probe_balanced_accuracy
-    from spatten.models.real_qkv import encode, load_minilm
-
-    inputs = encoder_windows(text, window_len, windows, load_minilm())
-    out: dict[str, Any] = {"model": "minilm", "mode": "prefill", "windows": windows, "window_len": window_len}
-    if args.dense:
-        labels = [lab for _, lab, _ in inputs]
-        if all(lab is not None for lab in labels):
-            from spatten.models.accuracy import IMAGINATIVE
-
-            emb = np.array([encode(t).hidden[-1].mean(axis=0, dtype=np.float64) for _, _, t in inputs])
-            y = np.array([lab in IMAGINATIVE for lab in labels])
-            out["dense_task_accuracy"] = probe_balanced_accuracy(emb, y)
-        return out, None, None
-    r = encoder_accuracy(w, inputs, args.datapath)
-    out.update({"datapath": args.datapath, "cosine_mean": r.cosine_mean, "cosine_min": float(r.cosine.min())})
-    if r.task_accuracy is not None:
-        out.update({"task_accuracy": r.task_accuracy, "dense_task_accuracy": r.dense_task_accuracy,
-                    "task_accuracy_drop": r.dense_task_accuracy - r.task_accuracy})  # fmt: skip
-    import pandas as pd
-
-    return out, pd.DataFrame(r.windows), r.trace
-
-
-def _decoder(w: Any, text: str | None, windows: int, window_len: int, mode: str, args: argparse.Namespace):
-    import pandas as pd
-
-    from spatten.models import brown, smollm2
-    from spatten.models.accuracy import decoder_accuracy
-
-    if text is None:
-        text = "\n".join(d.text for d in brown.documents())
-    out: dict[str, Any] = {"model": "smollm2", "mode": mode, "windows": windows, "window_len": window_len}
-    if args.dense:
-        res = smollm2.perplexity(text, window_len, windows)
-        out["dense_perplexity"] = res.perplexity
-        return out, None, None
-    r = decoder_accuracy(w, text, window_len, windows, args.datapath, mode)
-    out.update({"datapath": args.datapath, "perplexity": r.perplexity, "dense_perplexity": r.dense_perplexity,
-                "perplexity_increase": r.perplexity / r.dense_perplexity - 1.0})  # fmt: skip
-    table = pd.DataFrame({"window": range(windows), "nll": r.window_nll, "dense_nll": r.dense_window_nll})
-    return out, table, r.trace
 
 
 def _write(dest: str, out: dict, table: Any, trace: Any) -> None:
