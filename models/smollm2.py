@@ -69,6 +69,7 @@ __all__ = [
     "detokenize",
     "dense_attention",
     "forward",
+    "forward_batch",
     "FEW_TOKENS",
     "BLAS_THREADS",
     "generate",
@@ -496,45 +497,92 @@ def forward(
     ids = np.asarray(ids)
     if ids.ndim != 1 or ids.size == 0 or ids.dtype.kind not in "iu":
         raise ValueError(f"ids must be a non-empty 1-D sequence of ints, got shape {ids.shape} {ids.dtype}")
+    pos0 = 0 if cache is None else cache.length
+    _check_ids(ids, c, pos0)
+    caches = None if cache is None else [cache]
+    with _blas().limit(limits=_threads(ids.size), user_api="blas"):
+        return _forward(m, ids[None], pos0, caches, [attention], last_only)[0]
+
+
+def forward_batch(
+    ids,
+    model: LlamaModel | None = None,
+    *,
+    caches: list[KVCache],
+    attentions: list[AttentionFn],
+    last_only: bool = False,
+) -> np.ndarray:
+    """:func:`forward` of B sequences in lockstep: logits ``(B, T, vocab)`` (``(B, 1, vocab)`` if last_only).
+
+    Sequence ``b`` runs ``ids[b]`` against ``caches[b]`` through ``attentions[b]``; all caches hold the same
+    number of positions. The weight products run once for all B rows, which is what makes decoding several
+    windows cheaper than decoding them one after another (a one-token step is bound by reading the weights).
+    Each sequence's logits agree with :func:`forward` on it alone to float32 rounding (BLAS may sum a
+    product of B rows in another order than a product of one).
+    """
+    m = load_smollm2() if model is None else model
+    ids = np.asarray(ids)
+    if ids.ndim != 2 or ids.size == 0 or ids.dtype.kind not in "iu":
+        raise ValueError(
+            f"ids must be a non-empty 2-D (B, T) array of ints, got shape {ids.shape} {ids.dtype}"
+        )
+    if not (len(caches) == len(attentions) == ids.shape[0]):
+        raise ValueError(f"{ids.shape[0]} sequences need as many caches and attentions")
+    if len({c.length for c in caches}) != 1:
+        raise ValueError("caches of a batch must hold the same number of positions")
+    _check_ids(ids, m.config, caches[0].length)
+    with _blas().limit(limits=_threads(ids.size), user_api="blas"):
+        return _forward(m, ids, caches[0].length, caches, attentions, last_only)
+
+
+def _check_ids(ids: np.ndarray, c: LlamaConfig, pos0: int) -> None:
     if ids.min() < 0 or ids.max() >= c.vocab:
         raise ValueError(f"token ids must be in 0..{c.vocab - 1}, got {ids.min()}..{ids.max()}")
-    pos0 = 0 if cache is None else cache.length
-    n = ids.size
-    if pos0 + n > c.context_length:
-        raise ValueError(f"positions 0..{pos0 + n - 1} exceed the context length {c.context_length}")
-    threads = 1 if n <= FEW_TOKENS else BLAS_THREADS
-    if threads is None:
-        return _forward(m, ids, pos0, cache, attention, last_only)
-    with _blas().limit(limits=threads, user_api="blas"):
-        return _forward(m, ids, pos0, cache, attention, last_only)
+    if pos0 + ids.shape[-1] > c.context_length:
+        raise ValueError(
+            f"positions 0..{pos0 + ids.shape[-1] - 1} exceed the context length {c.context_length}"
+        )
 
 
-def _forward(m: LlamaModel, ids: np.ndarray, pos0: int, cache: KVCache | None, attention: AttentionFn,
-             last_only: bool) -> np.ndarray:  # fmt: skip
+def _threads(rows: int) -> int | None:
+    return 1 if rows <= FEW_TOKENS else BLAS_THREADS
+
+
+def _forward(m: LlamaModel, ids: np.ndarray, pos0: int, caches: list[KVCache] | None,
+             attentions: list[AttentionFn], last_only: bool) -> np.ndarray:  # fmt: skip
+    """Logits ``(B, T or 1, vocab)`` of ``ids`` (B, T): the weight products over all B*T rows at once."""
     c = m.config
-    n, h, kvh, hd = ids.size, c.heads, c.kv_heads, c.head_dim
+    nb, n = ids.shape
+    h, kvh, hd = c.heads, c.kv_heads, c.head_dim
     cos, sin = _rope_tables(c, pos0, n)
     nq, nk = h * hd, kvh * hd
-    x = m.embed[ids]
+    x = m.embed[ids.reshape(-1)]
     for li, layer in enumerate(m.layers):
-        qkv = _rmsnorm(x, layer.attn_norm, c.rms_eps) @ layer.wqkv.T
-        q = _rope(qkv[:, :nq].reshape(n, h, hd).transpose(1, 0, 2), cos, sin)
-        k = _rope(qkv[:, nq : nq + nk].reshape(n, kvh, hd).transpose(1, 0, 2), cos, sin)
-        v = np.ascontiguousarray(qkv[:, nq + nk :].reshape(n, kvh, hd).transpose(1, 0, 2))
-        if cache is not None:
-            k, v = cache._append(li, k, v)
-        ctx = attention(q, k, v, li)
-        if ctx.shape != (h, n, hd):
-            raise ValueError(f"attention of layer {li} returned shape {ctx.shape}, expected {(h, n, hd)}")
-        x = x + ctx.transpose(1, 0, 2).reshape(n, nq).astype(np.float32, copy=False) @ layer.wo.T
+        qkv = (_rmsnorm(x, layer.attn_norm, c.rms_eps) @ layer.wqkv.T).reshape(nb, n, -1)
+        ctx = np.empty((nb, n, nq), dtype=np.float32)
+        for b in range(nb):
+            q = _rope(qkv[b, :, :nq].reshape(n, h, hd).transpose(1, 0, 2), cos, sin)
+            k = _rope(qkv[b, :, nq : nq + nk].reshape(n, kvh, hd).transpose(1, 0, 2), cos, sin)
+            v = np.ascontiguousarray(qkv[b, :, nq + nk :].reshape(n, kvh, hd).transpose(1, 0, 2))
+            if caches is not None:
+                k, v = caches[b]._append(li, k, v)
+            out = attentions[b](q, k, v, li)
+            if out.shape != (h, n, hd):
+                raise ValueError(f"attention of layer {li} returned shape {out.shape}, expected {(h, n, hd)}")
+            ctx[b] = out.transpose(1, 0, 2).reshape(n, nq)
+        x = x + ctx.reshape(nb * n, nq) @ layer.wo.T
         gu = _rmsnorm(x, layer.ffn_norm, c.rms_eps) @ layer.w_gate_up.T
         gate, up = gu[:, : c.intermediate], gu[:, c.intermediate :]
         x = x + (gate / (1.0 + np.exp(-gate)) * up) @ layer.w_down.T
-    if cache is not None:
-        cache.length = pos0 + n
+    if caches is not None:
+        for cache in caches:
+            cache.length = pos0 + n
+    x = x.reshape(nb, n, -1)
     if last_only:
-        x = x[-1:]
-    return _rmsnorm(x, m.out_norm, c.rms_eps) @ m.lm_head.T
+        x = x[:, -1:]
+    return (
+        _rmsnorm(x.reshape(-1, x.shape[-1]), m.out_norm, c.rms_eps).reshape(nb, x.shape[1], -1) @ m.lm_head.T
+    )
 
 
 def generate(

@@ -74,6 +74,7 @@ def run_accuracy(
     mode: str | None = None,
     datapath: str = "fixed",
     dense: bool = False,
+    workers: int = 1,
 ) -> AccuracyRun:
     """Run ``model`` with ``workload``'s policy inside every layer; quality, pruning reached, simulation.
 
@@ -93,15 +94,22 @@ def run_accuracy(
         Bit-accurate fixed point or float64.
     dense : bool
         Only the dense model's metric (no SpAtten run, no trace).
+    workers : int
+        Dask worker processes for the decoder's windows (the result does not depend on it); MiniLM runs in
+        this process.
     """
     windows, window_len, mode = _resolve(model, windows, window_len, mode)
     if datapath not in ("fixed", "float"):
         raise ValueError(f"datapath {datapath!r} must be 'fixed' or 'float'")
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 64:
+        raise ValueError(f"workers {workers!r} is outside the allowed range 1..64")
+    if workers > 1 and model == "minilm":
+        raise ValueError("workers > 1 splits a decoder's windows: MiniLM runs in one process")
     out: dict[str, Any] = {"model": model, "mode": mode, "windows": windows, "window_len": window_len}
     if model == "minilm":
         table, trace = _encoder(workload, text, windows, window_len, datapath, dense, out)
     else:
-        table, trace = _decoder(workload, text, windows, window_len, mode, datapath, dense, out)
+        table, trace = _decoder(workload, text, windows, window_len, mode, datapath, dense, workers, out)
     if trace is not None:
         from spatten.models.attention import summarize_trace
         from spatten.sim.api import simulate
@@ -143,7 +151,7 @@ def _encoder(w: Any, text: str | None, windows: int, window_len: int, datapath: 
 
 
 def _decoder(w: Any, text: str | None, windows: int, window_len: int, mode: str, datapath: str, dense: bool,
-             out: dict):  # fmt: skip
+             workers: int, out: dict):  # fmt: skip
     import pandas as pd
     from spatten.models import brown, smollm2
     from spatten.models.accuracy import decoder_accuracy
@@ -153,7 +161,7 @@ def _decoder(w: Any, text: str | None, windows: int, window_len: int, mode: str,
     if dense:
         out["dense_perplexity"] = smollm2.perplexity(text, window_len, windows).perplexity
         return None, None
-    r = decoder_accuracy(w, text, window_len, windows, datapath, mode)
+    r = decoder_accuracy(w, text, window_len, windows, datapath, mode, workers=workers)
     out.update({"datapath": datapath, "perplexity": r.perplexity, "dense_perplexity": r.dense_perplexity,
                 "perplexity_increase": r.perplexity / r.dense_perplexity - 1.0})  # fmt: skip
     table = pd.DataFrame({"window": range(windows), "nll": r.window_nll, "dense_nll": r.dense_window_nll})
@@ -199,8 +207,12 @@ def cached_accuracy(
     mode: str | None = None,
     datapath: str = "fixed",
     only_cached: bool = False,
+    workers: int = 1,
 ) -> dict[str, Any] | None:
-    """:func:`run_accuracy`'s summary, from the disk cache when present (``only_cached``: None if absent)."""
+    """:func:`run_accuracy`'s summary, from the disk cache when present (``only_cached``: None if absent).
+
+    ``workers`` is not part of the key: it does not change the result.
+    """
     path = cache_dir() / f"{cache_key(workload, model, text, windows, window_len, mode, datapath)}.json"
     if path.is_file():
         try:
@@ -210,7 +222,14 @@ def cached_accuracy(
     if only_cached:
         return None
     summary = run_accuracy(
-        workload, model, text=text, windows=windows, window_len=window_len, mode=mode, datapath=datapath
+        workload,
+        model,
+        text=text,
+        windows=windows,
+        window_len=window_len,
+        mode=mode,
+        datapath=datapath,
+        workers=workers,
     ).summary
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")

@@ -32,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     pol = p.add_mutually_exclusive_group()
     pol.add_argument("--config", metavar="FILE.yaml", help="policy: YAML over the model's preset")
     pol.add_argument("--dense", action="store_true", help="only the dense model's metric (no SpAtten run)")
+    p.add_argument(
+        "--workers", type=int, default=1, help="SmolLM2: Dask worker processes for the windows (default 1)"
+    )
     p.add_argument("--format", choices=("table", "json"), default="table", help="output on stdout")
     p.add_argument(
         "--out", metavar="DIR", help="write summary.json, windows.csv and the run's trace into DIR"
@@ -46,8 +49,10 @@ def _inputs(args: argparse.Namespace) -> tuple[int, int, str]:
     for name, v in (("--windows", windows), ("--window-len", window_len)):
         if v < 1:
             raise ValueError(f"{name} {v} is outside the allowed range >= 1")
-    if args.dense and (args.mode or args.datapath != "fixed"):
-        raise ValueError("--mode and --datapath choose how SpAtten runs: they have no effect with --dense")
+    if args.dense and (args.mode or args.datapath != "fixed" or args.workers != 1):
+        raise ValueError(
+            "--mode, --datapath and --workers choose how SpAtten runs: they have no effect with --dense"
+        )
     mode = args.mode or ("prefill" if args.model == "minilm" else "generation")
     if args.model == "minilm" and mode != "prefill":
         raise ValueError("--mode generation needs a decoder: MiniLM is an encoder (use --mode prefill)")
@@ -74,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         w = from_dict(data, base=w)
     text = brown.read_text(args.text) if args.text else None
     r = run_accuracy(w, args.model, text=text, windows=windows, window_len=window_len, mode=mode,
-                     datapath=args.datapath, dense=args.dense)  # fmt: skip
+                     datapath=args.datapath, dense=args.dense, workers=args.workers)  # fmt: skip
     out, table, trace = r.summary, r.table, r.trace
     if args.out:
         _write(args.out, out, table, trace)

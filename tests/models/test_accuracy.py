@@ -84,9 +84,26 @@ def test_settings_the_real_model_fixes_are_refused(tmp_path: Path, capsys) -> No
     cfg.write_text("model:\n  prompt_len: 64\n")
     for argv, needle in (
         (["--config", str(cfg)], "model.prompt_len in"),
-        (["--dense", "--datapath", "float"], "no effect with --dense"),
+        (["--dense", "--datapath", "float"], "have no effect with --dense"),
         (["--model", "minilm", "--windows", "2"], "allowed range 4..252"),
     ):
         assert main(["accuracy", *argv]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and needle in err, err
+
+
+def test_decoder_windows_do_not_depend_on_batching_or_workers() -> None:
+    from spatten.models.accuracy import WINDOW_BATCH, decoder_accuracy
+    from spatten.models.config import workload_preset
+
+    text = "\n".join(d.text for d in brown.documents()[:3])
+    w = workload_preset("smollm2")
+    windows = WINDOW_BATCH + 1  # two batches, the second padded
+    one = decoder_accuracy(w, text, 6, windows)
+    two = decoder_accuracy(w, text, 6, windows, workers=2)  # each batch on its own Dask process
+    assert one.perplexity == two.perplexity
+    np.testing.assert_array_equal(one.window_nll, two.window_nll)
+    assert one.trace.equals(two.trace)
+    assert sorted(one.trace["step"].unique()) == list(range(windows * 6))  # 6 steps per window, in order
+    alone = decoder_accuracy(w, text[: len(text) // 2], 6, 1)  # the first window in a batch of its own
+    assert alone.window_nll[0] == one.window_nll[0]

@@ -209,6 +209,39 @@ def test_prefill_equals_incremental_decode(tiny, monkeypatch):
     np.testing.assert_allclose(steps, sm.forward(ids, model), rtol=1e-4, atol=1e-4)
 
 
+def test_forward_batch_rows_are_independent_and_match_forward(tiny):
+    model, _ = tiny
+    rng = np.random.default_rng(5)
+    seqs = rng.integers(0, model.config.vocab, (4, 6))
+
+    def decode(batch):
+        caches = [sm.KVCache(model.config) for _ in batch]
+        att = [sm.dense_attention] * len(batch)
+        steps = [sm.forward_batch(batch[:, :3], model, caches=caches, attentions=att)]
+        steps += [
+            sm.forward_batch(batch[:, t : t + 1], model, caches=caches, attentions=att) for t in range(3, 6)
+        ]
+        return np.concatenate(steps, axis=1)
+
+    got = decode(seqs)
+    # a window's logits do not depend on the other rows of its batch (same batch size): bit for bit
+    np.testing.assert_array_equal(decode(np.repeat(seqs[2:3], 4, axis=0))[0], got[2])
+    for b in range(4):  # and agree with the window run alone to float32 rounding
+        np.testing.assert_allclose(got[b], sm.forward(seqs[b], model), rtol=1e-4, atol=1e-4)
+    last = sm.forward_batch(seqs, model, caches=[sm.KVCache(model.config) for _ in range(4)],
+                            attentions=[sm.dense_attention] * 4, last_only=True)  # fmt: skip
+    np.testing.assert_allclose(last[:, 0], got[:, -1], rtol=1e-4, atol=1e-4)
+    one = [sm.KVCache(model.config)]
+    with pytest.raises(ValueError, match="need as many caches"):
+        sm.forward_batch(seqs, model, caches=one, attentions=[sm.dense_attention])
+    sm.forward_batch(seqs[:1, :2], model, caches=one, attentions=[sm.dense_attention])
+    with pytest.raises(ValueError, match="same number of positions"):
+        sm.forward_batch(seqs[:2, :1], model, caches=[one[0], sm.KVCache(model.config)],
+                         attentions=[sm.dense_attention] * 2)  # fmt: skip
+    with pytest.raises(ValueError, match="2-D"):
+        sm.forward_batch(seqs[0], model, caches=one, attentions=[sm.dense_attention])
+
+
 def test_attention_hook_sees_gqa_shapes_and_replaces_attention(tiny):
     model, _ = tiny
     calls = []
