@@ -270,12 +270,19 @@ def decoder_accuracy(
     )
 
 
-def _generation_windows(workload: Any, seqs: np.ndarray, datapath: str) -> tuple[np.ndarray, list]:
-    """Per-token NLL ``(windows, T)`` and each window's trace, the windows decoded in lockstep."""
+def _generation_windows(
+    workload: Any, seqs: np.ndarray, datapath: str, threads: int | None = None
+) -> tuple[np.ndarray, list]:
+    """Per-token NLL ``(windows, T)`` and each window's trace, the windows decoded in lockstep.
+
+    ``threads``: BLAS threads of a Dask worker (the parent's setting does not reach its processes).
+    """
     from spatten.models import smollm2
     from spatten.models.inloop import SpAttenAttention
     from tqdm import tqdm
 
+    if threads is not None:
+        smollm2.DECODE_THREADS = smollm2.BLAS_THREADS = threads
     m = smollm2.load_smollm2()
     nw, n = seqs.shape
     attns = [SpAttenAttention(workload, n, generation=True, mode=datapath) for _ in range(nw)]
@@ -314,5 +321,10 @@ def _on_dask(
         cluster = LocalCluster(n_workers=min(workers, len(batches)), threads_per_worker=1, processes=True,
                                dashboard_address=None, silence_logs=logging.CRITICAL)  # fmt: skip
     with cluster, Client(cluster) as client:
-        futures = [client.submit(_generation_windows, workload, b, datapath, pure=False) for b in batches]
+        from spatten.models import smollm2
+
+        threads = smollm2.DECODE_THREADS
+        futures = [
+            client.submit(_generation_windows, workload, b, datapath, threads, pure=False) for b in batches
+        ]
         return client.gather(futures)

@@ -71,6 +71,7 @@ __all__ = [
     "forward",
     "forward_batch",
     "FEW_TOKENS",
+    "DECODE_THREADS",
     "BLAS_THREADS",
     "generate",
     "perplexity",
@@ -447,7 +448,12 @@ def _rope(x: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
 
 
 FEW_TOKENS = 32
-"""Calls of at most this many tokens (decoding steps, short chunks) always run BLAS on one thread."""
+"""Calls of at most this many tokens (decoding steps, short chunks) run BLAS on :data:`DECODE_THREADS`."""
+
+DECODE_THREADS: int = 1
+"""BLAS threads of calls of at most :data:`FEW_TOKENS` tokens; 1 by default: under load (``pytest -n 2``) a
+two-thread OpenBLAS made a 6-token pass 10-20x slower, while on an idle 2-core machine two threads read a
+decoding step's weights in 27 ms instead of 47 ms (``spatten accuracy --threads 2``)."""
 
 BLAS_THREADS: int | None = 1
 """BLAS threads of longer calls; ``None`` leaves the process's setting (OpenBLAS: every core).
@@ -475,8 +481,8 @@ def forward(
 ) -> np.ndarray:
     """Logits of the next token after each of ``ids``: ``(T, vocab)`` float32 (``(1, vocab)`` if last_only).
 
-    BLAS threads: calls of up to :data:`FEW_TOKENS` tokens run on one (for such skinny products threads
-    only synchronise; on a busy machine a two-thread OpenBLAS made a 6-token pass 10-20x slower), longer
+    BLAS threads: calls of up to :data:`FEW_TOKENS` tokens run on :data:`DECODE_THREADS` (default one: on a
+    busy machine a two-thread OpenBLAS made a 6-token pass 10-20x slower), longer
     calls on :data:`BLAS_THREADS` (default 1).
 
     Parameters
@@ -545,7 +551,7 @@ def _check_ids(ids: np.ndarray, c: LlamaConfig, pos0: int) -> None:
 
 
 def _threads(rows: int) -> int | None:
-    return 1 if rows <= FEW_TOKENS else BLAS_THREADS
+    return DECODE_THREADS if rows <= FEW_TOKENS else BLAS_THREADS
 
 
 def _forward(m: LlamaModel, ids: np.ndarray, pos0: int, caches: list[KVCache] | None,

@@ -35,6 +35,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--workers", type=int, default=1, help="SmolLM2: Dask worker processes for the windows (default 1)"
     )
+    p.add_argument(
+        "--threads", type=int, default=1,
+        help="SmolLM2: BLAS threads per process (default 1; 2 helps an idle 2-core machine, not a busy one)",
+    )  # fmt: skip
     p.add_argument("--format", choices=("table", "json"), default="table", help="output on stdout")
     p.add_argument(
         "--out", metavar="DIR", help="write summary.json, windows.csv and the run's trace into DIR"
@@ -64,6 +68,11 @@ def run(args: argparse.Namespace) -> int:
     from spatten.sim.accuracy import run_accuracy
 
     windows, window_len, mode = _inputs(args)
+    if not 1 <= args.threads <= 64:
+        raise ValueError(f"--threads {args.threads} is outside the allowed range 1..64")
+    from spatten.models import smollm2
+
+    smollm2.BLAS_THREADS = smollm2.DECODE_THREADS = args.threads
     w = workload_preset(args.model)
     if args.config:
         data = read_yaml(args.config)

@@ -47,6 +47,9 @@ def test_text_file_errors_are_one_line(tmp_path: Path, capsys) -> None:
         (["--text", str(short), "--window-len", "64"], "too short for 2 windows of 64"),
         (["--window-len", "0"], "--window-len 0 is outside"),
         (["--model", "minilm", "--mode", "generation"], "MiniLM is an encoder"),
+        (["--threads", "0"], "--threads 0 is outside the allowed range 1..64"),
+        (["--workers", "0"], "workers 0 is outside the allowed range 1..64"),
+        (["--model", "minilm", "--workers", "2"], "MiniLM runs in one process"),
     ):
         assert main(["accuracy", *argv]) == 2
         err = capsys.readouterr().err
