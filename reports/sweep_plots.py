@@ -10,8 +10,15 @@ simulator summary) this module draws
 - one sensitivity plot per swept field: median latency, DRAM traffic and energy at each value over all
   other fields, with the min-max band, one row of panels per workload (log2 axis for powers of two);
 
+- for a real-model (accuracy) sweep, one figure per quality metric the points carry
+  (:data:`QUALITY`: perplexity increase, embedding cosine, task accuracy): quality against DRAM
+  reduction, latency and energy, one row of panels per workload, with the points that are Pareto-optimal
+  over all four objectives jointly (:func:`pareto_front`) highlighted and numbered, and quality added to
+  the sensitivity plots;
+
 each as a 200 dpi PNG and a PDF, in readable units (ms, MB, mJ), and writes a summary table
-(``summary.md`` and ``summary.csv``) and a sensitivity table.
+(``summary.md`` and ``summary.csv``), a sensitivity table and, for an accuracy sweep, the Pareto-optimal
+points (``accuracy_front.csv``).
 """
 
 from __future__ import annotations
@@ -42,9 +49,15 @@ from spatten.reports.figures import (
 )
 
 __all__ = [
+    "QUALITY",
+    "accuracy_figure",
+    "accuracy_front_table",
+    "accuracy_objectives",
+    "error_table",
     "latency_column",
     "markdown_table",
     "pareto_figure",
+    "pareto_front",
     "pareto_mask",
     "sensitivity_figure",
     "sensitivity_table",
@@ -55,6 +68,16 @@ __all__ = [
 
 _DRAM = "dram_bytes_total"
 _AREA = "multipliers"
+_REDUCTION = "dram_reduction"
+_ENERGY = "energy_j"
+
+#: Quality columns of real-model points: the quantity's name, its short name (tables), its unit, the
+#: factor to that unit, and whether higher is better.
+QUALITY: dict[str, tuple[str, str, str, float, bool]] = {
+    "perplexity_increase": ("perplexity increase over dense", "ppl increase", "%", 100.0, False),
+    "cosine_mean": ("mean embedding cosine to dense", "cosine", "", 1.0, True),
+    "task_accuracy": ("genre-probe balanced accuracy", "task accuracy", "%", 100.0, True),
+}
 
 
 def pareto_mask(x: Sequence[float], y: Sequence[float]) -> np.ndarray:
@@ -91,6 +114,44 @@ def pareto_mask(x: Sequence[float], y: Sequence[float]) -> np.ndarray:
     group_of = np.cumsum(np.r_[True, sx[1:] != sx[:-1]]) - 1
     on = winning[group_of] & (sy == group_min[group_of])
     mask[order[on]] = True
+    return mask
+
+
+def pareto_front(values: Any, maximize: Sequence[bool] | None = None) -> np.ndarray:
+    """Points not dominated in all objectives jointly (each minimised unless ``maximize`` says so).
+
+    A point is dominated when another is no worse in every objective and strictly better in at least one;
+    points equal in every objective to a front point are on the front too. A point with a NaN objective
+    is never on the front and dominates nothing.
+
+    Parameters
+    ----------
+    values : array-like of shape (n, k)
+        One row per point, one column per objective.
+    maximize : sequence of bool, optional
+        Per objective, whether higher is better; default all minimised.
+
+    Returns
+    -------
+    numpy.ndarray of bool
+        Shape ``(n,)``.
+    """
+    v = np.asarray(values, dtype=float)
+    if v.ndim != 2:
+        raise ValueError(f"values must be 2-D (points x objectives), got shape {v.shape}")
+    flip = np.ones(v.shape[1]) if maximize is None else np.where(np.asarray(maximize, dtype=bool), -1.0, 1.0)
+    if flip.shape != (v.shape[1],):
+        raise ValueError(f"maximize has {flip.size} entries for {v.shape[1]} objectives")
+    v = v * flip  # every column minimised from here on
+    ok = np.all(np.isfinite(v), axis=1)
+    mask = np.zeros(len(v), dtype=bool)
+    pts = v[ok]
+    keep = np.ones(len(pts), dtype=bool)
+    for i, p in enumerate(pts):  # O(n^2 k): accuracy sweeps have tens to hundreds of points
+        no_worse = np.all(pts <= p, axis=1)
+        better = np.any(pts < p, axis=1)
+        keep[i] = not np.any(no_worse & better)
+    mask[np.flatnonzero(ok)[keep]] = True
     return mask
 
 
@@ -137,6 +198,15 @@ def summary_table(results: pd.DataFrame, params: Sequence[str]) -> pd.DataFrame:
             row["fastest_params"] = ", ".join(f"{p}={_fmt(best[p])}" for p in params)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def error_table(results: pd.DataFrame) -> pd.DataFrame:
+    """Per workload, each distinct error message of the failed points and how many points gave it."""
+    if "error" not in results.columns:
+        return pd.DataFrame(columns=["workload", "error", "points"])
+    failed = results[results["error"].fillna("") != ""]
+    counts = failed.groupby(["workload", "error"], sort=False).size()
+    return counts.rename("points").reset_index()
 
 
 def sensitivity_table(results: pd.DataFrame, params: Sequence[str]) -> pd.DataFrame:
@@ -204,6 +274,7 @@ _METRICS = {
     "cycles": ("latency", "latency", "cycles", True),
     _DRAM: ("DRAM traffic", "DRAM", "B", True),
     "energy_j": ("energy per run", "energy", "J", True),
+    _REDUCTION: ("DRAM reduction vs dense fp32", "DRAM reduction", "×", False),
     "area_mm2": ("modelled area at 40 nm", "area", "mm²", False),
     _AREA: ("multipliers, Q.K + prob.V (area proxy)", "multipliers", "", False),
 }
@@ -214,6 +285,9 @@ TABLE_GID = "front-table"  # gid of the text panels holding the front tables
 
 def _unit(col: str, values: Any) -> tuple[float, str, str]:
     """Factor to a readable unit, the quantity's name and that unit, e.g. ``(1e3, "latency", "ms")``."""
+    if col in QUALITY:
+        name, _, unit, factor, _ = QUALITY[col]
+        return factor, name, unit
     name, _, unit, scalable = _METRICS.get(col, (col, col, "", False))
     if not scalable:
         return 1.0, name, unit
@@ -237,8 +311,9 @@ def workload_settings(results: pd.DataFrame) -> dict[str, str]:
     Returns
     -------
     dict of str to str
-        e.g. ``{"bert-base": "4 layers, 128 tokens", "gpt2-small": "12 layers, 992 + 32 tokens"}``;
-        empty strings without a ``config`` column.
+        e.g. ``{"bert-base": "4 layers, 128 tokens", "gpt2-small": "12 layers, 992 + 32 tokens"}``, and
+        for a real model run on text the run's windows instead of the shape-only length
+        (``"6 layers, real text 4 × 8 tokens, prefill"``); empty strings without a ``config`` column.
     """
     out = {}
     for wname, g in results.groupby("workload", sort=False):
@@ -248,11 +323,25 @@ def workload_settings(results: pd.DataFrame) -> dict[str, str]:
         models = pd.DataFrame([json.loads(c)["model"] for c in g["config"] if isinstance(c, str)])
         same = {c: models[c].iloc[0] for c in models.columns if models[c].nunique() == 1}
         parts = [f"{same['layers']} layers"] if "layers" in same else []
-        if "prompt_len" in same:
+        run = _real_run_setting(g)
+        if run:
+            parts.append(run)
+        elif "prompt_len" in same:
             gen = same.get("gen_tokens", 0) if same.get("mode") == "generation" else 0
             parts.append(f"{same['prompt_len']} + {gen} tokens" if gen else f"{same['prompt_len']} tokens")
         out[str(wname)] = ", ".join(parts)
     return out
+
+
+def _real_run_setting(g: pd.DataFrame) -> str:
+    """``real text W × T tokens, mode`` when every point of ``g`` ran a real model the same way, else ""."""
+    cols = ("windows", "window_len", "mode")
+    if not all(c in g.columns for c in cols) or g[list(cols)].isna().any(axis=None):
+        return ""
+    if any(g[c].nunique() != 1 for c in cols):
+        return ""
+    windows, window_len, mode = (g[c].iloc[0] for c in cols)
+    return f"real text {int(windows)} × {int(window_len)} tokens, {mode}"
 
 
 def _panel_title(wname: str, setting: str, n: int) -> str:
@@ -464,10 +553,11 @@ def _param_axis(ax: Axes, order: list[Any], xpos: dict[Any, float], numeric: boo
 def sensitivity_figure(
     good: pd.DataFrame, param: str, lat: str, title: str, settings: dict[str, str] | None = None
 ) -> Figure:
-    """Median latency, DRAM traffic and energy at each value of ``param``; one row of panels per workload.
+    """Median latency, DRAM traffic, energy (and quality) at each value of ``param``; a row per workload.
 
     Each workload gets its own axes (their scales differ by orders of magnitude); the band is the min-max
-    over the other swept fields. A power-of-two field gets a log2 axis.
+    over the other swept fields. A power-of-two field gets a log2 axis. Points of a real-model sweep add
+    a panel per :data:`QUALITY` column they carry (empty for a workload without that metric).
 
     Parameters
     ----------
@@ -486,7 +576,8 @@ def sensitivity_figure(
     -------
     Figure
     """
-    metrics = [m for m in (lat, _DRAM, "energy_j") if m in good.columns and good[m].notna().any()]
+    candidates = (lat, _DRAM, _ENERGY, *QUALITY)
+    metrics = [m for m in candidates if m in good.columns and good[m].notna().any()]
     workloads = list(good.groupby("workload", sort=False))
     fig = new_figure(4.3 * len(metrics), 3.2 * len(workloads) + 0.6)
     axes = fig.subplots(len(workloads), len(metrics), squeeze=False)
@@ -511,6 +602,183 @@ def sensitivity_figure(
         fontsize=10,
     )
     return fig
+
+
+# --- accuracy sweeps -----------------------------------------------------------------------------
+
+
+def accuracy_objectives(g: pd.DataFrame, metric: str, lat: str) -> tuple[list[str], list[bool]]:
+    """Columns of the accuracy Pareto front and whether each is maximised.
+
+    Quality ``metric`` (its :data:`QUALITY` direction), DRAM reduction (higher is better), latency ``lat``
+    and, when the points carry it, energy (lower is better).
+    """
+    cols, maximize = [metric, _REDUCTION, lat], [QUALITY[metric][4], True, False]
+    if _ENERGY in g.columns and g[_ENERGY].notna().any():
+        cols.append(_ENERGY)
+        maximize.append(False)
+    return cols, maximize
+
+
+def _front_places(g: pd.DataFrame, metric: str, lat: str) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The front mask, and its places (points equal in every objective), best quality first."""
+    cols, maximize = accuracy_objectives(g, metric, lat)
+    values = g[cols].to_numpy(float)
+    front = pareto_front(values, maximize)
+    idx = np.flatnonzero(front)
+    places: dict[tuple, list[int]] = {}
+    for i in idx:
+        places.setdefault(tuple(values[i]), []).append(int(i))
+    sign = -1.0 if QUALITY[metric][4] else 1.0
+    ordered = sorted(places.values(), key=lambda c: (sign * values[c[0], 0], *values[c[0], 1:]))
+    return front, [np.array(c) for c in ordered]
+
+
+def accuracy_front_table(results: pd.DataFrame, params: Sequence[str]) -> pd.DataFrame:
+    """Every accuracy Pareto-optimal point: per quality metric and workload, best quality first.
+
+    Columns: ``metric``, ``workload``, ``index``, the swept fields, ``value`` (the metric), DRAM
+    reduction, latency and energy. Empty when no point carries a :data:`QUALITY` column.
+    """
+    lat = latency_column(results)
+    good = _ok(results, lat)
+    rows = []
+    for metric in QUALITY:
+        if metric not in good.columns:
+            continue
+        for wname, g in good[good[metric].notna()].groupby("workload", sort=False):
+            cols, _ = accuracy_objectives(g, metric, lat)
+            _, places = _front_places(g, metric, lat)
+            for i in (int(i) for place in places for i in place):
+                row = g.iloc[i]
+                rows.append(
+                    {"metric": metric, "workload": wname, "index": int(row["index"])}
+                    | {p: _key(row[p]) for p in params}
+                    | {"value": row[metric]}
+                    | {c: row[c] for c in cols[1:]}
+                )
+    return pd.DataFrame(rows)
+
+
+def _accuracy_table(
+    g: pd.DataFrame, params: Sequence[str], places: list[np.ndarray], numbered: list[int], axes: list[tuple]
+) -> str:
+    """The numbered front places, a column each: varying swept values, objectives, number of points."""
+    varying = [p for p in params if g[p].map(_key).nunique() > 1]
+    rows = [["#", *(str(n) for n in range(1, len(numbered) + 1))]]
+    rows += [[_short(p), *(_values(g, places[i], p) for i in numbered)] for p in varying]
+    for label, values in axes:
+        rows.append([label, *(f"{values[places[i][0]]:.4g}" for i in numbered)])
+    rows.append(["points", *(str(len(places[i])) for i in numbered)])
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+    lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    some = "" if len(numbered) == len(places) else f", {len(numbered)} numbered"
+    head = f"Pareto-optimal: {len(places)} place" + "s" * (len(places) != 1) + some
+    return head + "\n" + "\n".join(lines)
+
+
+def accuracy_figure(
+    good: pd.DataFrame,
+    metric: str,
+    lat: str,
+    params: Sequence[str],
+    title: str,
+    settings: dict[str, str] | None = None,
+) -> Figure:
+    """Quality against DRAM reduction, latency and energy; a row of panels per workload carrying ``metric``.
+
+    Red, numbered: the points Pareto-optimal over (quality, DRAM reduction, latency, energy) jointly
+    (:func:`pareto_front`), which in a two-dimensional panel need not look optimal; grey: the others.
+    Points equal in every objective share a number. Under each row a table lists the numbered places:
+    swept values, the four objectives, number of points.
+
+    Parameters
+    ----------
+    good : pandas.DataFrame
+        Successful sweep points.
+    metric : str
+        A :data:`QUALITY` column.
+    lat : str
+        The latency column (``seconds`` or ``cycles``).
+    params : sequence of str
+        The swept fields (those that vary within a workload are table rows).
+    title : str
+        Start of the figure title.
+    settings : dict of str to str, optional
+        Workload setting per workload (:func:`workload_settings`), for the panel titles.
+
+    Returns
+    -------
+    Figure
+        Plot axes and, under each row, a text panel whose ``gid`` is ``TABLE_GID``.
+    """
+    groups = [(str(w), g) for w, g in good[good[metric].notna()].groupby("workload", sort=False)]
+    if not groups:
+        raise ValueError(f"no sweep point carries {metric}")
+    xcols = [c for c in (_REDUCTION, lat, _ENERGY) if c in good.columns and good[c].notna().any()]
+    n_params = max(sum(g[p].map(_key).nunique() > 1 for p in params) for _, g in groups)
+    heights = [h for _ in groups for h in (3.3, 0.125 * (7 + n_params))]
+    fig = new_figure(max(4.2 * len(xcols), 7.0), sum(heights) + 1.1)
+    grid = fig.add_gridspec(2 * len(groups), len(xcols), height_ratios=heights)
+    name, short, unit, factor, higher = QUALITY[metric]
+    for r, (wname, g) in enumerate(groups):
+        g = g.reset_index(drop=True)
+        front, places = _front_places(g, metric, lat)
+        picks = np.linspace(0, len(places) - 1, min(len(places), _MAX_LABELS))
+        numbered = sorted({int(i) for i in picks.round()})
+        y = g[metric].to_numpy(float) * factor
+        rows = [(_label(short, unit), y)]
+        for c, xcol in enumerate(xcols):
+            kx, xname, xunit = _unit(xcol, g[xcol])
+            x = g[xcol].to_numpy(float) * kx
+            rows.append((_label(_METRICS[xcol][1], xunit), x))
+            ax = fig.add_subplot(grid[2 * r, c])
+            _draw_accuracy_panel(ax, x, y, front, [places[i] for i in numbered])
+            _apply_scale(ax, "x", _scale_kind(x, g[xcol]), x)
+            _apply_scale(ax, "y", _scale_kind(y, g[metric]), y)  # log when quality spans > 100x
+            ax.set_xlabel(_label(xname, xunit))
+            ax.set_ylabel(_label(name, unit))
+            ax.set_title(_panel_title(wname, (settings or {}).get(wname, ""), len(g)), fontsize=8)
+        table = fig.add_subplot(grid[2 * r + 1, :])
+        table.axis("off")
+        table.set_gid(TABLE_GID)
+        text = _accuracy_table(g, params, places, numbered, rows)
+        # out of the layout, like the Pareto tables: it must not squeeze the plots
+        table.text(
+            0, 1, text, transform=table.transAxes, va="top", family="monospace", fontsize=6.5, in_layout=False
+        )
+    handles, labels = fig.axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=2, fontsize=8)
+    objectives = "quality, DRAM reduction, latency" + (", energy" if _ENERGY in xcols else "")
+    fig.suptitle(
+        f"{title}: {name} ({'higher' if higher else 'lower'} is better) vs "
+        f"{', '.join(_METRICS[c][1] for c in xcols)}\nred, numbered: Pareto-optimal over {objectives} "
+        "jointly, listed below each row",
+        fontsize=10,
+    )
+    declutter(fig)
+    return fig
+
+
+def _draw_accuracy_panel(
+    ax: Axes, x: np.ndarray, y: np.ndarray, front: np.ndarray, numbered: list[np.ndarray]
+) -> None:
+    if (~front).any():
+        ax.scatter(x[~front], y[~front], s=14, color="0.6", label="dominated points")
+    ax.scatter(x[front], y[front], s=28, color="C3", zorder=3, label="Pareto-optimal (all objectives)")
+    for n, place in enumerate(numbered, 1):
+        i = place[0]
+        ax.annotate(
+            str(n),
+            (x[i], y[i]),
+            xytext=(3, 3),
+            textcoords="offset points",
+            fontsize=7,
+            fontweight="bold",
+            color="C3",
+            gid=MOVABLE,
+        )
+    ax.grid(alpha=0.3)
 
 
 def _slug(name: str) -> str:
@@ -544,6 +812,10 @@ def _report_figures(
                 heading,
                 pareto_figure(points, col, lat, params, f"{title}: {heading}{design}", settings),
             )
+    for metric, (name, *_) in QUALITY.items():
+        if metric in good.columns and good[metric].notna().any():
+            heading = f"{name} vs DRAM reduction, latency and energy"
+            yield f"accuracy_{metric}", heading, accuracy_figure(good, metric, lat, params, title, settings)
     for param in params:
         fig = sensitivity_figure(good, param, lat, f"{title}{design}", settings)
         yield f"sensitivity_{_slug(param)}", f"sensitivity to {param}", fig
@@ -555,8 +827,10 @@ def write_report(
     """Write ``summary.md``, ``summary.csv``, ``sensitivity.csv`` and the figures into ``folder``.
 
     The figures, each as a 200 dpi PNG and a PDF: ``pareto_dram``, ``pareto_area`` (multipliers),
-    ``pareto_area_mm2`` and ``pareto_energy`` (when the points carry area and energy), and one
-    ``sensitivity_<field>`` per swept field.
+    ``pareto_area_mm2`` and ``pareto_energy`` (when the points carry area and energy), for an accuracy
+    sweep one ``accuracy_<metric>`` per :data:`QUALITY` column the points carry, and one
+    ``sensitivity_<field>`` per swept field. An accuracy sweep also gets ``accuracy_front.csv``
+    (:func:`accuracy_front_table`) and its section in ``summary.md``.
 
     Parameters
     ----------
@@ -576,6 +850,8 @@ def write_report(
         The markdown summary (also written to ``summary.md``); its last section lists the figure files.
     """
     out = Path(folder)
+    if "seconds" not in results.columns and "cycles" not in results.columns:
+        results = results.assign(seconds=np.nan)  # every point failed: tables (and errors), no figures
     lat = latency_column(results)
     summary = summary_table(results, params)
     sens = sensitivity_table(results, params)
@@ -589,6 +865,16 @@ def write_report(
             figures.append(f"- {heading}: " + ", ".join(p.name for p in paths) + "\n")
     text = f"# {title}\n\n## Summary per workload\n\n{markdown_table(summary)}\n"
     text += f"## Sensitivity (median {lat} over the other fields)\n\n{markdown_table(sens)}\n"
+    if any(m in results.columns for m in QUALITY):
+        front = accuracy_front_table(results, params)
+        front.to_csv(out / "accuracy_front.csv", index=False)
+        text += (
+            "## Accuracy: Pareto-optimal points over quality, DRAM reduction, latency and energy\n\n"
+            f"{markdown_table(front)}\n"
+        )
+    errors = error_table(results)
+    if len(errors):
+        text += f"## Failed points\n\n{markdown_table(errors)}\n"
     text += "## Figures\n\n" + "".join(figures)
     (out / "summary.md").write_text(text)
     return text

@@ -6,6 +6,10 @@ simulates only the missing ones. At the end ``OUT`` receives ``results.parquet``
 expansion order), ``summary.md``/``summary.csv``, ``sensitivity.csv``, the Pareto and sensitivity
 figures and a copy of the sweep file, all moved into place only once complete.
 
+A sweep file with an ``accuracy:`` block runs real models (MiniLM, SmolLM2) on real text: each point also
+carries the quality metric, its cycles, DRAM and energy come from that run's own trace, and the report adds
+quality against DRAM reduction, latency and energy with the Pareto-optimal points (``sim.sweep.real``).
+
 Stored points are keyed by their full config (and baseline), not by the simulator's code: after changing
 the simulator, sweep into a fresh ``--out``. Files are renamed into place but not fsynced, so they survive
 a killed process, not a power cut.
@@ -40,12 +44,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _print_points(spec: SweepSpec, stored: set[str]) -> None:
+    if spec.accuracy is not None:
+        for w in spec.workloads:
+            print(f"accuracy: {spec.accuracy.describe(w)}")
     frame = spec.points_frame().drop(columns=["multipliers"])
     frame["stored"] = frame["point_id"].isin(stored).map({True: "yes", False: ""})
     print(frame.to_string(index=False))
     n_unique = len(spec.unique_points())
     n_stored = sum(p.point_id in stored for p in spec.unique_points())
     print(f"{len(spec.points)} points ({n_unique} distinct configs, {n_stored} already stored)")
+    if spec.accuracy is not None:
+        todo = [p.workload for p in spec.unique_points() if p.point_id not in stored]
+        policies = {(w.model, w.pruning, w.quant) for w in todo}
+        print(f"at most {len(policies)} model runs (one per policy; runs cached earlier are reused)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -11,6 +11,11 @@ Workers are processes with one thread each by default: the simulator spends much
 Python between short numpy calls, which hold the GIL, so two threads in one process share one core;
 two processes use both. The only extra cost is pickling a small config in and a flat dict out
 (``benchmarks/bench_sweep.py --threads`` measures both).
+
+An accuracy sweep (a real model, ``spec.accuracy``) evaluates points with
+:func:`sim.sweep.real.evaluate_accuracy_point`, one task per policy (the points that share pruning and
+quantization and differ only in hardware), so a policy's model run (a second to minutes) happens once
+and its hardware points then cost a simulation each.
 """
 
 from __future__ import annotations
@@ -27,10 +32,10 @@ from typing import Any
 
 import pandas as pd
 from spatten.models.config import ModelShape, PruningConfig, QuantConfig, Workload, to_dict
-from spatten.sim.sweep.spec import SweepSpec
+from spatten.sim.sweep.spec import SweepPoint, SweepSpec
 from spatten.sim.sweep.store import PointStore
 
-__all__ = ["SweepRun", "evaluate_point", "run_sweep"]
+__all__ = ["SweepRun", "energy_area", "evaluate_point", "run_sweep"]
 
 #: Largest --workers accepted for a LocalCluster.
 MAX_WORKERS = 256
@@ -83,12 +88,15 @@ def evaluate_point(workload: Workload, baseline: str) -> dict[str, Any]:
     for key, value in result.summary.items():
         row[key] = value.item() if hasattr(value, "item") else value
     if baseline in OWN_HARDWARE:
-        row.update(_energy_area(result.actions, workload.accelerator))
+        row.update(energy_area(result.actions, workload.accelerator))
     return row
 
 
-def _energy_area(actions: dict[str, float], accel: Any) -> dict[str, Any]:
-    """Energy columns and modelled area at :data:`TECH_NM` (CACTI results come from the disk cache)."""
+def energy_area(actions: dict[str, float], accel: Any) -> dict[str, Any]:
+    """Energy columns and modelled area at :data:`TECH_NM` (CACTI results come from the disk cache).
+
+    ``energy_error`` instead when the energy model rejects the hardware (e.g. an SRAM outside CACTI's range).
+    """
     from spatten.sim.power.area import area
     from spatten.sim.power.energy import energy
 
@@ -98,6 +106,17 @@ def _energy_area(actions: dict[str, float], accel: Any) -> dict[str, Any]:
     except (ValueError, TypeError) as e:  # e.g. a memory geometry outside CACTI's range
         return {"energy_error": (str(e).splitlines() or [type(e).__name__])[0]}
     return cols
+
+
+def _chunks(spec: SweepSpec, todo: list[SweepPoint], n_workers: int) -> list[list[SweepPoint]]:
+    """The tasks: :func:`chunk_size` consecutive points, or for an accuracy sweep one task per policy."""
+    if spec.accuracy is None:
+        size = chunk_size(len(todo), n_workers)
+        return [todo[start : start + size] for start in range(0, len(todo), size)]
+    groups: dict[tuple, list[SweepPoint]] = {}
+    for p in todo:
+        groups.setdefault((p.workload.model, p.workload.pruning, p.workload.quant), []).append(p)
+    return list(groups.values())
 
 
 def chunk_size(n_points: int, n_workers: int) -> int:
@@ -173,7 +192,7 @@ def run_sweep(
     scheduler: str | None = None,
     processes: bool = True,
     progress: bool = True,
-    evaluate: Evaluator = evaluate_point,
+    evaluate: Evaluator | None = None,
 ) -> SweepRun:
     """Simulate every point of ``spec`` not yet stored under ``out`` and return all rows.
 
@@ -191,8 +210,10 @@ def run_sweep(
         LocalCluster workers as processes (default) or threads of this process.
     progress : bool
         Show a progress bar on stderr (points done, rate, time left).
-    evaluate : callable
-        ``(workload, baseline) -> row``; must be importable by the workers (a module-level function).
+    evaluate : callable, optional
+        ``(workload, baseline) -> row``; must be importable by the workers (a module-level function or a
+        ``functools.partial`` of one). Default :func:`evaluate_point`, or for an accuracy sweep
+        :func:`sim.sweep.real.evaluate_accuracy_point` with the spec's accuracy settings.
 
     Returns
     -------
@@ -202,6 +223,8 @@ def run_sweep(
         raise TypeError(f"workers must be an integer, got {workers!r}")
     if not 1 <= workers <= MAX_WORKERS:
         raise ValueError(f"workers = {workers} is outside the allowed range 1..{MAX_WORKERS}")
+    if evaluate is None:
+        evaluate = _default_evaluator(spec)
     t0 = time.perf_counter()
     store = PointStore(out)
     unique = spec.unique_points()
@@ -231,6 +254,14 @@ def run_sweep(
     )
 
 
+def _default_evaluator(spec: SweepSpec) -> Evaluator:
+    if spec.accuracy is None:
+        return evaluate_point
+    from spatten.sim.sweep.real import evaluate_accuracy_point
+
+    return functools.partial(evaluate_accuracy_point, accuracy=spec.accuracy)
+
+
 def _run_on_dask(
     spec: SweepSpec,
     todo: list,
@@ -257,6 +288,8 @@ def _run_on_dask(
         # Leave glibc's adaptive default instead (keep the other entries: one BLAS thread per worker).
         environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}))
         environ.pop("MALLOC_TRIM_THRESHOLD_", None)
+        # A point's own progress bars (a real model's windows) would interleave with the sweep's.
+        environ["TQDM_DISABLE"] = "1"
         with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
             cluster = LocalCluster(
                 n_workers=workers,
@@ -278,11 +311,9 @@ def _run_on_dask(
     try:
         store.remove_stale_temporaries()
         n_workers = len(client.scheduler_info().get("workers", {})) or workers
-        size = chunk_size(len(todo), n_workers)
         by_key = {}
         futures = []
-        for start in range(0, len(todo), size):
-            chunk = todo[start : start + size]
+        for chunk in _chunks(spec, todo, n_workers):
             key = f"spatten-sweep-{chunk[0].point_id}-{len(chunk)}"
             args = ([p.workload for p in chunk], spec.baseline, evaluate)
             fut = client.submit(_evaluate_chunk, *args, key=key, pure=False, retries=0)

@@ -19,6 +19,22 @@ Random samples draw ``n`` values per axis from ``numpy.random.default_rng(seed)`
 so a file always expands to the same points). Distributions: ``uniform`` and ``loguniform`` (``low``,
 ``high``; integers in ``[low, high]`` for an integer field) and ``choice`` (``values``).
 
+A workload may be a real model (``minilm``, ``smollm2``) measured for accuracy: an ``accuracy:`` block
+runs each point's policy inside the real model on real text (:mod:`sim.sweep.real`) and adds the quality
+columns to the point's row::
+
+    workloads: [smollm2]
+    accuracy:                         # optional; only with real-model workloads (minilm, smollm2)
+      windows: 4                      # windows (MiniLM: Brown documents); default 32 / 2 (sim.accuracy)
+      window_len: 128                 # tokens per window; default 128
+      mode: generation                # prefill | generation; default prefill (MiniLM), generation (SmolLM2)
+      datapath: fixed                 # fixed | float; default fixed (bit-accurate)
+      text: my_text.txt               # optional UTF-8 file, relative to the sweep file; default Brown
+
+The real model fixes the shape, so ``model.*`` fields are refused in such a sweep (as is
+``quant.shape_refetch_rate``, which the real trace does not use), and the baseline must be ``spatten``.
+``accuracy: {}`` (or an empty ``accuracy:``) takes every default.
+
 Every problem raises ``ValueError``/``TypeError`` whose one-line message starts with the offending key
 (``sweep.accelerator.qk_multipliers: ...``), before anything is run or written.
 """
@@ -50,7 +66,9 @@ from spatten.models.config import (
 
 __all__ = [
     "MAX_POINTS",
+    "REAL_MODELS",
     "SCHEMA",
+    "AccuracySpec",
     "SweepPoint",
     "SweepSpec",
     "config_fields",
@@ -64,7 +82,14 @@ MAX_POINTS = 1_000_000
 #: Part of every point hash; bump it when the meaning of a stored result row changes.
 SCHEMA = "spatten-sweep-1"
 
-_TOP_KEYS = ("name", "workloads", "accelerator", "baseline", "fixed", "sweep")
+_TOP_KEYS = ("name", "workloads", "accelerator", "baseline", "fixed", "sweep", "accuracy")
+#: Workloads that are real models (an ``accuracy:`` block may run them on real text).
+REAL_MODELS = ("minilm", "smollm2")
+_ACCURACY_KEYS = ("windows", "window_len", "mode", "datapath", "text")
+_MODES = ("prefill", "generation")
+_DATAPATHS = ("fixed", "float")
+#: Fields a real model fixes or ignores: setting them in an accuracy sweep would silently do nothing.
+_REAL_FIXED = ("model.", "quant.shape_refetch_rate")
 _RANGE_KEYS = {"start", "stop", "step", "factor"}
 _RANDOM_KEYS = {"distribution", "n", "seed", "low", "high", "values"}
 _DISTRIBUTIONS = ("uniform", "loguniform", "choice")
@@ -86,7 +111,7 @@ def config_fields() -> dict[str, str]:
     return out
 
 
-def point_hash(workload: Workload, baseline: str) -> str:
+def point_hash(workload: Workload, baseline: str, accuracy: Mapping[str, Any] | None = None) -> str:
     """Hash of a point's full config (every field of every section, plus the baseline).
 
     Parameters
@@ -95,6 +120,9 @@ def point_hash(workload: Workload, baseline: str) -> str:
         The fully resolved config of the point.
     baseline : str
         The simulator baseline the point runs with.
+    accuracy : mapping, optional
+        :meth:`AccuracySpec.key` of a real-model point; None (shape-only points) leaves it out of the
+        payload, so shape-only hashes are those of sweeps made before accuracy sweeps existed.
 
     Returns
     -------
@@ -103,8 +131,62 @@ def point_hash(workload: Workload, baseline: str) -> str:
         configs hash equal however the sweep file wrote them.
     """
     payload = {"schema": SCHEMA, "baseline": baseline, "config": to_dict(workload)}
+    if accuracy is not None:
+        payload["accuracy"] = dict(accuracy)
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+@dataclass(frozen=True)
+class AccuracySpec:
+    """How each point of a real-model sweep measures accuracy: the ``accuracy:`` block, validated.
+
+    Attributes
+    ----------
+    windows, window_len : int or None
+        Windows and tokens per window; None: :data:`sim.accuracy.DEFAULTS` of the model.
+    mode : str or None
+        ``prefill`` or ``generation``; None: the model's default.
+    datapath : str
+        ``fixed`` (bit-accurate) or ``float``.
+    text_file : str or None
+        The text file as written in the sweep file (None: the Brown corpus).
+    text : str or None
+        Its contents, read when the file is parsed.
+    """
+
+    windows: int | None = None
+    window_len: int | None = None
+    mode: str | None = None
+    datapath: str = "fixed"
+    text_file: str | None = None
+    text: str | None = dataclasses.field(default=None, repr=False)
+
+    def settings(self, model: str) -> dict[str, Any]:
+        """``windows``, ``window_len``, ``mode`` and ``datapath`` for ``model``, defaults filled in."""
+        from spatten.sim.accuracy import DEFAULTS
+
+        windows, window_len = DEFAULTS[model]
+        return {
+            "windows": windows if self.windows is None else self.windows,
+            "window_len": window_len if self.window_len is None else self.window_len,
+            "mode": self.mode or ("prefill" if model == "minilm" else "generation"),
+            "datapath": self.datapath,
+        }
+
+    def key(self, model: str) -> dict[str, Any]:
+        """What a point's row depends on besides its config: :meth:`settings` and the text's SHA-256."""
+        text = "brown" if self.text is None else hashlib.sha256(self.text.encode()).hexdigest()
+        return {**self.settings(model), "text": text}
+
+    def describe(self, model: str) -> str:
+        """One line for people: ``minilm: 4 windows x 8 tokens, prefill, fixed datapath, Brown corpus``."""
+        s = self.settings(model)
+        text = f"text {self.text_file}" if self.text_file else "Brown corpus"
+        return (
+            f"{model}: {s['windows']} windows x {s['window_len']} tokens, {s['mode']}, "
+            f"{s['datapath']} datapath, {text}"
+        )
 
 
 @dataclass(frozen=True)
@@ -152,6 +234,8 @@ class SweepSpec:
         Each swept field with its expanded values, in file order.
     points : tuple of SweepPoint
         The expansion.
+    accuracy : AccuracySpec or None
+        Set for a real-model sweep: every point runs its model on real text (:mod:`sim.sweep.real`).
     """
 
     name: str
@@ -161,6 +245,7 @@ class SweepSpec:
     fixed: tuple[tuple[str, Any], ...]
     axes: tuple[tuple[str, tuple[Any, ...]], ...]
     points: tuple[SweepPoint, ...]
+    accuracy: AccuracySpec | None = None
 
     @property
     def params(self) -> list[str]:
@@ -218,18 +303,21 @@ def load_spec(path: str | Path) -> SweepSpec:
         data = yaml.safe_load(p.read_text())
     except yaml.YAMLError as e:
         raise ValueError(f"sweep file {str(p)!r} is not valid YAML: {str(e).splitlines()[0]}") from None
-    return parse_spec(data, default_name=p.stem)
+    return parse_spec(data, default_name=p.stem, base_dir=p.parent)
 
 
-def parse_spec(data: Any, default_name: str = "sweep") -> SweepSpec:
+def parse_spec(data: Any, default_name: str = "sweep", base_dir: str | Path | None = None) -> SweepSpec:
     """Validate and expand a sweep given as a mapping (the YAML document).
 
     Parameters
     ----------
     data : mapping
-        Keys ``name``, ``workloads``, ``accelerator``, ``baseline``, ``fixed``, ``sweep`` (see module doc).
+        Keys ``name``, ``workloads``, ``accelerator``, ``baseline``, ``fixed``, ``sweep``, ``accuracy``
+        (see module doc).
     default_name : str
         Name used when ``data`` has none.
+    base_dir : str or Path, optional
+        Folder a relative ``accuracy.text`` is read from (the sweep file's); default the working folder.
 
     Returns
     -------
@@ -258,6 +346,10 @@ def parse_spec(data: Any, default_name: str = "sweep") -> SweepSpec:
     types = config_fields()
     fixed = _parse_fixed(data.get("fixed"), types)
     axes = _parse_axes(data.get("sweep"), types)
+    accuracy = None
+    if "accuracy" in data:
+        accuracy = _parse_accuracy(data["accuracy"], workloads, base_dir)
+        _check_real_sweep(fixed, axes, baseline)
     check_override_keys({**{k: [v] for k, v in fixed}, **{k: list(v) for k, v in axes}}, "sweep")
     keys = frozenset(k for k, _ in fixed) | frozenset(k for k, _ in axes)  # all fields the sweep sets
 
@@ -281,8 +373,70 @@ def parse_spec(data: Any, default_name: str = "sweep") -> SweepSpec:
             for key, v in params:
                 w = _apply(w, where, key, v, keys)
             _check_schedules(w, where)
-            points.append(SweepPoint(len(points), point_hash(w, baseline), wname, params, w))
-    return SweepSpec(name, workloads, accelerator, baseline, fixed, axes, tuple(points))
+            key = accuracy.key(wname) if accuracy else None
+            points.append(SweepPoint(len(points), point_hash(w, baseline, key), wname, params, w))
+    return SweepSpec(name, workloads, accelerator, baseline, fixed, axes, tuple(points), accuracy)
+
+
+def _parse_accuracy(raw: Any, workloads: tuple[str, ...], base_dir: str | Path | None) -> AccuracySpec:
+    """The ``accuracy:`` block: known keys, valid values, real-model workloads only."""
+    raw = {} if raw is None else raw
+    if not isinstance(raw, Mapping):
+        raise TypeError(f"accuracy must be a mapping with keys {', '.join(_ACCURACY_KEYS)}, got {raw!r}")
+    for key in raw:
+        if key not in _ACCURACY_KEYS:
+            raise ValueError(f"accuracy.{key}: unknown key (allowed: {', '.join(_ACCURACY_KEYS)})")
+    for w in workloads:
+        if w not in REAL_MODELS:
+            raise ValueError(
+                f"accuracy: workload {w!r} is shape-only; an accuracy sweep runs real models "
+                f"({', '.join(REAL_MODELS)})"
+            )
+    counts = {}
+    for key in ("windows", "window_len"):
+        v = raw.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_POINTS):
+            raise ValueError(f"accuracy.{key} = {v!r} must be an integer in 1..{MAX_POINTS}")
+        counts[key] = v
+    mode = raw.get("mode")
+    if mode is not None and mode not in _MODES:
+        raise ValueError(f"accuracy.mode = {mode!r} is not one of {', '.join(_MODES)}")
+    if mode == "generation" and "minilm" in workloads:
+        raise ValueError("accuracy.mode = 'generation' needs a decoder: minilm is an encoder (use prefill)")
+    datapath = raw.get("datapath", "fixed")
+    if datapath not in _DATAPATHS:
+        raise ValueError(f"accuracy.datapath = {datapath!r} is not one of {', '.join(_DATAPATHS)}")
+    text_file = raw.get("text")
+    text = None
+    if text_file is not None:
+        if not isinstance(text_file, str) or not text_file:
+            raise TypeError(f"accuracy.text = {text_file!r} must be the path of a UTF-8 text file")
+        from spatten.models.brown import read_text
+
+        path = Path(base_dir or ".") / text_file
+        try:
+            text = read_text(path)
+        except ValueError as e:
+            raise ValueError(f"accuracy.text: {e}") from None
+    return AccuracySpec(counts["windows"], counts["window_len"], mode, datapath, text_file, text)
+
+
+def _check_real_sweep(
+    fixed: tuple[tuple[str, Any], ...], axes: tuple[tuple[str, tuple[Any, ...]], ...], baseline: str
+) -> None:
+    """Refuse what a real-model run would silently ignore: model shape fields, the shape-only refetch rate."""
+    for where, entries in (("fixed", fixed), ("sweep", axes)):
+        for key, _ in entries:
+            if key.startswith(_REAL_FIXED):
+                raise ValueError(
+                    f"{where}.{key}: has no effect in an accuracy sweep (the real model and its text fix the "
+                    "shape, lengths and refetches); remove it or drop the accuracy block"
+                )
+    if baseline != "spatten":
+        raise ValueError(
+            f"baseline = {baseline!r}: an accuracy sweep simulates SpAtten on the run's own trace "
+            "(baseline must be spatten)"
+        )
 
 
 def _parse_workloads(raw: Any) -> tuple[str, ...]:
