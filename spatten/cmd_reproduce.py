@@ -1,11 +1,20 @@
-"""`spatten reproduce`: the paper's 30 benchmarks, every baseline, paper vs ours, figures."""
+"""`spatten reproduce`: the paper's 30 benchmarks, every baseline, paper vs ours, figures.
+
+With ``--accuracy`` it also searches each real model's policy for the largest DRAM reduction within an
+accuracy constraint (``sim.accuracy_search``; minutes, every point cached on disk). Without it the search is
+replayed from that cache, loading no model: the accuracy table appears once it has been measured.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+from spatten.sim.accuracy import MODELS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,11 +28,42 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--format", choices=["table", "json"], default="table", help="paper vs ours on stdout")
     p.add_argument("--tech-nm", type=int, default=40, help="technology node of the energy model, 22..90 (40)")
+    a = p.add_argument_group(
+        "accuracy",
+        "the largest DRAM reduction at no accuracy loss on real models (SmolLM2: perplexity +1%% at most; "
+        "MiniLM: cosine >= 0.99, task accuracy drop <= 0.5 pt), found by a policy search; shown whenever "
+        "the cache holds it",
+    )
+    a.add_argument(
+        "--accuracy",
+        action="store_true",
+        help="run the search (minutes; each point is cached, so a rerun or a plain reproduce is fast)",
+    )
+    a.add_argument(
+        "--no-benchmarks",
+        action="store_true",
+        help="skip the 30 benchmarks: only the accuracy table and figure (other files in --out stay)",
+    )
+    a.add_argument(
+        "--accuracy-models", nargs="+", choices=MODELS, default=list(MODELS), metavar="MODEL",
+        help=f"real models to search or show ({', '.join(MODELS)}; default both)",
+    )  # fmt: skip
+    a.add_argument(
+        "--accuracy-windows", type=int, metavar="N",
+        help="windows per run (MiniLM: documents); default MiniLM 32, SmolLM2 2",
+    )  # fmt: skip
+    a.add_argument("--accuracy-window-len", type=int, metavar="N", help="tokens per window (default 128)")
     p.set_defaults(func=run)
 
 
-def reproduce(out: str | Path, tech_nm: int = 40) -> tuple[object, object, dict, list[str]]:
-    """Run everything, write ``out`` atomically; return (table, paper-vs-ours, aggregates, figure names)."""
+def reproduce(
+    out: str | Path, tech_nm: int = 40, accuracy: Sequence[Any] | None = None
+) -> tuple[object, object, dict, list[str]]:
+    """Run everything, write ``out`` atomically; return (table, paper-vs-ours, aggregates, file names).
+
+    ``accuracy`` holds policy searches (``sim.accuracy_search.ModelSearch``) whose tables and figure are
+    written beside the rest; the last element lists the figures, then those files.
+    """
     from spatten.output import atomic_dir
     from spatten.reports.figures import write_figures
     from spatten.reports.tables import markdown_table
@@ -40,13 +80,102 @@ def reproduce(out: str | Path, tech_nm: int = 40) -> tuple[object, object, dict,
         (d / "paper_vs_ours.md").write_text(markdown_table(pvo) + "\n")
         (d / "aggregates.json").write_text(json.dumps(agg, indent=2) + "\n")
         figures = write_figures(table, agg, load_settings(), d, tech_nm=tech_nm)
+        figures += write_accuracy(d, accuracy or ())
     return table, pvo, agg, figures
+
+
+def paper_dram_reduction() -> float:
+    """The paper's claimed DRAM access reduction (mean of its 30 benchmarks, with no accuracy loss)."""
+    from spatten.sim.baselines import load_settings
+
+    return float(load_settings()["paper"]["dram_reduction_avg"])
+
+
+def write_accuracy(d: Path, searches: Sequence[Any]) -> list[str]:
+    """Write the complete searches' points, best rows, table and figure into ``d``; return the file names."""
+    import pandas as pd
+
+    from spatten.reports.accuracy_figures import write_accuracy_figure
+    from spatten.reports.tables import markdown_table
+    from spatten.sim.accuracy_search import best_table
+
+    done = [s for s in searches if s.complete]
+    if not done:
+        return []
+    paper = paper_dram_reduction()
+    numbers, display = best_table(done, paper)
+    points = pd.concat([s.points for s in done], ignore_index=True)
+    points.to_csv(d / "accuracy.csv", index=False)
+    numbers.to_csv(d / "accuracy_best.csv", index=False)
+    (d / "accuracy.md").write_text(markdown_table(display) + "\n")
+    titles = {s.model: _title(s) for s in done}
+    return [
+        "accuracy.csv",
+        "accuracy_best.csv",
+        "accuracy.md",
+        *write_accuracy_figure(points, paper, d, titles),
+    ]
+
+
+def _title(s: Any) -> str:
+    from spatten.sim.accuracy_search import CONSTRAINTS
+
+    name = {"minilm": "MiniLM-L6 (encoder)", "smollm2": "SmolLM2-135M (decoder, generation)"}[s.model]
+    unit = "documents" if s.model == "minilm" else "windows"
+    return f"{name}: {s.windows} {unit} × {s.window_len} Brown tokens\nconstraint: {CONSTRAINTS[s.model]}"
+
+
+def accuracy_lines(searches: Sequence[Any]) -> list[str]:
+    """What the terminal shows: the table of complete searches, one line for the models still missing."""
+    from spatten.reports.tables import markdown_table
+    from spatten.sim.accuracy_search import best_table
+
+    done = [s for s in searches if s.complete]
+    missing = [f"{s.model} ({s.windows} x {s.window_len} tokens)" for s in searches if not s.complete]
+    lines = []
+    if done:
+        lines += ["Largest DRAM reduction at no accuracy loss (policy search on real models, cached):"]
+        lines += [markdown_table(best_table(done, paper_dram_reduction())[1])]
+    if missing:
+        lines.append(
+            f"accuracy at no loss: {', '.join(missing)} not (all) in the cache; "
+            "`spatten reproduce --accuracy` measures it (minutes)"
+        )
+    return lines
+
+
+def _check(args: argparse.Namespace) -> None:
+    from spatten.sim.power.components import check_tech_nm
+
+    check_tech_nm(args.tech_nm)
+    for flag, v in (
+        ("--accuracy-windows", args.accuracy_windows),
+        ("--accuracy-window-len", args.accuracy_window_len),
+    ):
+        if v is not None and v < 1:
+            raise ValueError(f"{flag} {v} is outside the allowed range >= 1")
+
+
+def _searches(args: argparse.Namespace) -> list[Any]:
+    """Each model's search: run (``--accuracy``, with a progress bar) or replayed from the cache."""
+    from spatten.sim.accuracy_search import search_model
+
+    kw = {"windows": args.accuracy_windows, "window_len": args.accuracy_window_len, "tech_nm": args.tech_nm}
+    run_it = args.accuracy
+    return [
+        search_model(m, progress=run_it, only_cached=not run_it, **kw)
+        for m in dict.fromkeys(args.accuracy_models)
+    ]
 
 
 def run(args: argparse.Namespace) -> int:
     from spatten.reports.tables import markdown_table
 
-    table, pvo, agg, figures = reproduce(args.out, args.tech_nm)
+    _check(args)
+    searches = _searches(args)
+    if args.no_benchmarks:
+        return _accuracy_only(args, searches)
+    table, pvo, agg, files = reproduce(args.out, args.tech_nm, searches)
     if args.format == "json":
         json.dump(agg, sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -64,6 +193,28 @@ def run(args: argparse.Namespace) -> int:
     print(markdown_table(table[cols]))
     print()
     print(markdown_table(pvo))
-    files = ["benchmarks.csv", "paper_vs_ours.csv", "paper_vs_ours.md", "aggregates.json", *figures]
+    print()
+    print("\n".join(accuracy_lines(searches)))
+    files = ["benchmarks.csv", "paper_vs_ours.csv", "paper_vs_ours.md", "aggregates.json", *files]
     print(f"\nwrote {args.out}/: " + " ".join(files))
+    return 0
+
+
+def _accuracy_only(args: argparse.Namespace, searches: Sequence[Any]) -> int:
+    """``--no-benchmarks``: the accuracy outputs alone (nothing written when nothing is cached)."""
+    from spatten.output import atomic_dir
+    from spatten.sim.accuracy_search import best_table
+
+    files: list[str] = []
+    if any(s.complete for s in searches):
+        with atomic_dir(args.out) as d:
+            files = write_accuracy(d, searches)
+    if args.format == "json":
+        done = [s for s in searches if s.complete]
+        rows = best_table(done, paper_dram_reduction())[0].to_json(orient="records") if done else "[]"
+        sys.stdout.write(json.dumps(json.loads(rows), indent=2) + "\n")
+        return 0
+    print("\n".join(accuracy_lines(searches)))
+    if files:
+        print(f"\nwrote {args.out}/: " + " ".join(files))
     return 0
