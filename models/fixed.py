@@ -13,6 +13,8 @@ Conventions
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import numpy.typing as npt
 
@@ -21,6 +23,7 @@ __all__ = [
     "check_finite",
     "qmax",
     "quantize",
+    "quantize_float",
     "dequantize",
     "saturate",
     "shift_round",
@@ -76,12 +79,36 @@ def quantize(x: npt.ArrayLike, bits: int, scale: float) -> IntArray:
     check_bits("bits", bits)
     if not (isinstance(scale, int | float | np.floating) and np.isfinite(scale) and scale > 0):
         raise ValueError(f"scale = {scale!r} must be a finite number > 0")
-    a = check_finite("x", x)
-    q = np.divide(a, scale)
-    np.rint(q, out=q)  # in place: quantize runs over whole KV caches
-    m = qmax(bits)
-    np.clip(q, -m, m, out=q)
-    return q.astype(np.int64)
+    return quantize_float(check_finite("x", x), bits, scale).astype(np.int64)
+
+
+def quantize_float(
+    x: np.ndarray, bits: int, scale: float, *, clip: bool = True, out: np.ndarray | None = None
+) -> npt.NDArray[np.float64]:
+    """:func:`quantize` without its checks, the codes held in float64 (exactly: they are below 2**15).
+
+    For callers that validated ``x`` (finite real values), ``bits`` and ``scale`` themselves and multiply
+    the codes as float64 next (a BLAS product of integer codes is exact below 2**53). The codes are those of
+    :func:`quantize`: for a power-of-two scale ``x * (1/scale)`` is the same correctly rounded number as
+    ``x / scale``, and for float32 ``x`` it is exact in float32 except far below 1/2, where it still rounds
+    to the same signed zero. ``clip=False`` skips the saturation, which changes nothing when
+    ``max |x| / scale < qmax + 1/2``, as for a scale chosen from x's own maximum by
+    ``models.attention.pow2_frac`` (at most qmax up to float rounding): rounding is monotone. ``out``
+    (float64, x's shape) receives the codes instead of a new array.
+    """
+    if out is None:
+        out = np.empty(x.shape, dtype=np.float64)
+    inv = 1.0 / scale
+    if math.frexp(scale)[0] == 0.5 and math.isfinite(inv):
+        f32 = x.dtype == np.float32 and 2.0**-126 <= inv <= 2.0**127
+        np.multiply(x, np.float32(inv) if f32 else np.float64(inv), out=out)
+    else:
+        np.divide(x, np.float64(scale), out=out)
+    np.rint(out, out=out)
+    if clip:
+        m = qmax(bits)
+        np.clip(out, -m, m, out=out)
+    return out
 
 
 def dequantize(q: npt.ArrayLike, scale: float) -> npt.NDArray[np.float64]:

@@ -6,7 +6,7 @@ place of its own softmax attention. Per layer it
 1. asks the cascade pruner (:class:`~spatten.models.pruning.CascadePruner`) which heads and tokens are
    still alive (:meth:`begin_layer`): the model then computes Q only for live tokens (an encoder drops pruned
    tokens' hidden states from every later layer) and reads only live tokens' K/V;
-2. runs the layer through the same cores as :func:`~spatten.models.attention.run_attention`: per-layer
+2. runs the layer through the same algorithm as :func:`~spatten.models.attention.run_attention`: per-layer
    power-of-two quantization of Q, K (MSB + LSB) and V, progressive quantization with the LSB refetch
    decision per (head, query), local value top-k, the integer output ``sum p_j v_j`` (``mode="fixed"``, the
    bit-accurate datapath) or the float64 equivalent (``mode="float"``);
@@ -14,7 +14,10 @@ place of its own softmax attention. Per layer it
    pruned heads give zeros), accumulates token and head importance, and records the request trace.
 
 Grouped-query attention follows :mod:`spatten.models.gqa`: K/V heads are shared by their query heads (each
-query head decides on its own row), and the trace carries ``kv_head`` and the union of kept values.
+query head decides on its own row), and the trace carries ``kv_head`` and the union of kept values. The
+fixed datapath multiplies each K/V head once with all its query heads' rows (exact integer products, so
+the grouping cannot change a bit); the float datapath runs the same per-head BLAS products as
+:func:`~spatten.models.attention.run_attention` (float sums depend on the call's shape).
 
 Importance accumulates across layers and, for a decoder in generation mode, across steps (one step per
 predicted token, the newest token never pruned). Setting ``workload.pruning.enabled = False`` and
@@ -24,13 +27,50 @@ the dense float32 reference of a model is its own attention, not this class.
 
 from __future__ import annotations
 
+import dataclasses
+import math
+from dataclasses import dataclass
+
 import numpy as np
-from spatten.models.attention import _LayerQuant, softmax_spec, trace_frame
+from spatten.models.attention import SCORE_FRAC_BITS, LayerResult, pow2_frac, softmax_spec, trace_frame
 from spatten.models.config import Workload
+from spatten.models.fixed import check_bits, quantize_float
 from spatten.models.gqa import group_size
-from spatten.models.pruning import CascadePruner, keep_count
+from spatten.models.pruning import CascadePruner, _topk_mask, keep_count
+from spatten.models.quant import pq_decide
+from spatten.models.softmax import SoftmaxSpec, _softmax_float
 
 __all__ = ["SpAttenAttention"]
+
+
+@dataclass(frozen=True)
+class _Codes:
+    """One layer's inputs as float64 matrices: integer codes (fixed mode) or real values (float mode).
+
+    ``q`` is (heads, queries, D); the keys and ``v`` are (kv_heads, keys, D). Fixed mode: ``k_msb`` holds the
+    keys' signed MSB parts (None without progressive quantization) and ``k_full`` the full key codes. Float
+    mode: ``k_est`` holds the real keys seen from their MSBs (None without PQ) and ``k_full`` the real keys.
+    """
+
+    q: np.ndarray
+    k_msb: np.ndarray | None
+    k_est: np.ndarray | None
+    k_full: np.ndarray
+    v: np.ndarray
+    lsb: int
+    shift: int
+    spec: SoftmaxSpec
+    v_scale: float
+
+
+def _maxabs(x: np.ndarray) -> float:
+    """``float(np.abs(x).max())`` without the temporary (NaN if any NaN, inf if any inf)."""
+    if x.dtype.kind != "f":
+        return float(np.abs(x).max())
+    hi, lo = float(x.max()), float(x.min())
+    if math.isnan(hi) or math.isnan(lo):
+        return math.nan
+    return max(hi, -lo)
 
 
 class SpAttenAttention:
@@ -46,6 +86,12 @@ class SpAttenAttention:
         Decoder generation mode: one query per step against the cache, the newest token never pruned.
     mode : {"fixed", "float"}
         Bit-accurate fixed point or float64.
+
+    Attributes
+    ----------
+    last : LayerResult or None
+        The last :meth:`attend`'s live-head results: integer output codes (fixed) or float64 outputs, refetch
+        decisions, kept-value masks and probabilities, each (live heads, queries, ...).
     """
 
     def __init__(self, workload: Workload, max_tokens: int, *, generation: bool, mode: str = "fixed") -> None:
@@ -56,6 +102,7 @@ class SpAttenAttention:
         self.mode = mode
         self.generation = generation
         self.heads, self.head_dim, self.layers = m.heads, m.head_dim, m.layers
+        self.kv_heads = m.n_kv_heads
         self.group = group_size(m.heads, m.n_kv_heads)
         self.token_schedule = workload.pruning.token_schedule(m.layers)
         self.pruner = CascadePruner(
@@ -63,12 +110,21 @@ class SpAttenAttention:
             generation=generation, integer=mode == "fixed", min_keep=workload.pruning.token_min_keep,
         )  # fmt: skip
         self.spec = softmax_spec(m.head_dim)
+        qc = workload.quant
+        self._pq = qc.enabled and qc.progressive and qc.key_lsb_bits > 0
+        self._lsb = qc.key_lsb_bits if self._pq else 0
+        self._bits = (
+            (qc.query_bits, qc.key_full_bits, qc.value_bits) if qc.enabled else (qc.unquantized_bits,) * 3
+        )
+        self._specs: dict[int, SoftmaxSpec] = {self.spec.frac_bits: self.spec}
         self.step = -1
         self.n = 0
+        self.last: LayerResult | None = None
         self._heads: np.ndarray | None = None
         self._tokens: np.ndarray | None = None
-        names = ("step", "layer", "head", "query", "seq_len", "keys", "values", "refetch", "kv_head")
-        self._cols: dict[str, list] = {c: [] for c in (*names, "kv_values", "topk")}
+        self._scratch: dict[str, np.ndarray] = {}
+        self._blocks: list[tuple] = []  # one per attend call, expanded to trace rows by trace()
+        self._topk: list[np.ndarray] = []
         self._rows = 0
 
     def begin_step(self, n_tokens: int) -> None:
@@ -82,7 +138,7 @@ class SpAttenAttention:
         self._heads = self.pruner.layer_heads(layer)
         self._tokens = self.pruner.layer_tokens(layer)
         if self.pruner.last_token_topk >= 0 and self._rows:
-            self._cols["topk"].append(np.array([self._rows - 1, self.pruner.last_token_topk]))
+            self._topk.append(np.array([self._rows - 1, self.pruner.last_token_topk]))
         return self._tokens
 
     def attend(self, layer: int, q: np.ndarray, k: np.ndarray, v: np.ndarray, qpos: np.ndarray) -> np.ndarray:
@@ -96,7 +152,7 @@ class SpAttenAttention:
             Queries (RoPE applied where the model has it), not scaled by ``1/sqrt(head_dim)``.
         k, v : numpy.ndarray, shape (kv_heads, live tokens, head_dim)
             Keys and values of the live tokens, in the order of :meth:`begin_layer`'s positions.
-        qpos : numpy.ndarray of int
+        qpos : numpy.ndarray of int, shape (queries,)
             Position of each query (for the trace's ``query`` column).
 
         Returns
@@ -107,45 +163,202 @@ class SpAttenAttention:
         heads, tokens = self._heads, self._tokens
         if heads is None or tokens is None:
             raise RuntimeError("begin_layer must be called before attend")
-        if k.shape[1] != tokens.size or v.shape != k.shape or q.shape[0] != self.heads:
-            raise ValueError(f"q {q.shape}, k {k.shape}, v {v.shape} do not match {tokens.size} live tokens")
-        g = self.group
-        kh, vh = (np.repeat(x, g, axis=0) if g > 1 else x for x in (k, v))
-        lq = _LayerQuant((q, kh, vh), self.workload.quant, self.mode)
+        q, k, v, qpos = np.asarray(q), np.asarray(k), np.asarray(v), np.asarray(qpos)
+        H, D = self.heads, self.head_dim
+        if (
+            q.ndim != 3 or k.ndim != 3 or k.shape[1] != tokens.size or v.shape != k.shape or q.shape[0] != H
+            or k.shape[0] != self.kv_heads or q.shape[2] != D or k.shape[2] != D
+        ):  # fmt: skip
+            raise ValueError(
+                f"q {q.shape}, k {k.shape}, v {v.shape} do not match {tokens.size} live tokens "
+                f"({H} heads, {self.kv_heads} K/V heads, head_dim {D})"
+            )
+        if qpos.shape != (q.shape[1],):
+            raise ValueError(f"qpos shape {qpos.shape} must be ({q.shape[1]},), one position per query")
+        codes = self._codes(q, k, v)
         v_ratio = self.workload.pruning.value_ratio
-        res = lq.run(heads, None, np.arange(q.shape[1]), self.spec, v_ratio)
-        self.pruner.update(tokens, heads, res.probs, res.output)
-        out = np.zeros((self.heads, q.shape[1], self.head_dim), dtype=np.float32)
         if self.mode == "fixed":
-            out[heads] = res.output * (2.0**-self.spec.out_bits * lq.v_scale)
+            res = _core_fixed(codes, heads, self.group, self.workload.quant.refetch_threshold, v_ratio)
         else:
-            out[heads] = res.output
-        self._record(layer, heads, tokens.size, np.asarray(qpos), res.refetch, res.kept)
+            res = _core_float(codes, heads, self.group, self.workload.quant.refetch_threshold, v_ratio)
+        self.pruner.update(tokens, heads, res.probs, res.output)
+        self.last = res
+        out = np.zeros((H, q.shape[1], D), dtype=np.float32)
+        # fixed: output codes x 2**-P x the V scale, in real units for the next layer
+        out[heads] = (
+            res.output * (2.0**-codes.spec.out_bits * codes.v_scale) if self.mode == "fixed" else res.output
+        )
+        self._record(layer, heads, tokens.size, qpos, res.refetch, res.kept)
         self._heads = self._tokens = None
         return out
 
+    def _codes(self, q: np.ndarray, k: np.ndarray, v: np.ndarray) -> _Codes:
+        """Per-layer power-of-two quantization (``models.attention._LayerQuant``'s rules), K/V not repeated.
+
+        Non-finite inputs raise pow2_frac's ValueError, as ``_LayerQuant`` does (the maxima come first). The
+        scales come from each array's own maximum, so no code needs saturating (``quantize_float``).
+        """
+        qb, kb, vb = self._bits
+        fq, fk, fv = pow2_frac(_maxabs(q), qb), pow2_frac(_maxabs(k), kb), pow2_frac(_maxabs(v), vb)
+        lsb = self._lsb
+        kc = msb = None
+        if self.mode == "fixed" or self._pq:
+            kc = quantize_float(k, kb, 2.0**-fk, clip=False, out=self._buffer("k", k.shape))
+        if self._pq:  # the split's signed MSB part, kc >> lsb
+            msb = np.multiply(kc, 2.0**-lsb, out=self._buffer("msb", k.shape))
+            np.floor(msb, out=msb)
+        spec = self.spec
+        if self.mode == "float":
+            qf, kf, vf = (np.asarray(x, dtype=np.float64) for x in (q, k, v))
+            # msb_estimate: the missing LSBs replaced by the middle of their range
+            k_est = None if msb is None else (msb * 2.0**lsb + 2.0 ** (lsb - 1)) * 2.0**-fk
+            return _Codes(qf, None, k_est, kf, vf, lsb, 0, spec, 2.0**-fv)
+        frac = fq + fk
+        score_frac = max(0, min(SCORE_FRAC_BITS, frac))
+        shift = check_bits("score_shift", max(0, frac - score_frac), 0, 62)
+        if score_frac not in self._specs:
+            self._specs[score_frac] = dataclasses.replace(spec, frac_bits=score_frac)
+        qc = quantize_float(q, qb, 2.0**-fq, clip=False, out=self._buffer("q", q.shape))
+        vc = quantize_float(v, vb, 2.0**-fv, clip=False, out=self._buffer("v", v.shape))
+        return _Codes(qc, msb, None, kc, vc, lsb, shift, self._specs[score_frac], 2.0**-fv)
+
+    def _buffer(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        """A float64 scratch array of ``shape``, reused across calls (fresh large arrays cost page faults)."""
+        size = math.prod(shape)
+        buf = self._scratch.get(name)
+        if buf is None or buf.size < size:
+            buf = self._scratch[name] = np.empty(size)
+        return buf[:size].reshape(shape)
+
     def _record(self, layer: int, heads: np.ndarray, n_live: int, qpos: np.ndarray, refetch, kept) -> None:
-        hq = heads.size * qpos.size
-        kv = heads // self.group
-        # union of kept V rows over the live query heads of each K/V head, per query (models/gqa.py rule 3)
-        union = np.zeros((heads.size, qpos.size), np.int64)
-        for j in np.unique(kv):
-            sel = kv == j
-            union[sel] = kept[sel].any(axis=0).sum(axis=-1)
-        c = self._cols
-        c["step"].append(np.full(hq, self.step))
-        c["layer"].append(np.full(hq, layer))
-        c["head"].append(np.repeat(heads, qpos.size))
-        c["query"].append(np.zeros(hq, np.int64) if self.generation else np.tile(qpos, heads.size))
-        c["seq_len"].append(np.full(hq, self.n))
-        c["keys"].append(np.full(hq, n_live))
-        c["values"].append(np.full(hq, keep_count(self.workload.pruning.value_ratio, n_live)))
-        c["refetch"].append(np.asarray(refetch).reshape(-1))
-        c["kv_head"].append(np.repeat(kv, qpos.size))
-        c["kv_values"].append(union.reshape(-1))
-        self._rows += hq
+        """Keep what the trace rows of this call need; :meth:`trace` expands it."""
+        g = self.group
+        if g == 1:
+            union = kept.sum(axis=-1)
+        else:  # union of kept V rows over the live query heads of each K/V head, per query (gqa.py rule 3)
+            full = kept
+            if heads.size != self.heads:
+                full = np.zeros((self.heads,) + kept.shape[1:], dtype=bool)
+                full[heads] = kept
+            per_kv = full.reshape((self.kv_heads, g) + kept.shape[1:]).any(axis=1).sum(axis=-1)
+            union = per_kv[heads // g]
+        self._blocks.append((self.step, layer, heads, qpos, self.n, n_live, refetch, union))
+        self._rows += heads.size * qpos.size
 
     def trace(self):
         """The run's request trace so far (``TRACE_COLUMNS`` plus ``kv_head`` and ``kv_values_fetched``)."""
+        names = "step layer head query seq_len keys values refetch kv_head kv_values".split()
+        cols: dict[str, list] = {c: [] for c in names}
+        v_ratio = self.workload.pruning.value_ratio
+        for step, layer, heads, qpos, n, n_live, refetch, union in self._blocks:
+            hq = heads.size * qpos.size
+            cols["step"].append(np.full(hq, step))
+            cols["layer"].append(np.full(hq, layer))
+            cols["head"].append(np.repeat(heads, qpos.size))
+            cols["query"].append(np.zeros(hq, np.int64) if self.generation else np.tile(qpos, heads.size))
+            cols["seq_len"].append(np.full(hq, n))
+            cols["keys"].append(np.full(hq, n_live))
+            cols["values"].append(np.full(hq, keep_count(v_ratio, n_live)))
+            cols["refetch"].append(np.asarray(refetch).reshape(-1))
+            cols["kv_head"].append(np.repeat(heads // self.group, qpos.size))
+            cols["kv_values"].append(np.asarray(union).reshape(-1))
+        cols["topk"] = list(self._topk)
         tok_pruning = any(r < 1.0 for r in self.token_schedule)
-        return trace_frame(self._cols, self.workload.quant, tok_pruning, self.head_dim)
+        return trace_frame(cols, self.workload.quant, tok_pruning, self.head_dim)
+
+
+def _grouped(x: np.ndarray, kv_heads: int) -> np.ndarray:
+    """(heads, Q, X) -> (kv_heads, group x Q, X): a K/V head's query heads are consecutive."""
+    return x.reshape(kv_heads, -1, x.shape[-1])
+
+
+def _core_fixed(
+    codes: _Codes, heads: np.ndarray, group: int, threshold: float, v_ratio: float
+) -> LayerResult:
+    """The fixed datapath of one layer on integer codes held in float64 (every product and sum is an exact
+    integer below 2**53, so the grouped BLAS products equal run_attention's per-head ones)."""
+    H, Q, _ = codes.q.shape
+    kvh = codes.v.shape[0]
+    live = None if heads.size == H else heads
+    qg = _grouped(codes.q, kvh)
+
+    def raw(keys: np.ndarray, kv: np.ndarray | None = None) -> np.ndarray:
+        """Dot products of every query head with ``keys`` (of K/V heads ``kv``, None: all)."""
+        a = qg if kv is None else qg[kv]
+        return np.matmul(a, keys.transpose(0, 2, 1)).astype(np.int64).reshape(-1, Q, keys.shape[1])
+
+    full_raw = None
+    if codes.k_msb is None:
+        msb_raw = raw(codes.k_full)
+    else:
+        # q . msb_estimate(k) = 2**lsb (q . k_msb) + 2**(lsb-1) sum(q), as exact integers
+        lsb = codes.lsb
+        qsum = codes.q.sum(axis=-1, keepdims=True).astype(np.int64)
+        msb_raw = (raw(codes.k_msb) << lsb) + (qsum << (lsb - 1))
+        hsel = np.arange(H) if live is None else live
+
+        def full_raw(rows: np.ndarray) -> np.ndarray:
+            h = hsel[rows]
+            kv = np.unique(h // group)  # the K/V heads whose LSBs are fetched
+            per_kv = raw(codes.k_full[kv], kv).reshape(kv.size, group, Q, -1)
+            return per_kv[np.searchsorted(kv, h // group), h % group]
+
+    if live is not None:
+        msb_raw = msb_raw[live]
+    pq = pq_decide(msb_raw, full_raw, score_shift=codes.shift, threshold=threshold, spec=codes.spec)
+    probs = pq.probs
+    kept = _topk_mask(probs, keep_count(v_ratio, probs.shape[-1]))
+    pk = np.where(kept, probs, 0).astype(np.float64)
+    if live is not None:
+        full = np.zeros((H,) + pk.shape[1:])
+        full[live] = pk
+        pk = full
+    out = np.matmul(_grouped(pk, kvh), codes.v).reshape(H, Q, -1)
+    if live is not None:
+        out = out[live]
+    # Exact: |p| < 2**16, |v| < 2**15, n < 2**20 keep every sum below 2**53.
+    return LayerResult(out.astype(np.int64), pq.refetch, kept, probs)
+
+
+def _core_float(
+    codes: _Codes, heads: np.ndarray, group: int, threshold: float, v_ratio: float
+) -> LayerResult:
+    """The float datapath of one layer, with run_attention's float operations in the same shapes.
+
+    Float sums depend on the operands' shapes and memory layout, so this runs exactly the BLAS calls that
+    ``attention._layer_core_float`` makes through ``numpy.einsum(optimize=True)`` on repeated K/V (a K/V
+    head is broadcast over its group instead of copied): for several queries ``(K Q^T)^T`` and
+    ``(V^T P^T)^T`` per head, which leave transposed layouts that the softmax and importance sums then
+    follow; for one query the matrix-vector products. The value product runs over all keys with zeros for
+    pruned values.
+    """
+    H, Q, D = codes.q.shape
+    kvh = codes.v.shape[0]
+    inv = 1.0 / math.sqrt(D)
+    q4 = codes.q.reshape(kvh, group, Q, D)
+
+    def probs_with(keys: np.ndarray) -> np.ndarray:
+        kb = keys[:, None]
+        if Q == 1:
+            s = np.matmul(q4, kb.transpose(0, 1, 3, 2))
+        else:
+            s = np.matmul(kb, q4.transpose(0, 1, 3, 2)).transpose(0, 1, 3, 2)
+        return _softmax_float(s.reshape(H, Q, -1)[heads] * inv)
+
+    full = probs_with(codes.k_full)
+    if codes.k_est is None:
+        refetch = np.zeros(full.shape[:-1], dtype=bool)
+        probs = full
+    else:
+        msb = probs_with(codes.k_est)
+        refetch = msb.max(axis=-1) < threshold
+        probs = np.where(refetch[..., None], full, msb)
+    kept = _topk_mask(probs, keep_count(v_ratio, probs.shape[-1]))
+    pk = np.zeros((H, Q, probs.shape[-1]))
+    pk[heads] = np.where(kept, probs, 0)
+    p4, vb = pk.reshape(kvh, group, Q, -1), codes.v[:, None]
+    if Q == 1:
+        out = np.matmul(p4, vb)
+    else:
+        out = np.matmul(vb.transpose(0, 1, 3, 2), p4.transpose(0, 1, 3, 2)).transpose(0, 1, 3, 2)
+    return LayerResult(out.reshape(H, Q, D)[heads], refetch, kept, probs)

@@ -76,13 +76,30 @@ def topk_rows(scores: npt.ArrayLike, k: int) -> np.ndarray:
     n = a.shape[-1]
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 0 <= k <= n:
         raise ValueError(f"k = {k!r} is outside the allowed range 0..{n}")
+    return _topk_mask(a, k)
+
+
+def _topk_mask(a: np.ndarray, k: int | np.ndarray) -> np.ndarray:
+    """:func:`topk_rows` without checks; ``k`` is one count for every row or an int array of per-row
+    counts (shape ``a.shape[:-1]``, each in 0..n)."""
+    n = a.shape[-1]
+    if np.ndim(k) == 0 and k == n:
+        return np.ones(a.shape, dtype=bool)
     mask = np.zeros(a.shape, dtype=bool)
-    if k == n:
-        mask[...] = True
-        return mask
-    neg = -a.astype(np.float64) if a.dtype.kind == "f" else -a.astype(np.int64)
-    order = np.argsort(neg, axis=-1, kind="stable")[..., :k]
-    np.put_along_axis(mask, order, True, axis=-1)
+    if a.dtype.kind == "f":
+        key = -a.astype(np.float64)
+    else:
+        hi = int(a.max())
+        if hi - int(a.min()) < 1 << 16:  # codes (probabilities): a 16-bit key sorts by radix, same order
+            key = (hi - a).astype(np.uint16)
+        else:
+            key = -a.astype(np.int64)
+    order = np.argsort(key, axis=-1, kind="stable").reshape(-1, n)
+    flat = order + (np.arange(order.shape[0]) * n)[:, None]  # indices into the flattened mask
+    if np.ndim(k) == 0:
+        mask.reshape(-1)[flat[:, :k]] = True
+    else:  # row r keeps the first k[r] of its order
+        mask.reshape(-1)[flat] = np.arange(n) < np.asarray(k).reshape(-1, 1)
     return mask
 
 

@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 from spatten.models.config import check_float
 from spatten.models.fixed import check_bits, msb_estimate, reassemble, saturate, shift_round
-from spatten.models.softmax import DEFAULT_SPEC, SoftmaxSpec, softmax_fixed
+from spatten.models.softmax import DEFAULT_SPEC, SoftmaxSpec, _softmax_p
 
 __all__ = ["PQResult", "pq_row", "pq_rows", "pq_decide", "threshold_code", "int_scores"]
 
@@ -139,7 +139,7 @@ def pq_rows(
     k_est = msb_estimate(km, lsb_bits) if progressive else km
     if not progressive or lsb_bits == 0:
         msb_scores = _softmax_in(int_scores(qa, k_est), score_shift, spec)
-        msb_probs = softmax_fixed(msb_scores, spec)
+        msb_probs = _softmax_p(msb_scores, spec)
         refetch = np.zeros(msb_probs.shape[:-1], dtype=bool)
         return PQResult(msb_probs, refetch, msb_probs, msb_scores)
     if k_lsb is None:
@@ -167,6 +167,7 @@ def pq_decide(
     score_shift: int,
     threshold: float,
     spec: SoftmaxSpec = DEFAULT_SPEC,
+    mask: np.ndarray | None = None,
 ) -> PQResult:
     """Steps 2-4 from raw integer dot products: softmax, refetch decision, recompute where needed.
 
@@ -179,6 +180,10 @@ def pq_decide(
         the batch rows given; called once, only for batches where some query refetches. None: no PQ.
     score_shift, threshold, spec
         As in :func:`pq_rows`.
+    mask : numpy.ndarray of bool, shape (Q, n), optional
+        Keys each query sees (causal attention). Masked keys take no part: every row's probabilities and
+        refetch decision equal those of the row cut to its unmasked keys, masked probabilities are 0, and a
+        row with no key at all has probabilities 0 and never refetches.
 
     Returns
     -------
@@ -187,10 +192,13 @@ def pq_decide(
     """
     thr = threshold_code(threshold, spec.out_bits)
     msb_scores = _softmax_in(msb_raw, score_shift, spec)
-    msb_probs = softmax_fixed(msb_scores, spec)
+    # _softmax_in saturates to spec.in_bits, so the unchecked softmax core is safe here
+    msb_probs = _softmax_p(msb_scores, spec, mask)
     if full_raw is None:
         return PQResult(msb_probs, np.zeros(msb_probs.shape[:-1], dtype=bool), msb_probs, msb_scores)
     refetch = msb_probs.max(axis=-1) < thr
+    if mask is not None:
+        refetch &= mask.any(axis=-1)
     if not refetch.any():
         return PQResult(msb_probs, refetch, msb_probs, msb_scores)
     # Recompute only the batches (heads) where some query refetches; the rest keep their MSB result.
@@ -199,7 +207,7 @@ def pq_decide(
     scores, probs = msb_scores.copy(), msb_probs.copy()
     sel = refetch[rows][..., None]
     scores[rows] = np.where(sel, full, scores[rows])
-    probs[rows] = np.where(sel, softmax_fixed(full, spec), probs[rows])
+    probs[rows] = np.where(sel, _softmax_p(full, spec, mask), probs[rows])
     return PQResult(probs, refetch, msb_probs, scores)
 
 

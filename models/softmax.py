@@ -50,6 +50,7 @@ seen is 2**-12 (saturation).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -153,6 +154,11 @@ def softmax_float(x: npt.ArrayLike, axis: int = -1) -> npt.NDArray[np.float64]:
     a = check_finite("x", x)
     if a.ndim == 0:
         raise ValueError("x must have at least one dimension")
+    return _softmax_float(a, axis)
+
+
+def _softmax_float(a: np.ndarray, axis: int = -1) -> npt.NDArray[np.float64]:
+    """:func:`softmax_float` of a finite float64 array, unchecked (for callers that produced it)."""
     z = np.exp(a - a.max(axis=axis, keepdims=True))
     return z / z.sum(axis=axis, keepdims=True)
 
@@ -164,9 +170,17 @@ def log2e_constant(spec: SoftmaxSpec = DEFAULT_SPEC) -> int:
 
 def exp_table(spec: SoftmaxSpec = DEFAULT_SPEC) -> npt.NDArray[np.int64]:
     """The 2**T + 1 entries ``round(2**E * 2**(-i / 2**T))`` of step 5 (ROM contents for the RTL)."""
+    return _exp_table(spec).copy()
+
+
+@functools.lru_cache(maxsize=64)
+def _exp_table(spec: SoftmaxSpec) -> npt.NDArray[np.int64]:
+    """:func:`exp_table`, computed once per spec (read-only: every softmax call shares it)."""
     t = spec.lut_bits
     i = np.arange((1 << t) + 1, dtype=np.float64)
-    return np.rint(np.ldexp(np.exp2(-i / (1 << t)), spec.exp_bits)).astype(np.int64)
+    lut = np.rint(np.ldexp(np.exp2(-i / (1 << t)), spec.exp_bits)).astype(np.int64)
+    lut.flags.writeable = False
+    return lut
 
 
 def _check_scores(scores: npt.ArrayLike, in_bits: int) -> npt.NDArray[np.int64]:
@@ -228,26 +242,93 @@ def softmax_steps(scores: npt.ArrayLike, spec: SoftmaxSpec = DEFAULT_SPEC) -> So
     """:func:`softmax_fixed` with all its intermediates (same arguments); ``.p`` is the result."""
     if not isinstance(spec, SoftmaxSpec):
         raise TypeError(f"spec must be a SoftmaxSpec, got {type(spec).__name__}")
-    s = _check_scores(scores, spec.in_bits)
+    return _steps(_check_scores(scores, spec.in_bits), spec)
+
+
+def _steps(s: np.ndarray, spec: SoftmaxSpec, mask: np.ndarray | None = None) -> SoftmaxSteps:
+    """Steps 1-9 on int64 scores already inside ``spec.in_bits`` (no checks: callers produced them).
+
+    ``mask`` (bool, broadcast against ``s``; True = the entry takes part) leaves masked entries out of the
+    row: the maximum is taken over the unmasked ones and masked exponentials are 0, so every unmasked
+    probability equals the softmax of the unmasked entries alone, bit for bit (their d, y, e, sum and
+    reciprocal are the same integers), and masked probabilities are 0. A row with nothing unmasked has
+    all probabilities 0 (its sum is taken as 1 for the divide). Masked entries' d, y, ... are meaningless.
+    """
+    d = _max_minus(s, spec, mask, 0)
+    y, n, idx, r, g, e = _exp_steps(d, spec)
+    if mask is not None:
+        e = np.where(mask, e, 0)
+    total, rcp, p = _normalize(e, spec, mask is not None)
+    return SoftmaxSteps(d, y, n, idx, r, g, e, total, rcp, p)
+
+
+def _softmax_p(s: np.ndarray, spec: SoftmaxSpec, mask: np.ndarray | None = None) -> npt.NDArray[np.int64]:
+    """``_steps(s, spec, mask).p``, with steps 3-6 read from a table of e over d when the table is small.
+
+    e depends on d alone and is 0 from ``d_zero`` on (the shift saturates), so ``table[min(d, d_zero)]``
+    is every e bit for bit; masked entries get ``d = d_zero``, hence e = 0.
+    """
+    table = _e_table(spec)
+    if table is None:
+        return _steps(s, spec, mask).p
+    d_zero = table.size - 1
+    e = table[np.minimum(_max_minus(s, spec, mask, d_zero), d_zero)]
+    return _normalize(e, spec, mask is not None)[2]
+
+
+def _max_minus(s: np.ndarray, spec: SoftmaxSpec, mask: np.ndarray | None, masked_d: int) -> np.ndarray:
+    """Step 1, ``d = max - s``; with a mask, the maximum over unmasked entries and ``masked_d`` elsewhere."""
+    if mask is None:
+        return s.max(axis=-1, keepdims=True) - s
+    lo = -(1 << (spec.in_bits - 1))  # the smallest score: a row of masked entries only keeps it
+    return np.where(mask, np.where(mask, s, lo).max(axis=-1, keepdims=True) - s, masked_d)
+
+
+def _exp_steps(d: np.ndarray, spec: SoftmaxSpec) -> tuple[np.ndarray, ...]:
+    """Steps 3-6, element by element: y, shift n, table index, weight, mantissa g and e from d >= 0."""
     w = spec.w_bits
-    d = s.max(axis=-1, keepdims=True) - s
     y = shift_round(d * log2e_constant(spec), spec.frac_bits + spec.const_bits - w)
     n = np.minimum(y >> w, spec.exp_bits + 2)
     f = y & ((1 << w) - 1)
     idx = f >> spec.interp_bits
     r = f & ((1 << spec.interp_bits) - 1)
-    lut = exp_table(spec)
+    lut = _exp_table(spec)
     g = lut[idx]
     if spec.interp_bits:
         g = g - shift_round((g - lut[idx + 1]) * r, spec.interp_bits)
-    # Per-element rounding right shift (half up), as fixed.shift_round does for a scalar shift.
-    half = np.where(n > 0, np.left_shift(np.int64(1), np.maximum(n - 1, 0)), 0)
-    e = (g + half) >> n
+    # Per-element rounding right shift (half up), as fixed.shift_round does for a scalar shift:
+    # (g + 2**(n-1)) >> n for n > 0 and g for n = 0 are both ((2g >> n) + 1) >> 1.
+    e = (((g << 1) >> n) + 1) >> 1
+    return y, n, idx, r, g, e
+
+
+def _normalize(e: np.ndarray, spec: SoftmaxSpec, maybe_empty: bool) -> tuple[np.ndarray, ...]:
+    """Steps 7-9: row sum, reciprocal, probabilities."""
     total = e.sum(axis=-1, keepdims=True)  # >= 2**E: the row maximum contributes exactly 2**E
+    if maybe_empty:
+        total = np.maximum(total, 1)  # a row with nothing unmasked: all e are 0, so every p is 0
     rcp = (np.int64(1) << (spec.exp_bits + spec.recip_bits)) // total
     p = shift_round(e * rcp, spec.exp_bits + spec.recip_bits - spec.out_bits)
-    p = np.minimum(p, (1 << spec.out_bits) - 1)
-    return SoftmaxSteps(d, y, n, idx, r, g, e, total, rcp, p)
+    return total, rcp, np.minimum(p, (1 << spec.out_bits) - 1)
+
+
+_E_TABLE_MAX = 1 << 16
+
+
+@functools.lru_cache(maxsize=64)
+def _e_table(spec: SoftmaxSpec) -> npt.NDArray[np.int64] | None:
+    """e for d = 0..d_zero (read-only), d_zero the first d whose shift saturates at E + 2 (e = 0 there and
+    beyond); None when that table would exceed 2**16 entries (wide score fractions)."""
+    sh = spec.frac_bits + spec.const_bits - spec.w_bits
+    y_sat = (spec.exp_bits + 2) << spec.w_bits  # y >> W >= E + 2 from here on
+    half = (1 << (sh - 1)) if sh else 0
+    k = log2e_constant(spec)
+    d_zero = max(0, -(-((y_sat << sh) - half) // k))  # smallest d with (d * K + half) >> sh >= y_sat
+    if d_zero >= _E_TABLE_MAX:
+        return None
+    e = _exp_steps(np.arange(d_zero + 1, dtype=np.int64), spec)[-1]
+    e.flags.writeable = False
+    return e
 
 
 def error_bound(p: npt.ArrayLike, spec: SoftmaxSpec = DEFAULT_SPEC) -> tuple[np.ndarray, np.ndarray]:

@@ -15,6 +15,7 @@ from spatten.models.fixed import (
     msb_estimate,
     qmax,
     quantize,
+    quantize_float,
     reassemble,
     saturate,
     shift_round,
@@ -65,6 +66,27 @@ def test_quantize_matches_python_round(xs: list[float], bits: int, scale: float)
     assert q.tolist() == ref
     inside = np.abs(np.asarray(xs)) <= m * scale
     assert np.all(np.abs(dequantize(q, scale) - np.asarray(xs))[inside] <= scale / 2 + 1e-9)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+@pytest.mark.parametrize("frac", [-140, -20, -3, 0, 5, 11, 40, 130])
+def test_quantize_float_equals_quantize(dtype, frac: int) -> None:
+    """The float path (float32 products for float32 inputs, no temporaries) gives quantize's codes, signed
+    zeros included; without clipping too when the scale comes from the data's own maximum."""
+    rng = np.random.default_rng(frac + 1000)
+    e = 10 if dtype == np.float16 else 30  # exponents the type holds
+    x = (rng.standard_normal(4000) * 2.0 ** rng.integers(-e, e, 4000)).astype(dtype)
+    x[:8] = [0.5, -0.5, 1.5, -2.5, -0.0, 0.0, 1e-45, -1e-45]
+    for bits in (4, 8, 12, 16):
+        scale = 2.0**-frac
+        ref = quantize(x, bits, scale).astype(np.float64)
+        got = quantize_float(x, bits, scale, out=np.empty(x.shape))
+        assert np.array_equal(got, ref) and np.array_equal(
+            np.signbit(got), np.signbit(quantize_float(x, bits, scale))
+        )
+        assert np.array_equal(quantize_float(x, bits, 0.3), quantize(x, bits, 0.3))
+        own = 2.0 ** -math.floor(math.log2(qmax(bits) / float(np.abs(x).max())))  # pow2_frac's rule
+        assert np.array_equal(quantize_float(x, bits, own, clip=False), quantize(x, bits, own))
 
 
 @settings(max_examples=80, deadline=None)

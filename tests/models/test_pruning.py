@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from spatten.models.pruning import CascadePruner, keep_count, select_top, topk_rows, value_keep_mask
+from spatten.models.pruning import (
+    CascadePruner,
+    _topk_mask,
+    keep_count,
+    select_top,
+    topk_rows,
+    value_keep_mask,
+)
 from spatten.models.topk import topk_ref
 
 
@@ -227,3 +234,17 @@ def test_token_min_keep_holds_short_sequences() -> None:
         seen.append(tokens.size)
     # layer 1 keeps floor(0.2 n) but never fewer than min(n, 4): 1, 2, 3, 4, 4, ...
     assert seen == [1, 2, 3, 4, 4, 4, 4, 4, 4, 4]
+
+
+@settings(max_examples=80, deadline=None)
+@given(score_rows, st.integers(0, 2**31), st.sampled_from([1, 1000, 1 << 20]))
+def test_topk_mask_per_row_counts(case, seed: int, scale: int) -> None:
+    """Per-row counts keep each row's own topk_ref (any value range: 16-bit radix keys or int64 keys)."""
+    rows, _ = case
+    a = np.array(rows) * scale
+    n = a.shape[-1]
+    k = np.random.default_rng(seed).integers(0, n + 1, a.shape[0])
+    mask = _topk_mask(a, k)
+    for row, kr, mrow in zip(a, k, mask, strict=True):
+        assert np.flatnonzero(mrow).tolist() == topk_ref(row, int(kr)).tolist()
+    assert np.array_equal(_topk_mask(a.astype(float), k), mask)

@@ -11,6 +11,10 @@ from hypothesis import strategies as st
 from spatten.models.softmax import (
     DEFAULT_SPEC,
     SoftmaxSpec,
+    _e_table,
+    _exp_table,
+    _softmax_p,
+    _steps,
     error_bound,
     exp_table,
     log2e_constant,
@@ -215,3 +219,33 @@ def test_default_spec_widths_fit() -> None:
     assert exp_table(spec).max() == 2**spec.exp_bits
     assert exp_table(spec).min() == 2 ** (spec.exp_bits - 1)
     assert log2e_constant(spec) < 2 ** (spec.const_bits + 1)
+
+
+@settings(max_examples=80, deadline=None)
+@given(spec_and_rows(max_n=128), st.integers(0, 2**31), st.sampled_from([0.0, 0.3, 0.8, 1.0]))
+def test_fast_core_and_mask_equal_the_steps(
+    case: tuple[SoftmaxSpec, np.ndarray], seed: int, drop: float
+) -> None:
+    """The hot path (table of e over d) equals softmax_fixed; a masked row equals the row cut to its
+    unmasked entries, bit for bit, with 0 at masked entries (and 0 everywhere in an empty row)."""
+    spec, a = case
+    assert np.array_equal(_softmax_p(a, spec), softmax_fixed(a, spec))
+    mask = np.random.default_rng(seed).random(a.shape) >= drop
+    for got in (_softmax_p(a, spec, mask), _steps(a, spec, mask).p):
+        for row, m, g in zip(a, mask, got, strict=True):
+            assert not g[~m].any()
+            if m.any():
+                assert g[m].tolist() == scalar_softmax(row[m].tolist(), spec)
+
+
+def test_exp_table_is_shared_read_only_and_returned_as_a_copy() -> None:
+    t = exp_table(DEFAULT_SPEC)
+    t[0] = -1  # the caller's copy: the cached table is untouched
+    assert exp_table(DEFAULT_SPEC)[0] == 2**DEFAULT_SPEC.exp_bits
+    assert not _exp_table(DEFAULT_SPEC).flags.writeable
+    # wide score fractions make the e-over-d table too large: the step-by-step path serves them
+    assert _e_table(SoftmaxSpec(frac_bits=16)) is None
+    a = np.array([[0, -1 << 14, 100, -5]])
+    assert np.array_equal(
+        _softmax_p(a, SoftmaxSpec(frac_bits=16)), softmax_fixed(a, SoftmaxSpec(frac_bits=16))
+    )
