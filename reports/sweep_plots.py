@@ -606,6 +606,9 @@ def sensitivity_figure(
 
 # --- accuracy sweeps -----------------------------------------------------------------------------
 
+#: Front places numbered at most in an accuracy figure (its table is a row wide: more columns fit).
+_MAX_ACCURACY_LABELS = 20
+
 
 def accuracy_objectives(g: pd.DataFrame, metric: str, lat: str) -> tuple[list[str], list[bool]]:
     """Columns of the accuracy Pareto front and whether each is maximised.
@@ -724,7 +727,7 @@ def accuracy_figure(
     for r, (wname, g) in enumerate(groups):
         g = g.reset_index(drop=True)
         front, places = _front_places(g, metric, lat)
-        picks = np.linspace(0, len(places) - 1, min(len(places), _MAX_LABELS))
+        picks = np.linspace(0, len(places) - 1, min(len(places), _MAX_ACCURACY_LABELS))
         numbered = sorted({int(i) for i in picks.round()})
         y = g[metric].to_numpy(float) * factor
         rows = [(_label(short, unit), y)]
@@ -738,7 +741,10 @@ def accuracy_figure(
             _apply_scale(ax, "y", _scale_kind(y, g[metric]), y)  # log when quality spans > 100x
             ax.set_xlabel(_label(xname, xunit))
             ax.set_ylabel(_label(name, unit))
-            ax.set_title(_panel_title(wname, (settings or {}).get(wname, ""), len(g)), fontsize=8)
+            if c == 0:  # once per row, left-aligned: over three narrow panels it would be cut
+                ax.set_title(
+                    _panel_title(wname, (settings or {}).get(wname, ""), len(g)), fontsize=8, loc="left"
+                )
         table = fig.add_subplot(grid[2 * r + 1, :])
         table.axis("off")
         table.set_gid(TABLE_GID)

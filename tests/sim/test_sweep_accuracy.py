@@ -172,6 +172,7 @@ def brute_front(values: np.ndarray, maximize: list[bool]) -> list[int]:
 
 
 def test_tiny_minilm_sweep_end_to_end(tmp_path, monkeypatch, capsys):
+    """`spatten sweep` on the tiny example: rows checked point by point, figures, resume, cache reuse."""
     from spatten.sim.api import simulate
     from spatten.sim.power.energy import energy
     from spatten.sim.sweep.runner import run_sweep
@@ -209,11 +210,6 @@ def test_tiny_minilm_sweep_end_to_end(tmp_path, monkeypatch, capsys):
         assert row["energy_j"] == energy(sim.actions, p.workload.accelerator, 40).total_j
     assert res.loc[0, "area_mm2"] < res.loc[1, "area_mm2"]  # 128 against 512 Q.K multipliers
 
-    # A rerun reruns nothing; the rows are the same.
-    assert cli_main(argv) == 0
-    assert "0 simulated, 4 already stored" in capsys.readouterr().out
-    pd.testing.assert_frame_equal(pd.read_parquet(out / "results.parquet"), res)
-
     # Figures written and read back; the front file lists exactly the non-dominated points.
     for stem in ("accuracy_cosine_mean", "accuracy_task_accuracy", "pareto_dram"):
         check_png(out / f"{stem}.png")
@@ -224,13 +220,27 @@ def test_tiny_minilm_sweep_end_to_end(tmp_path, monkeypatch, capsys):
     assert sorted(front.loc[front["metric"] == "cosine_mean", "index"]) == sorted(res["index"].iloc[expect])
     assert "## Accuracy: Pareto-optimal points" in (out / "summary.md").read_text()
 
-    # A fresh output folder gets the same rows from the per-policy cache, without a model run (threads:
-    # the patch applies to the workers).
+    # A resume reruns nothing (an evaluation would raise), with the same rows as the CLI wrote.
     def no_run(*args, **kwargs):
         raise AssertionError("the model ran again")
 
+    resumed = run_sweep(spec, out, workers=1, processes=False, progress=False, evaluate=no_run)
+    assert (resumed.n_run, resumed.n_skipped, resumed.n_lost) == (0, 4, 0)
+    for col in ("cosine_mean", "task_accuracy", "cycles", "energy_j"):
+        assert resumed.results[col].tolist() == res[col].tolist(), col
+
+    # A fresh output folder gets the same rows from the per-policy cache, without a model run (threads:
+    # the patch applies to the workers).
     monkeypatch.setattr(sim_accuracy, "run_accuracy", no_run)
     fresh = run_sweep(spec, tmp_path / "fresh", workers=1, processes=False, progress=False)
     assert (fresh.n_run, fresh.n_failed, fresh.n_lost) == (4, 0, 0)
     for col in ("cosine_mean", "task_accuracy", "cycles", "dram_reduction", "energy_j", "area_mm2"):
         assert fresh.results[col].tolist() == res[col].tolist(), col
+
+
+def test_smollm2_example_expands_to_quantized_policies():
+    spec = load_spec(ROOT / "examples" / "sweeps" / "smollm2-accuracy.yaml")
+    assert spec.workloads == ("smollm2",) and spec.accuracy.settings("smollm2")["mode"] == "generation"
+    assert len(spec.unique_points()) == len(spec.points) == 20
+    assert all(p.workload.quant.enabled for p in spec.points)
+    assert {p.workload.model.name for p in spec.points} == {"smollm2"}
