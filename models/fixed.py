@@ -130,7 +130,9 @@ def shift_round(x: npt.ArrayLike, shift: int) -> IntArray:
     a = np.asarray(x, dtype=np.int64)
     if shift == 0:
         return a.copy()
-    return (a + (1 << (shift - 1))) >> shift
+    out = a + (1 << (shift - 1))
+    out >>= shift  # in place: one new array per call (shifts run over whole score matrices)
+    return out
 
 
 def split(q: npt.ArrayLike, total_bits: int, lsb_bits: int) -> tuple[IntArray, IntArray]:

@@ -23,6 +23,32 @@ Importance accumulates across layers and, for a decoder in generation mode, acro
 predicted token, the newest token never pruned). Setting ``workload.pruning.enabled = False`` and
 ``workload.quant.enabled = False`` still runs the fixed-point datapath at ``quant.unquantized_bits``;
 the dense float32 reference of a model is its own attention, not this class.
+
+Causal prefill (``causal=True``, ``generation=False``)
+-----------------------------------------------------
+A decoder runs a whole window (BOS + T tokens, n = T + 1) as one step with every query at once, pruning
+inside the prompt as in SpAtten's GPT-2 summarization setting. The caller does ``begin_step(n)`` once, then
+per layer ``live = begin_layer(layer)`` and ``attend(layer, q, k[:, live], v[:, live], np.arange(n))`` with
+``q`` (heads, n, head_dim) for all n positions. Cascade token and head pruning are as for an encoder: a
+pruned token stops being a key and value in later layers, but its query keeps running (every position
+needs its prediction). Per layer:
+
+- query i sees the live keys at positions <= i (its own key too, unless token i was pruned); a query that
+  sees no key at all outputs zeros (BOS is normally live: ``pruning.token_min_keep`` >= 1 and importance);
+- masked keys take no part in the softmax (probability exactly 0), the refetch decision of a row looks at
+  its visible keys only (a row with none never refetches), and local value pruning keeps
+  ``keep_count(value_keep, visible_i)`` values of row i;
+- token importance adds, for each key, its probabilities over the queries that see it; head importance as
+  before (sum of |output| over the queries);
+- the trace has one row per (live head, query): ``query`` = the position, ``seq_len`` = n, ``keys_fetched``
+  = the query's visible keys, ``values_fetched`` = its kept values, ``kv_values_fetched`` the union over the
+  K/V head's live query heads of that query's kept values.
+
+Every row is exactly the non-causal computation of that one query on its visible keys with the layer's
+quantization scales (which come from all n queries and all live keys): the fixed datapath masks the full
+score matrix (integer softmax over a masked row = softmax over the unmasked entries, bit for bit); the
+float datapath runs one query at a time on its visible keys, since float sums over a longer, zero-padded
+row or through a different BLAS call shape would not be the same bits.
 """
 
 from __future__ import annotations
@@ -36,7 +62,7 @@ from spatten.models.attention import SCORE_FRAC_BITS, LayerResult, pow2_frac, so
 from spatten.models.config import Workload
 from spatten.models.fixed import check_bits, quantize_float
 from spatten.models.gqa import group_size
-from spatten.models.pruning import CascadePruner, _topk_mask, keep_count
+from spatten.models.pruning import CascadePruner, _topk_mask, keep_count, keep_counts
 from spatten.models.quant import pq_decide
 from spatten.models.softmax import SoftmaxSpec, _softmax_float
 
@@ -84,6 +110,9 @@ class SpAttenAttention:
         Longest sequence the run will see.
     generation : bool
         Decoder generation mode: one query per step against the cache, the newest token never pruned.
+    causal : bool
+        Decoder prefill: one step over the whole window, a query for every position, each seeing the live
+        keys at or before it (module docstring). Needs ``generation=False``.
     mode : {"fixed", "float"}
         Bit-accurate fixed point or float64.
 
@@ -94,13 +123,24 @@ class SpAttenAttention:
         decisions, kept-value masks and probabilities, each (live heads, queries, ...).
     """
 
-    def __init__(self, workload: Workload, max_tokens: int, *, generation: bool, mode: str = "fixed") -> None:
+    def __init__(
+        self,
+        workload: Workload,
+        max_tokens: int,
+        *,
+        generation: bool,
+        causal: bool = False,
+        mode: str = "fixed",
+    ) -> None:
         if mode not in ("fixed", "float"):
             raise ValueError(f"mode = {mode!r} must be 'fixed' or 'float'")
+        if causal and generation:
+            raise ValueError("causal = True is the prefill of a whole window: it needs generation = False")
         m = workload.model
         self.workload = workload
         self.mode = mode
         self.generation = generation
+        self.causal = causal
         self.heads, self.head_dim, self.layers = m.heads, m.head_dim, m.layers
         self.kv_heads = m.n_kv_heads
         self.group = group_size(m.heads, m.n_kv_heads)
@@ -149,11 +189,12 @@ class SpAttenAttention:
         layer : int
             The layer :meth:`begin_layer` was called for.
         q : numpy.ndarray, shape (heads, queries, head_dim)
-            Queries (RoPE applied where the model has it), not scaled by ``1/sqrt(head_dim)``.
+            Queries (RoPE applied where the model has it), not scaled by ``1/sqrt(head_dim)``. Causal: a
+            query for every one of the step's n positions, pruned tokens included.
         k, v : numpy.ndarray, shape (kv_heads, live tokens, head_dim)
             Keys and values of the live tokens, in the order of :meth:`begin_layer`'s positions.
         qpos : numpy.ndarray of int, shape (queries,)
-            Position of each query (for the trace's ``query`` column).
+            Position of each query (the trace's ``query`` column); causal: ``0 .. n-1``.
 
         Returns
         -------
@@ -175,12 +216,23 @@ class SpAttenAttention:
             )
         if qpos.shape != (q.shape[1],):
             raise ValueError(f"qpos shape {qpos.shape} must be ({q.shape[1]},), one position per query")
+        vis = None
+        if self.causal:
+            if q.shape[1] != self.n or not np.array_equal(qpos, np.arange(self.n)):
+                raise ValueError(
+                    f"causal attention needs a query for each of the step's {self.n} positions in order "
+                    f"(q rows {q.shape[1]}, qpos 0..{self.n - 1})"
+                )
+            vis = np.searchsorted(tokens, qpos, side="right")  # live keys at positions <= the query's
         codes = self._codes(q, k, v)
         v_ratio = self.workload.pruning.value_ratio
+        thr = self.workload.quant.refetch_threshold
         if self.mode == "fixed":
-            res = _core_fixed(codes, heads, self.group, self.workload.quant.refetch_threshold, v_ratio)
+            res = _core_fixed(codes, heads, self.group, thr, v_ratio, vis)
+        elif vis is None:
+            res = _core_float(codes, heads, self.group, thr, v_ratio)
         else:
-            res = _core_float(codes, heads, self.group, self.workload.quant.refetch_threshold, v_ratio)
+            res = _core_float_causal(codes, heads, self.group, thr, v_ratio, vis)
         self.pruner.update(tokens, heads, res.probs, res.output)
         self.last = res
         out = np.zeros((H, q.shape[1], D), dtype=np.float32)
@@ -188,7 +240,7 @@ class SpAttenAttention:
         out[heads] = (
             res.output * (2.0**-codes.spec.out_bits * codes.v_scale) if self.mode == "fixed" else res.output
         )
-        self._record(layer, heads, tokens.size, qpos, res.refetch, res.kept)
+        self._record(layer, heads, tokens.size if vis is None else vis, qpos, res.refetch, res.kept)
         self._heads = self._tokens = None
         return out
 
@@ -230,8 +282,9 @@ class SpAttenAttention:
             buf = self._scratch[name] = np.empty(size)
         return buf[:size].reshape(shape)
 
-    def _record(self, layer: int, heads: np.ndarray, n_live: int, qpos: np.ndarray, refetch, kept) -> None:
-        """Keep what the trace rows of this call need; :meth:`trace` expands it."""
+    def _record(self, layer: int, heads: np.ndarray, keys, qpos: np.ndarray, refetch, kept) -> None:
+        """Keep what the trace rows of this call need (``keys``: one count, or one per query when causal);
+        :meth:`trace` expands it."""
         g = self.group
         if g == 1:
             union = kept.sum(axis=-1)
@@ -242,23 +295,24 @@ class SpAttenAttention:
                 full[heads] = kept
             per_kv = full.reshape((self.kv_heads, g) + kept.shape[1:]).any(axis=1).sum(axis=-1)
             union = per_kv[heads // g]
-        self._blocks.append((self.step, layer, heads, qpos, self.n, n_live, refetch, union))
+        ratio = self.workload.pruning.value_ratio
+        values = keep_count(ratio, keys) if np.ndim(keys) == 0 else keep_counts(ratio, keys)
+        self._blocks.append((self.step, layer, heads, qpos, self.n, keys, values, refetch, union))
         self._rows += heads.size * qpos.size
 
     def trace(self):
         """The run's request trace so far (``TRACE_COLUMNS`` plus ``kv_head`` and ``kv_values_fetched``)."""
         names = "step layer head query seq_len keys values refetch kv_head kv_values".split()
         cols: dict[str, list] = {c: [] for c in names}
-        v_ratio = self.workload.pruning.value_ratio
-        for step, layer, heads, qpos, n, n_live, refetch, union in self._blocks:
+        for step, layer, heads, qpos, n, keys, values, refetch, union in self._blocks:
             hq = heads.size * qpos.size
             cols["step"].append(np.full(hq, step))
             cols["layer"].append(np.full(hq, layer))
             cols["head"].append(np.repeat(heads, qpos.size))
             cols["query"].append(np.zeros(hq, np.int64) if self.generation else np.tile(qpos, heads.size))
             cols["seq_len"].append(np.full(hq, n))
-            cols["keys"].append(np.full(hq, n_live))
-            cols["values"].append(np.full(hq, keep_count(v_ratio, n_live)))
+            cols["keys"].append(_per_row(keys, heads.size, qpos.size))
+            cols["values"].append(_per_row(values, heads.size, qpos.size))
             cols["refetch"].append(np.asarray(refetch).reshape(-1))
             cols["kv_head"].append(np.repeat(heads // self.group, qpos.size))
             cols["kv_values"].append(np.asarray(union).reshape(-1))
@@ -267,16 +321,31 @@ class SpAttenAttention:
         return trace_frame(cols, self.workload.quant, tok_pruning, self.head_dim)
 
 
+def _per_row(x, heads: int, queries: int) -> np.ndarray:
+    """Trace rows (head-major) of a count that is one number per block or one per query."""
+    return np.full(heads * queries, x) if np.ndim(x) == 0 else np.tile(x, heads)
+
+
 def _grouped(x: np.ndarray, kv_heads: int) -> np.ndarray:
     """(heads, Q, X) -> (kv_heads, group x Q, X): a K/V head's query heads are consecutive."""
     return x.reshape(kv_heads, -1, x.shape[-1])
 
 
 def _core_fixed(
-    codes: _Codes, heads: np.ndarray, group: int, threshold: float, v_ratio: float
+    codes: _Codes,
+    heads: np.ndarray,
+    group: int,
+    threshold: float,
+    v_ratio: float,
+    vis: np.ndarray | None = None,
 ) -> LayerResult:
     """The fixed datapath of one layer on integer codes held in float64 (every product and sum is an exact
-    integer below 2**53, so the grouped BLAS products equal run_attention's per-head ones)."""
+    integer below 2**53, so the grouped BLAS products equal run_attention's per-head ones).
+
+    ``vis`` (causal; one count per query): query i sees the first ``vis[i]`` keys only. Its scores are
+    still formed for every key, but the masked softmax, refetch test and per-row value top-k leave the
+    others out, so the row is bit for bit the row computed on its visible keys alone.
+    """
     H, Q, _ = codes.q.shape
     kvh = codes.v.shape[0]
     live = None if heads.size == H else heads
@@ -305,9 +374,16 @@ def _core_fixed(
 
     if live is not None:
         msb_raw = msb_raw[live]
-    pq = pq_decide(msb_raw, full_raw, score_shift=codes.shift, threshold=threshold, spec=codes.spec)
+    n = msb_raw.shape[-1]
+    mask = None if vis is None else np.arange(n) < vis[:, None]
+    pq = pq_decide(
+        msb_raw, full_raw, score_shift=codes.shift, threshold=threshold, spec=codes.spec, mask=mask
+    )
     probs = pq.probs
-    kept = _topk_mask(probs, keep_count(v_ratio, probs.shape[-1]))
+    # masked probabilities are 0 and come after every visible key in index order, so a row's first
+    # keep_counts(vis) in top-k order are all visible
+    k = keep_count(v_ratio, n) if vis is None else np.broadcast_to(keep_counts(v_ratio, vis), probs.shape[:2])
+    kept = _topk_mask(probs, k)
     pk = np.where(kept, probs, 0).astype(np.float64)
     if live is not None:
         full = np.zeros((H,) + pk.shape[1:])
@@ -362,3 +438,26 @@ def _core_float(
     else:
         out = np.matmul(vb.transpose(0, 1, 3, 2), p4.transpose(0, 1, 3, 2)).transpose(0, 1, 3, 2)
     return LayerResult(out.reshape(H, Q, D)[heads], refetch, kept, probs)
+
+
+def _core_float_causal(
+    codes: _Codes, heads: np.ndarray, group: int, threshold: float, v_ratio: float, vis: np.ndarray
+) -> LayerResult:
+    """The float datapath for causal queries: each query through :func:`_core_float` on its visible keys.
+
+    Float sums depend on the row length and on the shapes of the BLAS calls, so a masked full-width row
+    would not equal the row computed on its visible keys alone; one call per query does, bit for bit (a
+    prefill's float datapath is a reference, not the hot path). Queries with no visible key give zeros.
+    """
+    h, (_, Q, D), n = heads.size, codes.q.shape, codes.v.shape[1]
+    probs, kept = np.zeros((h, Q, n)), np.zeros((h, Q, n), dtype=bool)
+    refetch, out = np.zeros((h, Q), dtype=bool), np.zeros((h, Q, D))
+    for i in np.flatnonzero(vis):
+        m = vis[i]
+        est = None if codes.k_est is None else codes.k_est[:, :m]
+        row = dataclasses.replace(codes, q=codes.q[:, i : i + 1], k_est=est, k_full=codes.k_full[:, :m],
+                                  v=codes.v[:, :m])  # fmt: skip
+        r = _core_float(row, heads, group, threshold, v_ratio)
+        probs[:, i, :m], kept[:, i, :m] = r.probs[:, 0], r.kept[:, 0]
+        refetch[:, i], out[:, i] = r.refetch[:, 0], r.output[:, 0]
+    return LayerResult(out, refetch, kept, probs)

@@ -42,6 +42,7 @@ from spatten.models.topk import topk_ref
 
 __all__ = [
     "keep_count",
+    "keep_counts",
     "value_keep_mask",
     "topk_rows",
     "select_top",
@@ -60,6 +61,17 @@ def keep_count(ratio: float, n: int) -> int:
         return 0
     # The epsilon absorbs binary-fraction error (0.29 * 100 = 28.999...) without moving exact products.
     return max(1, min(int(n), math.floor(ratio * n + 1e-9)))
+
+
+def keep_counts(ratio: float, n: npt.ArrayLike) -> np.ndarray:
+    """:func:`keep_count` of every count in ``n`` (int64 array of the same shape), the same arithmetic."""
+    check_float("ratio", ratio, 0.0, 1.0, lo_open=True)
+    a = np.asarray(n)
+    if a.dtype.kind not in "iu" or (a.size and a.min() < 0):
+        raise ValueError("n must hold integers >= 0")
+    a = a.astype(np.int64)
+    k = np.maximum(1, np.minimum(a, np.floor(ratio * a + 1e-9).astype(np.int64)))
+    return np.where(a == 0, 0, k)
 
 
 def topk_rows(scores: npt.ArrayLike, k: int) -> np.ndarray:
@@ -85,6 +97,14 @@ def _topk_mask(a: np.ndarray, k: int | np.ndarray) -> np.ndarray:
     n = a.shape[-1]
     if np.ndim(k) == 0 and k == n:
         return np.ones(a.shape, dtype=bool)
+    if a.dtype.kind == "f" and np.ndim(k) == 0:
+        if k == 0:
+            return np.zeros(a.shape, dtype=bool)
+        # No sort (floats have no radix key): the k-th largest value t of each row, everything above it,
+        # and as many entries equal to t as still fit, lowest index first (topk_ref's tie rule).
+        t = np.partition(a, n - k, axis=-1)[..., n - k : n - k + 1]
+        above, tie = a > t, a == t
+        return above | (tie & (np.cumsum(tie, axis=-1) <= k - above.sum(axis=-1, keepdims=True)))
     mask = np.zeros(a.shape, dtype=bool)
     if a.dtype.kind == "f":
         key = -a.astype(np.float64)

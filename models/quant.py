@@ -201,13 +201,15 @@ def pq_decide(
         refetch &= mask.any(axis=-1)
     if not refetch.any():
         return PQResult(msb_probs, refetch, msb_probs, msb_scores)
-    # Recompute only the batches (heads) where some query refetches; the rest keep their MSB result.
+    # Dot products only for the batches (heads) where some query refetches, the softmax only for the
+    # refetching rows (rows are independent); the rest keep their MSB result.
     rows = np.flatnonzero(refetch.any(axis=1))
     full = _softmax_in(full_raw(rows), score_shift, spec)
+    r, qi = np.nonzero(refetch[rows])
+    b = rows[r]
     scores, probs = msb_scores.copy(), msb_probs.copy()
-    sel = refetch[rows][..., None]
-    scores[rows] = np.where(sel, full, scores[rows])
-    probs[rows] = np.where(sel, _softmax_p(full, spec, mask), probs[rows])
+    scores[b, qi] = full[r, qi]
+    probs[b, qi] = _softmax_p(scores[b, qi], spec, None if mask is None else mask[qi])
     return PQResult(probs, refetch, msb_probs, scores)
 
 
