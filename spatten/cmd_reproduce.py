@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tech-nm", type=int, default=40, help="technology node of the energy model, 22..90 (40)")
     a = p.add_argument_group(
         "accuracy",
-        "the largest DRAM reduction at no accuracy loss on real models (SmolLM2: perplexity +1%% at most; "
+        "the largest DRAM reduction at no accuracy loss on real models (SmolLM2: perplexity +1% at most; "
         "MiniLM: cosine >= 0.99, task accuracy drop <= 0.5 pt), found by a policy search; shown whenever "
         "the cache holds it",
     )
