@@ -42,7 +42,9 @@ needs its prediction). Per layer:
   before (sum of |output| over the queries);
 - the trace has one row per (live head, query): ``query`` = the position, ``seq_len`` = n, ``keys_fetched``
   = the query's visible keys, ``values_fetched`` = its kept values, ``kv_values_fetched`` the union over the
-  K/V head's live query heads of that query's kept values.
+  K/V head's live query heads and over the queries up to this one of their kept values: the last query's
+  row holds the group's whole union, what the simulator's one K/V fetch of the (step, layer, K/V head)
+  group must bring on chip (``sim/simulate.py`` takes the group's largest).
 
 Every row is exactly the non-causal computation of that one query on its visible keys with the layer's
 quantization scales (which come from all n queries and all live keys): the fixed datapath masks the full
@@ -287,14 +289,16 @@ class SpAttenAttention:
         :meth:`trace` expands it."""
         g = self.group
         if g == 1:
-            union = kept.sum(axis=-1)
+            any_kv, idx = kept, slice(None)
         else:  # union of kept V rows over the live query heads of each K/V head, per query (gqa.py rule 3)
             full = kept
             if heads.size != self.heads:
                 full = np.zeros((self.heads,) + kept.shape[1:], dtype=bool)
                 full[heads] = kept
-            per_kv = full.reshape((self.kv_heads, g) + kept.shape[1:]).any(axis=1).sum(axis=-1)
-            union = per_kv[heads // g]
+            any_kv, idx = full.reshape((self.kv_heads, g) + kept.shape[1:]).any(axis=1), heads // g
+        if self.causal:  # and over the queries so far: the group's one fetch serves all of them
+            any_kv = np.logical_or.accumulate(any_kv, axis=1)
+        union = any_kv.sum(axis=-1)[idx]
         ratio = self.workload.pruning.value_ratio
         values = keep_count(ratio, keys) if np.ndim(keys) == 0 else keep_counts(ratio, keys)
         self._blocks.append((self.step, layer, heads, qpos, self.n, keys, values, refetch, union))

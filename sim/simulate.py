@@ -17,7 +17,9 @@ Stages, in hardware order (SPATTEN.md section 2):
 K/V reuse: consecutive rows with the same (step, layer, head) form a group (summarization: the queries of
 one head). When the group's keys fit in half of the K SRAM (double buffer) at the datapath width, only
 the group's first row fetches K and V and later rows reuse them; the LSBs are fetched once, on the group's
-first refetching row. Otherwise every row fetches its own. Q is always fetched.
+first refetching row. That one fetch covers the most keys (and the largest ``kv_values_fetched``) of any row
+of the group: a causal prefill's later queries see more keys than its first. Otherwise every row fetches its
+own. Q is always fetched.
 
 Unquantized fields (-1 bits) move at ``quant.unquantized_bits`` (the 12-bit datapath width by default).
 Operations: one multiply and one add per MAC (``ops = 2 x (Q.K MACs + prob.V MACs)``), the convention the
@@ -173,14 +175,21 @@ def _byte_table(w: Workload, cols: dict[str, np.ndarray], bits_override: int | N
     d = cols["head_dim"].astype(np.float64)
     refetch = cols["refetch"].astype(bool) & (lb > 0)
     first = _groups(cols)
-    fits = keys * d * acc.datapath_bits / 8.0 <= acc.kv_sram_bytes / 2
-    # A group that fits on chip fetches the union of its query heads' kept values (models/gqa.py, rule 3)
-    v_rows = np.where(fits, cols["kv_values_fetched"], vals).astype(np.float64)
-    raw = hbm.request_bytes(keys, v_rows, q, cols["head_dim"], kb, lb, qb, vb, refetch)
-    fetch_kv = first | ~fits
     gid = np.cumsum(first) - 1
-    cum = np.cumsum(refetch)
     start_idx = np.flatnonzero(first)
+    # A group's one fetch holds the most keys and kept values any of its rows needs: the same as its first
+    # row's in every trace but a causal prefill's, whose queries see more keys the later they sit
+    g_keys = np.maximum.reduceat(keys, start_idx)[gid] if keys.size else keys
+    kv_vals = cols["kv_values_fetched"].astype(np.float64)
+    g_vals = np.maximum.reduceat(kv_vals, start_idx)[gid] if keys.size else kv_vals
+    fits = g_keys * d * acc.datapath_bits / 8.0 <= acc.kv_sram_bytes / 2
+    # A group that fits on chip fetches the union of its query heads' kept values (models/gqa.py, rule 3)
+    v_rows = np.where(fits, g_vals, vals)
+    raw = hbm.request_bytes(
+        np.where(fits, g_keys, keys), v_rows, q, cols["head_dim"], kb, lb, qb, vb, refetch
+    )
+    fetch_kv = first | ~fits
+    cum = np.cumsum(refetch)
     before = np.where(start_idx > 0, cum[start_idx - 1], 0)
     first_ref = refetch & ((cum - before[gid]) == 1)
     lsb_fetch = np.where(fits, first_ref, refetch)

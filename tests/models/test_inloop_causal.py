@@ -102,6 +102,7 @@ def test_rows_equal_one_query_runs_through_the_public_api(mode: str) -> None:
     attn.begin_layer(0)
     out = attn.attend(0, q, k, v, np.arange(n))
     causal, tr = attn.last, attn.trace()
+    kept_so_far = np.zeros((w.model.kv_heads, n), dtype=bool)
     for i in range(n):
         one = SpAttenAttention(w, i + 1, generation=False, mode=mode)
         one.begin_step(i + 1)
@@ -113,8 +114,12 @@ def test_rows_equal_one_query_runs_through_the_public_api(mode: str) -> None:
         assert np.array_equal(causal.kept[:, i, : i + 1], r.kept[:, 0])
         assert np.array_equal(causal.output[:, i], r.output[:, 0])
         t1, rows = one.trace(), tr[tr["query"] == i]
-        for c in ("head", "keys_fetched", "values_fetched", "refetch", "kv_head", "kv_values_fetched"):
+        for c in ("head", "keys_fetched", "values_fetched", "refetch", "kv_head"):
             assert (rows[c].to_numpy() == t1[c].to_numpy()).all(), c
+        # the K/V values a group fetches: the union over its query heads and every query so far
+        kept_so_far[:, : i + 1] |= r.kept[:, 0].reshape(w.model.kv_heads, -1, i + 1).any(axis=1)
+        want = np.repeat(kept_so_far.sum(axis=1), w.model.heads // w.model.kv_heads)
+        assert (rows["kv_values_fetched"].to_numpy() == want).all()
 
 
 def test_pruned_token_loses_its_key_but_keeps_its_query_and_the_trace_counts() -> None:
@@ -137,7 +142,9 @@ def test_pruned_token_loses_its_key_but_keeps_its_query_and_the_trace_counts() -
         want_values = [keep_count(w.pruning.value_ratio, int(m)) for m in vis]
         assert (rows["values_fetched"].to_numpy() == np.tile(want_values, heads.size)).all()
         assert np.array_equal(res.kept.sum(axis=-1), np.broadcast_to(want_values, res.kept.shape[:2]))
-        union = res.kept.reshape(-1, 3, n, live.size).any(axis=1).sum(axis=-1)  # 3 query heads per K/V head
+        # 3 query heads per K/V head, and the queries up to each one: the group's one fetch serves them all
+        per_query = res.kept.reshape(-1, 3, n, live.size).any(axis=1)
+        union = np.array([[kv[: i + 1].any(axis=0).sum() for i in range(n)] for kv in per_query])
         assert (rows["kv_values_fetched"].to_numpy() == np.repeat(union, 3, axis=0).reshape(-1)).all()
         assert (rows["refetch"].to_numpy() == res.refetch.reshape(-1)).all()
         for p in np.setdiff1d(np.arange(n), live):  # a pruned token: no key, but a query and an output
