@@ -213,59 +213,69 @@ def decoder_accuracy(
     """SmolLM2 perplexity with SpAtten inside every layer, against the dense model on the same windows.
 
     Protocol (``models/smollm2.py``): window ``w`` is ``ids[w*T:(w+1)*T]`` with BOS prepended; every window
-    token is predicted. Generation mode (SpAtten's GPT-2 setting): the window runs one token per step against
-    the K/V cache, each step through :class:`~spatten.models.inloop.SpAttenAttention` (cascade token and head
-    pruning with importance accumulated across layers and steps, local value pruning, progressive
-    quantization), so every token is predicted from the pruned, quantized cache of the tokens before it.
-    The windows run in lockstep, :data:`WINDOW_BATCH` at a time
-    (:func:`~spatten.models.smollm2.forward_batch`: one weight product per step for the batch), the batches
-    spread over ``workers`` Dask worker processes when ``workers > 1``; the result does not depend on
-    ``workers``. The dense reference
-    is the model's own float32 attention (prefill of the whole window).
+    token is predicted. Every layer's attention is :class:`~spatten.models.inloop.SpAttenAttention` (cascade
+    token and head pruning, local value pruning, progressive quantization with LSB refetch).
+
+    * ``mode="generation"`` (SpAtten's GPT-2 setting): the window runs one token per step against the K/V
+      cache, importance accumulated across layers and steps, so every token is predicted from the pruned,
+      quantized cache of the tokens before it. The windows run in lockstep, :data:`WINDOW_BATCH` at a time
+      (:func:`~spatten.models.smollm2.forward_batch`: one weight product per step for the batch). Trace
+      ``step`` counts the steps over all windows.
+    * ``mode="prefill"`` (pruning inside the prompt, SpAtten's BERT setting on a causal model): the whole
+      window in one pass with every query at once (``SpAttenAttention(..., causal=True)``); a token pruned
+      at a layer stops being a key and value of the later layers but is still predicted from. One window
+      per batch; trace ``step`` is the window.
+
+    The batches spread over ``workers`` Dask worker processes when ``workers > 1``; the result does not
+    depend on ``workers``. The dense reference is the model's own float32 attention (prefill of the whole
+    window).
     """
     import pandas as pd
     from spatten.models import smollm2
 
-    if mode != "generation":
-        raise ValueError(f"mode {mode!r} is not built for the decoder yet: use --mode generation")
+    if mode not in ("prefill", "generation"):
+        raise ValueError(f"mode {mode!r} must be 'prefill' or 'generation'")
     if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 64:
         raise ValueError(f"workers = {workers!r} is outside the allowed range 1..64")
-    m = smollm2.load_smollm2()
-    ids = smollm2.tokenize(text, m)
     if isinstance(window_len, bool) or not isinstance(window_len, int) or window_len < 1:
         raise ValueError(f"window_len = {window_len!r} must be an integer >= 1")
     if isinstance(windows, bool) or not isinstance(windows, int) or windows < 1:
         raise ValueError(f"windows = {windows!r} must be an integer >= 1")
+    m = smollm2.load_smollm2()
+    ids = smollm2.tokenize(text, m, max_tokens=windows * window_len)
     if ids.size < windows * window_len:
         raise ValueError(f"the text has {ids.size} tokens: too short for {windows} windows of {window_len}")
     if window_len + 1 > m.config.context_length:
         raise ValueError(
             f"window_len = {window_len} + BOS exceeds the context length {m.config.context_length}"
         )
-    dense = smollm2.perplexity(text, window_len, windows, model=m)
     seqs = np.array(
         [
             np.concatenate([[m.config.bos_id], ids[w * window_len : (w + 1) * window_len]])
             for w in range(windows)
         ]
     )
+    # the dense model on the same windows (smollm2.perplexity's protocol, without tokenizing the whole text)
+    dense_nll = np.array([smollm2._token_nll(smollm2.forward(s, m)[:-1], s[1:]) for s in seqs])
     # Fixed-size batches, the last one padded with copies of its last window (dropped below): each
     # window's float32 arithmetic then never depends on its neighbours or on `workers`.
-    pad = -windows % WINDOW_BATCH
-    batches = np.concatenate([seqs, seqs[[-1] * pad]]).reshape(-1, WINDOW_BATCH, seqs.shape[1])
+    size = WINDOW_BATCH if mode == "generation" else 1
+    pad = -windows % size
+    batches = np.concatenate([seqs, seqs[[-1] * pad]]).reshape(-1, size, seqs.shape[1])
+    run = _generation_windows if mode == "generation" else _prefill_windows
     if workers == 1 or len(batches) == 1:
-        parts = [_generation_windows(workload, b, datapath) for b in batches]
+        parts = [run(workload, b, datapath) for b in batches]
     else:
-        parts = _on_dask(workload, list(batches), datapath, workers)
+        parts = _on_dask(run, workload, list(batches), datapath, workers)
     nll = np.concatenate([p[0] for p in parts])[:windows]
     traces = [tr for p in parts for tr in p[1]][:windows]
     for w, tr in enumerate(traces):
-        tr["step"] += w * window_len
+        tr["step"] += w * (window_len if mode == "generation" else 1)
     return DecoderAccuracy(
         float(np.exp(nll.mean())),
-        dense.perplexity,
+        float(np.exp(dense_nll.mean())),
         nll.mean(axis=1),
-        np.asarray(dense.window_nll),
+        dense_nll.mean(axis=1),
         pd.concat(traces, ignore_index=True),
     )
 
@@ -305,10 +315,41 @@ def _generation_windows(
     return nll, [a.trace() for a in attns]
 
 
+def _prefill_windows(
+    workload: Any, seqs: np.ndarray, datapath: str, threads: int | None = None
+) -> tuple[np.ndarray, list]:
+    """Per-token NLL ``(windows, T)`` and each window's trace, each window in one causal pass.
+
+    ``threads``: BLAS threads of a Dask worker (the parent's setting does not reach its processes).
+    """
+    from spatten.models import smollm2
+    from spatten.models.inloop import SpAttenAttention
+    from tqdm import tqdm
+
+    if threads is not None:
+        smollm2.DECODE_THREADS = smollm2.BLAS_THREADS = threads
+    m = smollm2.load_smollm2()
+    nw, n = seqs.shape
+    nll, traces = np.empty((nw, n - 1)), []
+    for w in tqdm(range(nw), desc="SmolLM2 prefill", unit="window", leave=False, disable=nw == 1):
+        attn = SpAttenAttention(workload, n, generation=False, causal=True, mode=datapath)
+        attn.begin_step(n)
+
+        def attend(q: np.ndarray, k: np.ndarray, v: np.ndarray, layer: int, attn=attn) -> np.ndarray:
+            live = attn.begin_layer(layer)
+            return attn.attend(layer, q, k[:, live], v[:, live], np.arange(n))
+
+        logits = smollm2.forward(seqs[w], m, attention=attend)
+        nll[w] = smollm2._token_nll(logits[:-1], seqs[w, 1:])
+        traces.append(attn.trace())
+    return nll, traces
+
+
 def _on_dask(
-    workload: Any, batches: list[np.ndarray], datapath: str, workers: int
+    run: Any, workload: Any, batches: list[np.ndarray], datapath: str, workers: int
 ) -> list[tuple[np.ndarray, list]]:
-    """:func:`_generation_windows` of each batch on ``workers`` Dask processes (one BLAS thread each)."""
+    """``run`` (a ``_*_windows`` function) of each batch on ``workers`` Dask processes (one BLAS thread
+    each)."""
     import logging
 
     import dask
@@ -324,7 +365,5 @@ def _on_dask(
         from spatten.models import smollm2
 
         threads = smollm2.DECODE_THREADS
-        futures = [
-            client.submit(_generation_windows, workload, b, datapath, threads, pure=False) for b in batches
-        ]
+        futures = [client.submit(run, workload, b, datapath, threads, pure=False) for b in batches]
         return client.gather(futures)

@@ -26,7 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--mode",
         choices=("prefill", "generation"),
-        help="decoder: generation (each token from the pruned cache); encoder: prefill (the only one)",
+        help="decoder: generation (default; each token from the pruned cache) or prefill (the whole window "
+        "at once, pruning inside it); encoder: prefill only",
     )
     p.add_argument("--datapath", choices=("fixed", "float"), default="fixed", help="bit-accurate or float64")
     pol = p.add_mutually_exclusive_group()

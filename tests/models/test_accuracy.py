@@ -110,3 +110,39 @@ def test_decoder_windows_do_not_depend_on_batching_or_workers() -> None:
     assert sorted(one.trace["step"].unique()) == list(range(windows * 6))  # 6 steps per window, in order
     alone = decoder_accuracy(w, text[: len(text) // 2], 6, 1)  # the first window in a batch of its own
     assert alone.window_nll[0] == one.window_nll[0]
+
+
+def test_decoder_prefill_prunes_inside_the_prompt_and_off_is_dense(tmp_path: Path, capsys) -> None:
+    cfg = tmp_path / "off.yaml"
+    cfg.write_text("pruning:\n  enabled: false\nquant:\n  enabled: false\n")
+    base = ["accuracy", "--window-len", "24", "--windows", "2", "--mode", "prefill", "--format", "json"]
+    assert main([*base, "--datapath", "float", "--config", str(cfg)]) == 0
+    off = json.loads(capsys.readouterr().out)
+    # all queries at once with nothing pruned or quantized: the dense model up to float summation order
+    assert off["mode"] == "prefill" and off["perplexity"] == pytest.approx(off["dense_perplexity"], rel=1e-5)
+    assert off["reached_token_keep"] == 1.0 and off["reached_value_keep"] == 1.0  # causal: i + 1 keys dense
+    out = tmp_path / "p"
+    assert main([*base, "--out", str(out)]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["dense_perplexity"] == off["dense_perplexity"]
+    assert s["perplexity"] != s["dense_perplexity"] and s["reached_token_keep"] < 1.0
+    assert (
+        main(["simulate", "--workload", "smollm2", "--trace", str(out / "trace.parquet"), "--format", "json"])
+        == 0
+    )
+    r = json.loads(capsys.readouterr().out)
+    assert (r["dram_bytes_total"], r["dram_reduction"]) == (s["dram_bytes_total"], s["dram_reduction"])
+
+
+def test_decoder_prefill_windows_do_not_depend_on_workers() -> None:
+    from spatten.models.accuracy import decoder_accuracy
+    from spatten.models.config import workload_preset
+
+    text = "\n".join(d.text for d in brown.documents()[:3])
+    w = workload_preset("smollm2")
+    one = decoder_accuracy(w, text, 10, 2, mode="prefill")
+    two = decoder_accuracy(w, text, 10, 2, mode="prefill", workers=2)
+    assert one.perplexity == two.perplexity and one.trace.equals(two.trace)
+    assert sorted(one.trace["step"].unique()) == [0, 1]  # one step per window
+    n = 11  # BOS + 10: every query of every window has its rows
+    assert set(one.trace.loc[one.trace["layer"] == 0, "query"]) == set(range(n))

@@ -291,6 +291,16 @@ def test_tiny_tokenizer_merges_and_round_trip(tiny):
     assert sm.tokenize("<|im_start|>", model).tolist() == [1]  # control tokens are never split
 
 
+def test_tokenize_max_tokens_is_a_prefix_of_the_whole_text(tiny):
+    model, _ = tiny
+    rng = np.random.default_rng(5)
+    words = ["the", " cat", "  at", "\n\n", " 4213", "hat", " ", "\t", "rat", "99"]
+    text = "".join(rng.choice(words, 12_000))  # longer than the first prefix tried, so it is cut
+    whole = sm.tokenize(text, model)
+    for n in (1, 37, 900, 3000, whole.size, whole.size + 5):
+        assert np.array_equal(sm.tokenize(text, model, max_tokens=n), whole[:n]), n
+
+
 def test_perplexity_follows_the_protocol(tiny):
     model, _ = tiny
     text = "the hat sat on that mat; the cat ate the rat at ten"
