@@ -6,11 +6,12 @@ Prints, each timed ``--repeats`` times (best and median):
   the ``smollm2`` preset (token 0.5, value 0.5, progressive 8+4 bits, fixed-point datapath), one BLAS
   thread and ``--threads`` threads; target < 20 s for 512 tokens;
 - the same over a batch of four windows (:data:`spatten.models.accuracy.WINDOW_BATCH`), per window;
+- SmolLM2 prefill mode over the same window (one causal pass with SpAtten inside every layer), and the dense
+  float32 prefill alone (target < 3 s for 512 tokens);
 - MiniLM-L6 on 128 tokens of a Brown document, dense float32 and with SpAtten (the minilm preset, fixed
   point) inside every layer; target < 0.1 s.
 
-The SmolLM2 prefill target (512 tokens < 3 s) is printed by ``benchmarks/bench_smollm2.py``. The machine's
-load average is printed beside the times: other processes on the two cores slow everything down.
+The machine's load average is printed beside the times: other processes on the two cores slow everything down.
 
 Run: ``.venv/bin/python benchmarks/bench_accuracy_speed.py [--window-len T] [--threads N] [--repeats R]``.
 """
@@ -68,6 +69,18 @@ def main() -> None:
         f"{dt:.1f} s, "
         f"{dt / WINDOW_BATCH:.1f} s per window (includes the dense reference prefill)"
     )
+
+    seq = smollm2.tokenize(text, max_tokens=args.window_len)
+    for threads in dict.fromkeys([1, args.threads]):
+        smollm2.DECODE_THREADS = smollm2.BLAS_THREADS = threads
+        t = timed(lambda: smollm2.forward(seq), max(args.repeats, 3))
+        print(f"SmolLM2 dense prefill, {args.window_len} tokens, {threads} thread(s): {t}")
+        t = timed(lambda: decoder_accuracy(w, text, args.window_len, 1, mode="prefill"), args.repeats)
+        print(
+            f"SmolLM2 prefill mode, 1 window x {args.window_len} tokens, preset policy (includes the dense "
+            f"reference), {threads} thread(s): {t}"
+        )
+    smollm2.DECODE_THREADS = smollm2.BLAS_THREADS = 1
 
     m = load_minilm()
     tok = m.tokenizer

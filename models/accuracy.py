@@ -263,12 +263,13 @@ def decoder_accuracy(
     pad = -windows % size
     batches = np.concatenate([seqs, seqs[[-1] * pad]]).reshape(-1, size, seqs.shape[1])
     run = _generation_windows if mode == "generation" else _prefill_windows
+    real = [min(size, windows - i * size) for i in range(len(batches))]
     if workers == 1 or len(batches) == 1:
-        parts = [run(workload, b, datapath) for b in batches]
+        parts = [run(workload, b, datapath, None, r) for b, r in zip(batches, real, strict=True)]
     else:
-        parts = _on_dask(run, workload, list(batches), datapath, workers)
-    nll = np.concatenate([p[0] for p in parts])[:windows]
-    traces = [tr for p in parts for tr in p[1]][:windows]
+        parts = _on_dask(run, workload, list(batches), real, datapath, workers)
+    nll = np.concatenate([p[0] for p in parts])
+    traces = [tr for p in parts for tr in p[1]]
     for w, tr in enumerate(traces):
         tr["step"] += w * (window_len if mode == "generation" else 1)
     return DecoderAccuracy(
@@ -281,11 +282,14 @@ def decoder_accuracy(
 
 
 def _generation_windows(
-    workload: Any, seqs: np.ndarray, datapath: str, threads: int | None = None
+    workload: Any, seqs: np.ndarray, datapath: str, threads: int | None = None, real: int | None = None
 ) -> tuple[np.ndarray, list]:
-    """Per-token NLL ``(windows, T)`` and each window's trace, the windows decoded in lockstep.
+    """Per-token NLL ``(real, T)`` and each real window's trace, the windows decoded in lockstep.
 
     ``threads``: BLAS threads of a Dask worker (the parent's setting does not reach its processes).
+    ``real``: the first ``real`` rows are windows, the rest padding. A padding row's attention is zeros: its
+    result is dropped, and a row of a BLAS product does not depend on the values in the other rows, only on
+    the batch's shape, which padding keeps.
     """
     from spatten.models import smollm2
     from spatten.models.inloop import SpAttenAttention
@@ -294,9 +298,13 @@ def _generation_windows(
     if threads is not None:
         smollm2.DECODE_THREADS = smollm2.BLAS_THREADS = threads
     m = smollm2.load_smollm2()
-    nw, n = seqs.shape
+    nb, n = seqs.shape
+    nw = nb if real is None else real
     attns = [SpAttenAttention(workload, n, generation=True, mode=datapath) for _ in range(nw)]
-    caches = [smollm2.KVCache(m.config, capacity=n) for _ in range(nw)]
+    caches = [smollm2.KVCache(m.config, capacity=n) for _ in range(nb)]
+
+    def padding(q: np.ndarray, k: np.ndarray, v: np.ndarray, layer: int) -> np.ndarray:
+        return np.zeros_like(q)
 
     def adapter(attn: SpAttenAttention):
         def attend(q: np.ndarray, k: np.ndarray, v: np.ndarray, layer: int) -> np.ndarray:
@@ -307,18 +315,18 @@ def _generation_windows(
 
         return attend
 
-    fns = [adapter(a) for a in attns]
+    fns = [adapter(a) for a in attns] + [padding] * (nb - nw)
     nll = np.empty((nw, n - 1))
     for t in tqdm(range(n - 1), desc=f"SmolLM2 batch of {nw} windows", unit="tok", leave=False):
         logits = smollm2.forward_batch(seqs[:, t : t + 1], m, caches=caches, attentions=fns, last_only=True)
-        nll[:, t] = smollm2._token_nll(logits[:, -1], seqs[:, t + 1])
+        nll[:, t] = smollm2._token_nll(logits[:nw, -1], seqs[:nw, t + 1])
     return nll, [a.trace() for a in attns]
 
 
 def _prefill_windows(
-    workload: Any, seqs: np.ndarray, datapath: str, threads: int | None = None
+    workload: Any, seqs: np.ndarray, datapath: str, threads: int | None = None, real: int | None = None
 ) -> tuple[np.ndarray, list]:
-    """Per-token NLL ``(windows, T)`` and each window's trace, each window in one causal pass.
+    """Per-token NLL ``(real, T)`` and each of the first ``real`` windows' trace, each in one causal pass.
 
     ``threads``: BLAS threads of a Dask worker (the parent's setting does not reach its processes).
     """
@@ -329,7 +337,7 @@ def _prefill_windows(
     if threads is not None:
         smollm2.DECODE_THREADS = smollm2.BLAS_THREADS = threads
     m = smollm2.load_smollm2()
-    nw, n = seqs.shape
+    nw, n = (seqs.shape[0] if real is None else real), seqs.shape[1]
     nll, traces = np.empty((nw, n - 1)), []
     for w in tqdm(range(nw), desc="SmolLM2 prefill", unit="window", leave=False, disable=nw == 1):
         attn = SpAttenAttention(workload, n, generation=False, causal=True, mode=datapath)
@@ -346,7 +354,7 @@ def _prefill_windows(
 
 
 def _on_dask(
-    run: Any, workload: Any, batches: list[np.ndarray], datapath: str, workers: int
+    run: Any, workload: Any, batches: list[np.ndarray], real: list[int], datapath: str, workers: int
 ) -> list[tuple[np.ndarray, list]]:
     """``run`` (a ``_*_windows`` function) of each batch on ``workers`` Dask processes (one BLAS thread
     each)."""
@@ -365,5 +373,8 @@ def _on_dask(
         from spatten.models import smollm2
 
         threads = smollm2.DECODE_THREADS
-        futures = [client.submit(run, workload, b, datapath, threads, pure=False) for b in batches]
+        futures = [
+            client.submit(run, workload, b, datapath, threads, r, pure=False)
+            for b, r in zip(batches, real, strict=True)
+        ]
         return client.gather(futures)

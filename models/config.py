@@ -294,7 +294,7 @@ class PruningConfig:
             return (1.0,) * n_layers
         # Pruned layers must average r so that (n_free + n_pruned * r) / n_layers == target.
         r = (target * n_layers - n_free) / n_pruned
-        if r <= 0:
+        if r < 1e-3:  # the pruned layers would have to keep less than the 1e-3 floor of every layer
             raise ValueError(
                 f"pruning: keep target {target} is unreachable with {n_free} of {n_layers} layers unpruned"
             )

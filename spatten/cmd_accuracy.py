@@ -21,7 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--model", choices=MODELS, default="smollm2", help="real model (default smollm2)")
     p.add_argument("--text", metavar="FILE", help="UTF-8 text to use instead of the Brown corpus")
-    p.add_argument("--windows", type=int, help="windows (MiniLM: documents) to run; default 2 / 32")
+    p.add_argument(
+        "--windows", type=int, help="windows (MiniLM: documents) to run; default 4 (SmolLM2) / 32 (MiniLM)"
+    )
     p.add_argument("--window-len", type=int, help="tokens per window (default 128)")
     p.add_argument(
         "--mode",

@@ -50,7 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     a.add_argument(
         "--accuracy-windows", type=int, metavar="N",
-        help="windows per run (MiniLM: documents); default MiniLM 32, SmolLM2 2",
+        help="windows per run (MiniLM: documents); default MiniLM 32, SmolLM2 4",
     )  # fmt: skip
     a.add_argument("--accuracy-window-len", type=int, metavar="N", help="tokens per window (default 128)")
     p.set_defaults(func=run)

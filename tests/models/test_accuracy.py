@@ -44,7 +44,7 @@ def test_text_file_errors_are_one_line(tmp_path: Path, capsys) -> None:
     for argv, needle in (
         (["--text", str(bad)], "is not UTF-8 text"),
         (["--text", str(tmp_path / "none.txt")], "does not exist"),
-        (["--text", str(short), "--window-len", "64"], "too short for 2 windows of 64"),
+        (["--text", str(short), "--window-len", "64"], "too short for 4 windows of 64"),
         (["--window-len", "0"], "--window-len 0 is outside"),
         (["--model", "minilm", "--mode", "generation"], "MiniLM is an encoder"),
         (["--threads", "0"], "--threads 0 is outside the allowed range 1..64"),
