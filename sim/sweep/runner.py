@@ -228,13 +228,17 @@ def run_sweep(
     t0 = time.perf_counter()
     store = PointStore(out)
     unique = spec.unique_points()
-    done = store.done_ids()
-    todo = [p for p in unique if p.point_id not in done]
-    n_run = n_lost = 0
-    if todo:
-        n_run, n_lost = _run_on_dask(spec, todo, store, workers, scheduler, processes, progress, evaluate)
-    stored = store.done_ids()
-    rows = store.read(p.point_id for p in unique if p.point_id in stored)
+    with store.lock():
+        for name, why in store.set_aside_damaged():
+            print(f"sweep: damaged part points/{name} ({why}) moved to damaged/; its points run again",
+                  file=sys.stderr)  # fmt: skip
+        done = store.done_ids()
+        todo = [p for p in unique if p.point_id not in done]
+        n_run = n_lost = 0
+        if todo:
+            n_run, n_lost = _run_on_dask(spec, todo, store, workers, scheduler, processes, progress, evaluate)
+        stored = store.done_ids()
+        rows = store.read(p.point_id for p in unique if p.point_id in stored)
     frame = spec.points_frame()
     # The simulator's summary repeats some point columns (its ``workload`` is the model name): the
     # point's own columns win.

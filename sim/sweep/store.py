@@ -8,13 +8,20 @@ together share files), which amortises the ~1-2 ms fixed cost of writing a Parqu
 A file is written to a hidden temporary name in the same folder and renamed into place (``os.replace``
 is atomic on one filesystem), so a file that exists is complete: a sweep killed at any moment leaves
 whole points and, at worst, a stale temporary file that the next run removes.
+
+Damage from outside (a disk filling up, a copy cut short, a hand edit) is found at the start of a run by
+:meth:`PointStore.set_aside_damaged`: a part whose bytes are not a whole Parquet file, or whose rows are not
+the points its name says, moves to ``OUT/damaged/`` and its points count as not done, so they run again.
+:meth:`PointStore.lock` keeps a second sweep out of a folder one is writing.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +36,8 @@ MAX_BATCH = 8
 _SUFFIX = ".parquet"
 _TMP_PREFIX = ".tmp-"
 _SEP = "_"
+_MAGIC = b"PAR1"  # a Parquet file starts and ends with it
+_LOCK = ".sweep.lock"
 
 
 class PointStore:
@@ -59,6 +68,84 @@ class PointStore:
     def done_ids(self) -> set[str]:
         """Point ids with a complete file (temporary files are not counted)."""
         return set(self._files())
+
+    def damage(self, name: str) -> str | None:
+        """Why the part file ``name`` cannot be trusted, or None if it is whole.
+
+        Whole: it starts and ends with the Parquet magic bytes, its footer reads, and its ``point_id``
+        column holds exactly the ids its name lists, one row each.
+        """
+        path = self.folder / name
+        try:
+            size = path.stat().st_size
+            if size < 2 * len(_MAGIC) + 4:
+                return f"{size} bytes, too short for a Parquet file"
+            with open(path, "rb") as f:
+                head = f.read(len(_MAGIC))
+                f.seek(-len(_MAGIC), os.SEEK_END)
+                tail = f.read(len(_MAGIC))
+            if head != _MAGIC or tail != _MAGIC:
+                return "not a whole Parquet file (cut short or overwritten)"
+            ids = pq.ParquetFile(path).read(columns=["point_id"]).column(0).to_pylist()
+        except (OSError, pa.ArrowException, KeyError) as e:
+            return f"unreadable: {str(e).splitlines()[0][:80] if str(e) else type(e).__name__}"
+        want = name[: -len(_SUFFIX)].split(_SEP)
+        if sorted(map(str, ids)) != sorted(want):
+            got = [str(i)[:12] for i in ids][:3]
+            return f"its rows are points {got}, its name says {[w[:12] for w in want][:3]}"
+        return None
+
+    def set_aside_damaged(self) -> list[tuple[str, str]]:
+        """Move every damaged part file to ``root/damaged/`` so its points run again.
+
+        Returns
+        -------
+        list of (str, str)
+            The file names set aside and why, in name order.
+        """
+        if not self.folder.is_dir():
+            return []
+        out = []
+        for name in sorted(set(self._files().values())):
+            why = self.damage(name)
+            if why is None:
+                continue
+            dest = self.root / "damaged"
+            dest.mkdir(exist_ok=True)
+            target = dest / name
+            n = 1
+            while target.exists():  # keep earlier set-asides
+                target, n = dest / f"{name}.{n}", n + 1
+            os.replace(self.folder / name, target)
+            out.append((name, why))
+        return out
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the folder for one sweep: a second one raises ValueError instead of writing beside it.
+
+        An advisory ``flock`` on ``root/.sweep.lock`` (created with ``root``), released when the block
+        ends or the process dies, so a killed sweep never leaves the folder locked.
+        """
+        created = not self.root.exists()
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.root / _LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise ValueError(
+                    f"{str(self.root)!r} is in use by another sweep (it holds {_LOCK}): wait for it to "
+                    "finish or pick another --out"
+                ) from None
+            yield
+        except BaseException:
+            if created and set(os.listdir(self.root)) <= {_LOCK}:  # a run that failed before storing
+                (self.root / _LOCK).unlink(missing_ok=True)
+                self.root.rmdir()
+            raise
+        finally:
+            os.close(fd)
 
     def remove_stale_temporaries(self) -> int:
         """Delete temporary files left by a killed run; return how many were removed."""
