@@ -42,6 +42,7 @@ import numpy as np
 import numpy.typing as npt
 from spatten.models.config import Workload, check_float
 from spatten.models.fixed import check_bits, msb_estimate, qmax, quantize, reassemble, split
+from spatten.models.limits import GOLDEN_BYTES_PER_SCORE, check_memory
 from spatten.models.pruning import CascadePruner, keep_count, topk_rows
 from spatten.models.quant import pq_decide, pq_row
 from spatten.models.softmax import SoftmaxSpec, softmax_float
@@ -583,6 +584,12 @@ def run_attention(
     n_tok = m.prompt_len + n_steps if gen else m.prompt_len
     H, D = m.heads, m.head_dim
     qpos_all = np.arange(m.prompt_len, n_tok) if gen else np.arange(n_tok)
+    # one layer's scores (heads x queries x keys) and every layer's Q/K/V with their quantized copies
+    scores = H * (1 if gen else n_tok) * n_tok
+    check_memory(
+        f"the golden model on {n_layers} layer(s) x {H} heads x {n_tok:,} tokens",
+        GOLDEN_BYTES_PER_SCORE * scores + 64 * n_layers * H * n_tok * D,
+    )
     data = _inputs(qkv, n_layers, H, D, n_tok, qpos_all, seed, m.prompt_len + (m.gen_tokens if gen else 0))
     tok_sched = workload.pruning.token_schedule(m.layers)[:n_layers]
     head_sched = workload.pruning.head_schedule(m.layers)[:n_layers]

@@ -38,6 +38,7 @@ from __future__ import annotations
 import numpy as np
 from spatten.models.config import Workload
 from spatten.models.gqa import GQA_COLUMNS, expected_union
+from spatten.models.limits import SIM_BYTES_PER_ROW, check_memory
 from spatten.models.trace import TRACE_COLUMNS
 
 __all__ = ["shape_trace", "layer_counts"]
@@ -70,28 +71,13 @@ def _bits(workload: Workload) -> tuple[int, int, int, int, float, bool]:
     return q.key_full_bits, -1, q.query_bits, q.value_bits, -1.0, False
 
 
-def shape_trace(workload: Workload):
-    """Request trace of ``workload`` decided by its policy alone (no tensors).
-
-    Parameters
-    ----------
-    workload : models.config.Workload
-        Model shape, pruning and quantization policy (the accelerator is not used).
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per request, columns and dtypes of :data:`models.trace.TRACE_COLUMNS`, in execution
-        order (step, layer, head, query).
-    """
-    import pandas as pd
-
+def _blocks(workload: Workload) -> np.ndarray:
+    """The shape trace's blocks, one per (step, layer): (step, layer, heads, rows per head, queries per
+    row, seq_len, keys, next layer's keys or -1), int64 (n, 8)."""
     if not isinstance(workload, Workload):
         raise TypeError(f"workload must be a Workload, got {type(workload).__name__}")
     m = workload.model
     heads, keep = layer_counts(workload)
-    vr = workload.pruning.value_ratio
-    pruning_on = workload.pruning.enabled
     # One block per (step, layer): its live heads x rows per head, expanded to rows at the end.
     blocks: list[tuple[int, int, int, int, int, int, int, int]] = []
 
@@ -130,9 +116,40 @@ def shape_trace(workload: Workload):
                 nxt = int(live[layer + 1]) if layer + 1 < m.layers else None
                 add_block(step, layer, int(heads[layer]), 1, 1, seq, int(live[layer]), nxt)
 
-    b = np.asarray(blocks, dtype=np.int64).reshape(-1, 8)
+    return np.asarray(blocks, dtype=np.int64).reshape(-1, 8)
+
+
+def shape_rows(workload: Workload) -> int:
+    """Rows :func:`shape_trace` would return, without building them (for the memory guard)."""
+    b = _blocks(workload)
+    return int((b[:, 2] * b[:, 3]).sum())
+
+
+def shape_trace(workload: Workload):
+    """Request trace of ``workload`` decided by its policy alone (no tensors).
+
+    Parameters
+    ----------
+    workload : models.config.Workload
+        Model shape, pruning and quantization policy (the accelerator is not used).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per request, columns and dtypes of :data:`models.trace.TRACE_COLUMNS`, in execution
+        order (step, layer, head, query).
+    """
+    import pandas as pd
+
+    b = _blocks(workload)
+    m = workload.model
+    heads, keep = layer_counts(workload)
+    vr = workload.pruning.value_ratio
+    pruning_on = workload.pruning.enabled
     b_step, b_layer, b_heads, b_rows, b_q, b_seq, b_keys, b_next = b.T
     per_block = b_heads * b_rows
+    rows = int(per_block.sum())
+    check_memory(f"the {rows:,}-request trace of {m.name} and its simulation", rows * SIM_BYTES_PER_ROW)
     idx = np.repeat(np.arange(len(b)), per_block)
     offset = np.arange(idx.size) - np.repeat(np.cumsum(per_block) - per_block, per_block)
     b_vals = np.maximum(1, np.floor(vr * b_keys + 1e-9)).astype(np.int64)

@@ -273,8 +273,10 @@ def dense_reference(w: Workload, cols: dict[str, np.ndarray]) -> tuple[float, fl
 def run(w: Workload, trace: Any, opt: Options) -> SimResult:
     """Simulate ``trace`` on ``w.accelerator`` with ``opt`` deciding SpAtten or a baseline."""
     import pandas as pd
+    from spatten.models.limits import SIM_BYTES_PER_ROW, check_memory
 
     check_trace(trace)
+    check_memory(f"simulating {len(trace):,} trace rows", len(trace) * SIM_BYTES_PER_ROW)
     trace = with_gqa_columns(trace)
     acc = w.accelerator
     cols = {c: trace[c].to_numpy() for c in (*TRACE_COLUMNS, *GQA_COLUMNS)}

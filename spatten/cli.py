@@ -54,6 +54,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for name in COMMANDS:
         importlib.import_module(f"spatten.cmd_{name.replace('-', '_')}").register(sub)
+    from spatten.models.limits import parse_size
+
+    def size(text: str) -> int:
+        try:
+            return parse_size(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    for p in sub.choices.values():  # every command: the resource guard's limit (models/limits.py)
+        p.add_argument(
+            "--max-memory",
+            type=size,
+            metavar="SIZE",
+            help="refuse work estimated to need more memory than SIZE (e.g. 8G; default 2G or "
+            "$SPATTEN_MAX_MEMORY)",
+        )
     return parser
 
 
@@ -61,7 +77,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the process exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    from spatten.models.limits import set_max_memory
+
     try:
+        set_max_memory(args.max_memory)
         return int(args.func(args) or 0)
     except (UsageError, ValueError, TypeError) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__

@@ -150,6 +150,15 @@ def run(args: argparse.Namespace) -> int:
     trace = None
     if args.trace:
         trace = read_trace(args.trace)
+    else:  # the dense comparison is the largest run: refuse before the first one starts
+        from spatten.models.limits import SIM_BYTES_PER_ROW, check_memory
+        from spatten.models.workload import shape_rows
+        from spatten.sim.baselines import dense_workload
+
+        rows = shape_rows(dense_workload(w))
+        check_memory(
+            f"the dense comparison's {rows:,}-request trace and its simulation", rows * SIM_BYTES_PER_ROW
+        )
     main = evaluate(w, trace, args.design, args.tech_nm)
     summary = dict(main.summary)
     if args.trace:
