@@ -621,21 +621,13 @@ def replace_path(w: Workload, dotted: str, value: Any, also_set: frozenset[str] 
 
 
 def read_yaml(path: str | Path) -> Any:
-    """The parsed contents of a config YAML file (not yet validated); a one-line ValueError if unreadable."""
-    import yaml  # local import: models stays numpy-only at import time
+    """The parsed contents of a config YAML file (not yet validated); a one-line ValueError if unreadable.
 
-    p = Path(path)
-    if not p.is_file():
-        what = "is a folder, not a file" if p.is_dir() else "does not exist"
-        raise ValueError(f"config file {str(p)!r} {what}")
-    try:
-        return yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise ValueError(f"config file {str(p)!r} is not valid YAML: {str(e).splitlines()[0]}") from None
-    except UnicodeDecodeError as e:
-        raise ValueError(f"config file {str(p)!r} is not UTF-8 text (byte {e.start})") from None
-    except OSError as e:
-        raise ValueError(f"config file {str(p)!r} cannot be read ({e.strerror})") from None
+    Read through :mod:`models.safe_load`: not UTF-8, too large, nested too deep or an alias bomb is refused.
+    """
+    from spatten.models.safe_load import load_yaml as safe_load_yaml
+
+    return safe_load_yaml(path, "config file")
 
 
 def load_yaml(path: str | Path, base: Workload | None = None) -> Workload:

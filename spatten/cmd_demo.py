@@ -1,8 +1,14 @@
-"""`spatten demo` (`make demo`): the default workload simulated, then `reproduce` into out/demo."""
+"""`spatten demo` (`make demo`): the default workload simulated, then `reproduce` into out/demo.
+
+``--out`` is checked before anything runs: a place that cannot be written (``/proc/x``, a path under a
+regular file, no permission) is one line and exit 2, with nothing printed or left behind.
+"""
 
 from __future__ import annotations
 
 import argparse
+import shutil
+from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,6 +21,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    created = next((p for p in reversed((out, *out.parents)) if not p.exists()), None)
+    from spatten.output import atomic_dir
+
+    with atomic_dir(out):  # can --out be written? One line naming it if not, before the demo runs
+        pass
+    try:
+        return _demo(args)
+    except BaseException:
+        if created is not None:  # the check made it; the demo failed before filling it
+            shutil.rmtree(created, ignore_errors=True)
+        raise
+
+
+def _demo(args: argparse.Namespace) -> int:
     from spatten.cmd_reproduce import reproduce
     from spatten.models.config import workload_preset
     from spatten.reports.tables import markdown_table, summary_lines

@@ -10,6 +10,10 @@ A sweep file with an ``accuracy:`` block runs real models (MiniLM, SmolLM2) on r
 carries the quality metric, its cycles, DRAM and energy come from that run's own trace, and the report adds
 quality against DRAM reduction, latency and energy with the Pareto-optimal points (``sim.sweep.real``).
 
+Everything the run needs is checked before the output folder is made: the sweep file (its baseline among
+them) and, with ``--scheduler``, the address (form ``tcp://host:port``) and that its port accepts a
+connection. A run that fails before any point is stored removes the folders it made.
+
 Stored points are keyed by their full config (and baseline), not by the simulator's code: after changing
 the simulator, sweep into a fresh ``--out``. Files are renamed into place but not fsynced, so they survive
 a killed process, not a power cut.
@@ -19,10 +23,74 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import socket
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from spatten.output import atomic_dir
 from spatten.sim.sweep.spec import SweepSpec, load_spec
+
+#: Dask address schemes this command can reach (``inproc://`` lives inside one process, ``ucx://`` is not
+#: installed).
+SCHEDULER_SCHEMES = ("tcp", "tls", "ws", "wss")
+#: Seconds the scheduler's port has to accept a connection before the sweep starts.
+PROBE_TIMEOUT = 3.0
+
+
+def _cut(value: str, limit: int = 40) -> str:
+    shown = repr(value)
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
+
+
+def check_scheduler(address: str, connect: bool = True, timeout: float = PROBE_TIMEOUT) -> tuple[str, int]:
+    """Parse a Dask scheduler address and, with ``connect``, check its port accepts a connection.
+
+    Parameters
+    ----------
+    address : str
+        ``tcp://host:port`` (or ``tls://``, ``ws://``, ``wss://``; a bare ``host:port`` is TCP).
+    connect : bool
+        Also open (and close) a TCP connection to ``host:port``.
+    timeout : float
+        Seconds to wait for the connection.
+
+    Returns
+    -------
+    (str, int)
+        The host and the port.
+
+    Raises
+    ------
+    ValueError
+        One line naming ``--scheduler``, the address (cut) and the allowed form, or why it cannot be reached.
+    """
+    shown = _cut(address)
+    form = f"allowed: {'|'.join(SCHEDULER_SCHEMES)}://host:port with port 1..65535"
+    scheme, sep, rest = address.partition("://")
+    if not sep:
+        scheme, rest = "tcp", address
+    if scheme not in SCHEDULER_SCHEMES:
+        raise ValueError(f"--scheduler {shown}: scheme {_cut(scheme, 20)} is not supported ({form})")
+    try:
+        parts = urlsplit(f"//{rest}")
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host = port = None
+    if not host or port is None or not 1 <= port <= 65535 or parts.path or parts.query or parts.fragment:
+        raise ValueError(f"--scheduler {shown} is not a scheduler address ({form})")
+    if connect:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+        except OSError as e:
+            why = e.strerror or str(e) or type(e).__name__
+            raise ValueError(f"--scheduler {shown}: cannot connect to {host}:{port} ({why})") from None
+    return host, port
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The topmost of ``path`` and its parents that does not exist yet (None if ``path`` exists)."""
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    return missing[-1] if missing else None
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -69,21 +137,31 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("sweeps") / spec.name
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {str(out)!r} exists and is not a folder")
+    if args.scheduler is not None:
+        check_scheduler(args.scheduler, connect=not args.dry_run)  # the dry run needs no scheduler
     if args.dry_run:
         _print_points(spec, PointStore(out).done_ids())
         return 0
 
     # Check the output folder can be made before simulating anything (it holds the resumable store).
+    created = _first_missing(out)
     with atomic_dir(out):
         pass
-    result = run_sweep(
-        spec,
-        out,
-        workers=args.workers,
-        scheduler=args.scheduler,
-        processes=not args.threads,
-        progress=not args.no_progress,
-    )
+    try:
+        result = run_sweep(
+            spec,
+            out,
+            workers=args.workers,
+            scheduler=args.scheduler,
+            processes=not args.threads,
+            progress=not args.no_progress,
+        )
+    except BaseException:
+        # Nothing stored yet (the scheduler refused us, the cluster did not start): remove what we made.
+        # Stored points are kept, so a rerun resumes from them.
+        if created is not None and not PointStore(out).done_ids():
+            shutil.rmtree(created, ignore_errors=True)
+        raise
     from spatten.reports.sweep_plots import write_report
 
     with atomic_dir(out) as tmp:

@@ -13,16 +13,9 @@ DEFAULT_MAX_N = 256
 
 def _load_vectors(path: str, width: int) -> list[dict]:
     """Read and check a ``[{"scores": [...], "k": n, "seed": s?}, ...]`` file; one-line errors."""
-    try:
-        text = Path(path).read_text()
-    except OSError as e:
-        raise ValueError(f"--vectors {path}: cannot read: {e.strerror}") from None
-    try:
-        items = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ValueError(
-            f"--vectors {path}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}"
-        ) from None
+    from spatten.models.safe_load import load_json
+
+    items = load_json(path, "--vectors")  # not UTF-8, invalid, nested too deep, NaN: one line naming it
     if not isinstance(items, list) or not items:
         raise ValueError(f'--vectors {path}: expected a non-empty JSON list of {{"scores": [...], "k": n}}')
     lo, hi = -(1 << (width - 1)), (1 << (width - 1)) - 1

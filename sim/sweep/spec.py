@@ -292,17 +292,13 @@ def load_spec(path: str | Path) -> SweepSpec:
     Raises
     ------
     ValueError, TypeError
-        One line naming the offending key: unknown field, empty range, wrong type, bad YAML.
+        One line naming the offending key: unknown field, empty range, wrong type, bad YAML (or YAML that is
+        not UTF-8, nests deeper than 64 levels or expands through aliases beyond 100000 nodes).
     """
-    import yaml
+    from spatten.models.safe_load import load_yaml
 
     p = Path(path)
-    if not p.is_file():
-        raise ValueError(f"sweep file {str(p)!r} does not exist")
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as e:
-        raise ValueError(f"sweep file {str(p)!r} is not valid YAML: {str(e).splitlines()[0]}") from None
+    data = load_yaml(p, "sweep file")  # not UTF-8, too deep or an alias bomb: one line naming the file
     return parse_spec(data, default_name=p.stem, base_dir=p.parent)
 
 
@@ -328,21 +324,16 @@ def parse_spec(data: Any, default_name: str = "sweep", base_dir: str | Path | No
     for key in data:
         if key not in _TOP_KEYS:
             raise ValueError(f"unknown sweep key {key!r} (allowed: {', '.join(_TOP_KEYS)})")
-    name = data.get("name", default_name)
-    if not isinstance(name, str) or not name:
-        raise TypeError(f"name must be a non-empty string, got {name!r}")
-    if not re.fullmatch(r"[A-Za-z0-9_.+-]{1,64}", name) or name in (".", ".."):
-        raise ValueError(
-            f"name = {name[:40]!r} must be 1..64 letters, digits or _ . + - "
-            "(it names the folder under sweeps/)"
-        )
+    name = _check_name(data["name"] if "name" in data else default_name, given="name" in data)
     workloads = _parse_workloads(data.get("workloads"))
     accelerator = data.get("accelerator", "spatten")
-    if accelerator not in ACCELERATORS:
-        raise ValueError(f"accelerator = {accelerator!r} is not one of {', '.join(ACCELERATORS)}")
+    if not isinstance(accelerator, str) or accelerator not in ACCELERATORS:
+        raise ValueError(f"accelerator = {_cut(accelerator)} is not one of {', '.join(ACCELERATORS)}")
     baseline = data.get("baseline", "spatten")
-    if not isinstance(baseline, str) or not baseline:
-        raise TypeError(f"baseline must be a non-empty string, got {baseline!r}")
+    from spatten.sim.api import BASELINES  # here: the simulator's own list, without importing it at load
+
+    if not isinstance(baseline, str) or baseline not in BASELINES:
+        raise ValueError(f"baseline = {_cut(baseline)} is not one of {', '.join(BASELINES)}")
     types = config_fields()
     fixed = _parse_fixed(data.get("fixed"), types)
     axes = _parse_axes(data.get("sweep"), types)
@@ -376,6 +367,28 @@ def parse_spec(data: Any, default_name: str = "sweep", base_dir: str | Path | No
             key = accuracy.key(wname) if accuracy else None
             points.append(SweepPoint(len(points), point_hash(w, baseline, key), wname, params, w))
     return SweepSpec(name, workloads, accelerator, baseline, fixed, axes, tuple(points), accuracy)
+
+
+def _cut(value: Any, limit: int = 40) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for a one-line message."""
+    shown = repr(value)
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
+
+
+#: A sweep's name names its folder under ``sweeps/``: a plain folder name, never a path or a hidden name.
+_NAME_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}")
+_NAME_FORM = "1..64 letters, digits, '-', '_' or '.', not starting with '.'"
+
+
+def _check_name(name: Any, given: bool = True) -> str:
+    """The sweep's ``name`` if it is a plain folder name; a one-line ValueError naming ``name`` otherwise.
+
+    ``given`` is False when the name is the sweep file's stem (the file has no ``name:``).
+    """
+    if isinstance(name, str) and _NAME_RE.fullmatch(name):
+        return name
+    source = "" if given else " (the sweep file's name; set name: in the file)"
+    raise ValueError(f"name = {_cut(name)}{source} must be {_NAME_FORM}: it names the folder under sweeps/")
 
 
 def _parse_accuracy(raw: Any, workloads: tuple[str, ...], base_dir: str | Path | None) -> AccuracySpec:
