@@ -86,3 +86,24 @@ def test_cli_bad_limit_is_a_usage_error(capsys) -> None:
         main(["simulate", "--max-memory", "lots"])
     err = capsys.readouterr().err
     assert e.value.code == 2 and err.count("\n") == 1 and "--max-memory: memory size 'lots'" in err
+
+
+def test_verilog_of_a_huge_core_is_refused_before_elaboration(tmp_path, capsys) -> None:
+    out = tmp_path / "v"
+    argv = [
+        "verilog",
+        "attention-core",
+        "--head-dim",
+        "1024",
+        "--k-par",
+        "64",
+        "--v-par",
+        "64",
+        "-o",
+        str(out),
+    ]
+    t0 = time.perf_counter()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "131,072 multiplier lanes" in err and "GiB of memory" in err, err
+    assert time.perf_counter() - t0 < 20 and not out.exists()
