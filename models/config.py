@@ -365,6 +365,8 @@ class ModelShape:
 
     def __post_init__(self) -> None:
         p = "model"
+        if not isinstance(self.name, str) or not 1 <= len(self.name) <= 64:
+            raise ValueError(f"{p}.name = {str(self.name)[:40]!r} must be a name of 1..64 characters")
         check_int(f"{p}.layers", self.layers, 1, 1024)
         check_int(f"{p}.heads", self.heads, 1, 1024)
         check_int(f"{p}.head_dim", self.head_dim, 1, 1024)

@@ -257,4 +257,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # checked before any block is built: the stimulus seed and a build folder that can be one
+    if not 0 <= args.seed < 2**32:
+        raise ValueError(f"--seed {args.seed} is outside the allowed range 0..4294967295")
+    if args.build_dir is not None:
+        b = Path(args.build_dir)
+        if b.exists() and not b.is_dir():
+            raise ValueError(f"--build-dir {str(b)[:80]!r} exists and is not a folder")
+        up = next((a for a in b.absolute().parents if a.exists()), None)
+        if up is not None and not up.is_dir():
+            raise ValueError(f"--build-dir {str(b)[:80]!r}: {str(up)[:80]!r} is not a folder")
     return VERIFIERS[args.block](args)
