@@ -33,3 +33,17 @@ def test_verify_checks_seed_and_build_folder_before_building(tmp_path: Path, cap
             err = capsys.readouterr().err
             assert err.count("\n") == 1 and needle in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
+def test_a_large_sweep_says_so_while_it_expands(tmp_path: Path, capsys, monkeypatch) -> None:
+    import spatten.sim.sweep.spec as spec_mod
+
+    monkeypatch.setattr(spec_mod, "EXPAND_PROGRESS_FROM", 4)
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    f = tmp_path / "s.yaml"
+    f.write_text("name: s\nworkloads: [gpt2-small]\nsweep:\n  accelerator.hbm_channels: [1, 2, 4, 8]\n")
+    assert main(["sweep", str(f), "--dry-run"]) == 0
+    assert "sweep s: expanding" in capsys.readouterr().err
+    f.write_text("name: s\nworkloads: [gpt2-small]\nsweep:\n  accelerator.hbm_channels: [1, 2, 4]\n")
+    assert main(["sweep", str(f), "--dry-run"]) == 0
+    assert "expanding" not in capsys.readouterr().err  # small sweeps stay quiet

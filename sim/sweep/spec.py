@@ -48,6 +48,7 @@ import itertools
 import json
 import math
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,6 +80,8 @@ __all__ = [
 
 #: Hard cap on the points one file may expand to (a typo such as step 1e-6 should fail, not hang).
 MAX_POINTS = 1_000_000
+#: Sweeps of at least this many points show a progress bar while they expand (about 4 s of work).
+EXPAND_PROGRESS_FROM = 20_000
 #: Part of every point hash; bump it when the meaning of a stored result row changes.
 SCHEMA = "spatten-sweep-1"
 
@@ -348,7 +351,12 @@ def parse_spec(data: Any, default_name: str = "sweep", base_dir: str | Path | No
     if total > MAX_POINTS:
         raise ValueError(f"sweep: {total} points exceeds the limit of {MAX_POINTS}")
 
+    from tqdm import tqdm
+
     points: list[SweepPoint] = []
+    # about 0.2 ms a point (each is a validated Workload and its hash): say so before a long expansion
+    bar = tqdm(total=total, desc=f"sweep {name}: expanding", unit="pt", file=sys.stderr,
+               disable=total < EXPAND_PROGRESS_FROM, mininterval=0.5)  # fmt: skip
     for wname in workloads:
         base = workload_preset(wname, accelerator)
         for key, value in fixed:
@@ -366,6 +374,8 @@ def parse_spec(data: Any, default_name: str = "sweep", base_dir: str | Path | No
             _check_schedules(w, where)
             key = accuracy.key(wname) if accuracy else None
             points.append(SweepPoint(len(points), point_hash(w, baseline, key), wname, params, w))
+            bar.update()
+    bar.close()
     return SweepSpec(name, workloads, accelerator, baseline, fixed, axes, tuple(points), accuracy)
 
 
