@@ -31,6 +31,7 @@ choices were independent: ``k * (1 - (1 - v / k) ** g)``, rounded, within ``[v, 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -77,13 +78,23 @@ def union_count(kept: Any) -> int:
     return int(m.any(axis=0).sum())
 
 
-def with_gqa_columns(trace: Any) -> Any:
+def with_gqa_columns(
+    trace: Any,
+    source: str = "trace",
+    where: Callable[[int], str] | None = None,
+    shown: Mapping[str, Any] | None = None,
+) -> Any:
     """``trace`` with ``kv_head`` and ``kv_values_fetched`` filled in as multi-head attention where absent.
 
-    Checks, with one-line errors naming the row: ``kv_head`` an integer in ``0..head``, never falling
-    within a (step, layer) so that the rows of one K/V head are consecutive (the simulator charges a K/V
-    fetch per run of rows); ``kv_values_fetched`` within ``values_fetched..keys_fetched``.
+    Checks, with one-line errors naming ``source``, the row (``where(i)``; default its index label), the
+    column, the value (cut to 40 characters) and the allowed range: ``kv_head`` a finite integer in
+    ``0..head``, never falling within a (step, layer) so that the rows of one K/V head are consecutive (the
+    simulator charges a K/V fetch per run of rows); ``kv_values_fetched`` a finite integer within
+    ``values_fetched..keys_fetched``. ``shown`` (column -> values as written, e.g. a CSV's cells) is quoted
+    in a message instead of the column's own value.
     """
+    from spatten.models.trace import _as_float, _show
+
     missing = [c for c in GQA_COLUMNS if c not in trace.columns]
     if missing:
         trace = trace.copy()
@@ -91,33 +102,61 @@ def with_gqa_columns(trace: Any) -> Any:
             trace["kv_head"] = trace["head"].to_numpy()
         if "kv_values_fetched" in missing:
             trace["kv_values_fetched"] = trace["values_fetched"].to_numpy()
-    try:
-        kv = trace["kv_head"].to_numpy(dtype=np.float64)
-        kvv = trace["kv_values_fetched"].to_numpy(dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError("trace: kv_head and kv_values_fetched must be numbers") from None
+    if where is None:
+        index = trace.index
+
+        def where(i: int) -> str:
+            return f"row {index[i]!s:.40}"
+
+    raw = {c: trace[c].to_numpy() for c in GQA_COLUMNS}
+    kv, kvv = _as_float(raw["kv_head"], text=False), _as_float(raw["kv_values_fetched"], text=False)
     head = trace["head"].to_numpy()
+    vals = trace["values_fetched"].to_numpy()
+    keys = trace["keys_fetched"].to_numpy()
     same_block = np.zeros(kv.size, dtype=bool)
     if kv.size > 1:
-        same_block[1:] = (trace["step"].to_numpy()[1:] == trace["step"].to_numpy()[:-1]) & (
-            trace["layer"].to_numpy()[1:] == trace["layer"].to_numpy()[:-1]
-        )
+        step, layer = trace["step"].to_numpy(), trace["layer"].to_numpy()
+        same_block[1:] = (step[1:] == step[:-1]) & (layer[1:] == layer[:-1])
     falls = np.zeros(kv.size, dtype=bool)
     falls[1:] = same_block[1:] & (kv[1:] < kv[:-1])
-    for name, bad, allowed in (
-        ("kv_head", ~np.isfinite(kv) | (kv != np.round(kv)), "integers"),
-        ("kv_head", (kv < 0) | (kv > head), "0..head"),
-        (
-            "kv_head",
-            falls,
-            "non-decreasing rows within a (step, layer): a K/V head's rows must be consecutive",
-        ),
-        ("kv_values_fetched", ~np.isfinite(kvv) | (kvv != np.round(kvv)), "integers"),
-        ("kv_values_fetched", kvv < trace["values_fetched"].to_numpy(), "values_fetched..keys_fetched"),
-        ("kv_values_fetched", kvv > trace["keys_fetched"].to_numpy(), "values_fetched..keys_fetched"),
-    ):
+
+    def vrange(i: int) -> str:
+        return f"{vals[i]}..{keys[i]}"
+
+    with np.errstate(invalid="ignore"):
+        checks = (
+            ("kv_head", ~np.isfinite(kv), "finite numbers", lambda i: f"0..{head[i]}"),
+            ("kv_head", kv != np.round(kv), "integers", lambda i: f"0..{head[i]}"),
+            ("kv_head", (kv < 0) | (kv > head), "0..head", lambda i: f"0..{head[i]}"),
+            (
+                "kv_head",
+                falls,
+                "non-decreasing rows within a (step, layer): a K/V head's rows must be consecutive",
+                lambda i: f"{kv[i - 1]:.0f}..{head[i]}",
+            ),
+            ("kv_values_fetched", ~np.isfinite(kvv), "finite numbers", vrange),
+            ("kv_values_fetched", kvv != np.round(kvv), "integers", vrange),
+            (
+                "kv_values_fetched",
+                kvv < vals,
+                "values_fetched..keys_fetched",
+                vrange,
+            ),
+            (
+                "kv_values_fetched",
+                kvv > keys,
+                "values_fetched..keys_fetched",
+                vrange,
+            ),
+        )
+    for name, bad, allowed, rng in checks:
         if np.any(bad):
             i = int(np.flatnonzero(bad)[0])
-            val = trace[name].to_numpy()[i]
-            raise ValueError(f"trace: row {trace.index[i]!s:.40}: {name} = {val} is outside {allowed}")
-    return trace.astype(GQA_COLUMNS)
+            v = shown[name][i] if shown and name in shown else raw[name][i]
+            if isinstance(raw[name][i], str | bytes):
+                allowed = "numbers (it is text)"
+            raise ValueError(
+                f"{source}: {where(i)}: {name} = {_show(v)} is outside {allowed} "
+                f"(allowed on this row: {rng(i)})"
+            )
+    return trace.assign(kv_head=kv.astype(np.int64), kv_values_fetched=kvv.astype(np.int64))

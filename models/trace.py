@@ -49,12 +49,22 @@ token_topk                                 -1 or 0 .. keys_fetched; on the last 
 value_topk                                 -1 or 0 .. keys_fetched
 ========================================  ===============================================================
 
-Every number must be finite; integer columns must hold integers.
+Every number must be finite; integer columns must hold integers (in a DataFrame: numbers, not booleans,
+complex numbers or text such as ``"993"``).
+
+Files (:func:`read_trace_file`: a release CSV, a CSV of the schema, or ``.parquet``) must be UTF-8 text (CSV)
+with no row wider than the header and none narrower except the release's config line. A refusal names the
+file and the row: a CSV's 1-based line number (the header is line 1, blank lines count), a Parquet file's
+1-based "data row". Values are quoted cut to 40 characters. Quote-free CSVs (all this package writes) are
+split with numpy and parsed by pandas' C reader; quoted ones go through the ``csv`` module, with the same
+messages.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import math
 import os
 from collections.abc import Callable, Mapping
@@ -70,6 +80,7 @@ __all__ = [
     "RELEASE_DIR",
     "MAX_COUNT",
     "read_release_csv",
+    "read_trace_file",
     "write_release_csv",
     "empty_trace",
     "check_trace_values",
@@ -211,7 +222,9 @@ _SHOW = 40  # characters of a value quoted in a message
 
 def _show(v: Any) -> str:
     """A value for a one-line message: numbers as written, other text quoted, cut to a few dozen chars."""
-    if isinstance(v, np.generic):
+    if isinstance(v, np.datetime64 | np.timedelta64):
+        v = str(v)
+    elif isinstance(v, np.generic):
         v = v.item()
     if isinstance(v, str):
         try:
@@ -226,19 +239,51 @@ def _show(v: Any) -> str:
     return s if len(s) <= _SHOW else s[: _SHOW - 3] + "..."
 
 
+def _reads_as_bool(v: Any) -> bool:
+    """Text such as "True" or "0": a boolean written as text (in a column that should hold booleans)."""
+    return isinstance(v, str) and v.strip().lower() in ("true", "false", "1", "0")
+
+
+def _reads_as_number(v: Any) -> bool:
+    """Text such as "993": a number written as text (in a DataFrame that should hold numbers)."""
+    if not isinstance(v, str | np.str_):
+        return False
+    try:
+        return math.isfinite(float(v))
+    except ValueError:
+        return False
+
+
 def _range_text(c: str) -> str:
     marker, lo, hi, _ = _LIMITS[c]
     return ("-1 or " if marker else "") + f"{lo}..{hi}"
 
 
-def _as_float(a: Any) -> np.ndarray:
-    """A column as float64 (NaN where an entry is not a number)."""
+def _as_float(a: Any, text: bool = True) -> np.ndarray:
+    """A column as float64, NaN where an entry is not a real number (booleans and complex numbers are not).
+
+    ``text=False``: numbers written as text (``"993"``) are not numbers either; a DataFrame handed to the
+    simulator must hold numbers, the readers of text files parse theirs first.
+    """
     a = np.asarray(a)
-    if a.dtype.kind in "biuf":
+    if a.dtype.kind in "iuf":
         return a.astype(np.float64)
+    if a.dtype.kind not in ("OUST" if text else "O"):  # booleans, complex numbers, dates, ...
+        return np.full(a.shape, np.nan)
     import pandas as pd
 
-    return pd.to_numeric(pd.Series(a, dtype=object), errors="coerce").to_numpy(dtype=np.float64)
+    s = pd.Series(a.ravel(), dtype=object)
+    out = pd.to_numeric(s, errors="coerce").to_numpy()
+    if out.dtype.kind == "c" or pd.api.types.infer_dtype(s, skipna=True) not in (
+        "integer",
+        "floating",
+        *(("string",) if text else ()),
+    ):
+        # a mixed object column: True would count as 1 and 2+1j as 2, so such entries are refused
+        odd = (bool, np.bool_, complex, np.complexfloating, *(() if text else (str, bytes)))
+        bad = np.fromiter((isinstance(x, odd) for x in s), bool, s.size)
+        out = np.where(bad, np.nan, np.real(out))
+    return out.astype(np.float64).reshape(a.shape)
 
 
 def check_trace_values(
@@ -289,18 +334,38 @@ def check_trace_values(
             a = np.asarray(columns[c])
             col[c] = a
             if a.dtype != bool:
-                ok = np.array([isinstance(x, bool | np.bool_) or (_is_num(x) and x in (0, 1)) for x in a])
+                if a.dtype.kind in "iuf":
+                    ok = (a == 0) | (a == 1)
+                else:  # objects: True, False, 0 and 1 (of any numeric type) hash and compare alike
+                    import pandas as pd
+
+                    s = pd.Series(a, dtype=object)
+                    ok = s.isin([0, 1]).to_numpy(dtype=bool)
                 if not ok.all():
-                    fail(c, ~ok, lambda i: "is not a boolean (allowed: True, False, 1, 0)")
+                    fail(
+                        c,
+                        ~ok,
+                        lambda i, a=a: (
+                            f"is {'text, ' if _reads_as_bool(a[i]) else ''}not a boolean "
+                            "(allowed: True, False, 1, 0)"
+                        ),
+                    )
             continue
         src = np.asarray(columns[c])
-        if src.dtype.kind not in "biuf" and c not in shown:
+        if src.dtype.kind not in "iuf" and c not in shown:
             shown[c] = src  # quote what was given (text), not its NaN
-        a = col[c] = _as_float(src)
+        a = col[c] = _as_float(src, text=False)
         marker, lo, hi, integer = _LIMITS[c]
         rng = _range_text(c)
         if not np.isfinite(a).all():
-            fail(c, ~np.isfinite(a), lambda i, rng=rng: f"is not a finite number (allowed: {rng})")
+            fail(
+                c,
+                ~np.isfinite(a),
+                lambda i, rng=rng, src=src: (
+                    f"is {'text (str), ' if _reads_as_number(src[i]) else ''}not a finite number "
+                    f"(allowed: {rng})"
+                ),
+            )
         if integer and (a != np.round(a)).any():
             fail(c, a != np.round(a), lambda i, rng=rng: f"is not an integer (allowed: {rng})")
         out = (a < lo) | (a > hi)
@@ -356,30 +421,149 @@ def check_trace_values(
         rel("token_topk", "keys_fetched", over, marker=True)
 
 
-def _is_num(x: Any) -> bool:
-    return isinstance(x, int | float | np.integer | np.floating) and not isinstance(x, bool)
+# ---- reading trace files ---------------------------------------------------------------------------------
 
 
-def _as_bool(col, name: str, path: str, where: Callable[[int], str]) -> np.ndarray:
-    s = col.astype(str).str.strip().str.lower()
-    ok = s.isin(["true", "false", "1", "0"]).to_numpy()
-    if not ok.all():
-        i = int(np.flatnonzero(~ok)[0])
-        raise ValueError(
-            f"{path}: {where(i)}: {name} = {_show(str(col.iloc[i]))} is not a boolean "
-            "(allowed: True, False, 1, 0)"
-        )
-    return s.isin(["true", "1"]).to_numpy()
+def _path(p: Path) -> str:
+    """A file name for a message, quoted, cut to 200 characters (an argument can be anything)."""
+    s = repr(str(p))
+    return s if len(s) <= 200 else s[:197] + "..."
 
 
-def _read_rows(p: Path) -> tuple[list[str], list[list[str]], list[int]]:
-    """Header, data rows (blank lines skipped) and each row's 1-based line number."""
+def _read_text(p: Path) -> bytes:
+    """The file's bytes (a UTF-8 byte-order mark dropped), refused unless they are UTF-8 text."""
+    if not p.is_file():
+        what = "is a folder, not a file" if p.is_dir() else "does not exist or is not a regular file"
+        raise ValueError(f"trace file {_path(p)} {what}")
     try:
-        with open(p, newline="", encoding="utf-8-sig") as f:
-            rd = csv.reader(f)
-            header = next(rd, None)
-            if not header:
-                raise ValueError(f"{p}: not a readable CSV (no header line)")
+        data = p.read_bytes()
+    except OSError as e:
+        raise ValueError(f"trace file {_path(p)} cannot be read ({e.strerror or type(e).__name__})") from None
+    skip = 3 if data.startswith(codecs.BOM_UTF8) else 0
+    data = data[skip:]
+    if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        raise ValueError(f"{p} is not UTF-8 text (it starts with a UTF-16 byte-order mark)")
+    nul = data.find(b"\0")
+    if nul >= 0:
+        raise ValueError(f"{p} is not UTF-8 text (a NUL byte at offset {nul + skip}: a binary file?)")
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(
+            f"{p} is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start + skip}: binary, or "
+            "another encoding such as Latin-1 or UTF-16)"
+        ) from None
+    return data
+
+
+class _Cells:
+    """One column's cells as written, fetched lazily (only a refused row's cell is ever looked at)."""
+
+    def __init__(self, table: _Csv, pos: int) -> None:
+        self.table, self.pos = table, pos
+
+    def __getitem__(self, i: int) -> str:
+        return self.table.cells(int(i))[self.pos]
+
+
+class _Csv:
+    """A CSV file split into a header and data rows; blank lines are skipped.
+
+    ``lines[j]`` is data row ``j``'s 1-based line number (the header is line 1), ``counts[j]`` its number
+    of fields. Quote-free files (every file this package writes) are split with numpy and parsed by
+    pandas' C reader; others go through the ``csv`` module.
+    """
+
+    header: list[str]
+    lines: np.ndarray
+    counts: np.ndarray
+
+    def cells(self, j: int) -> list[str]:
+        """Data row ``j``'s fields as written, padded with "" to the header's width."""
+        raise NotImplementedError
+
+    def frame(self, positions: list[int], n: int):
+        """The columns at ``positions`` (named by position) of data rows ``0..n-1``."""
+        import pandas as pd
+
+        return pd.DataFrame({q: [self.cells(j)[q] for j in range(n)] for q in positions}, dtype=object)
+
+    def _pad(self, rec: list[str]) -> list[str]:
+        return rec + [""] * (len(self.header) - len(rec))
+
+
+class _FastCsv(_Csv):
+    def __init__(
+        self, data: bytes, starts: np.ndarray, ends: np.ndarray, commas: np.ndarray, rows: np.ndarray
+    ):
+        self.data, self.starts, self.ends, self.rows = data, starts, ends, rows
+        self.header = data[starts[0] : ends[0]].decode("utf-8").split(",")
+        self.lines = rows + 1
+        self.counts = commas[rows] + 1
+
+    def cells(self, j: int) -> list[str]:
+        r = self.rows[j]
+        return self._pad(self.data[self.starts[r] : self.ends[r]].decode("utf-8").split(","))
+
+    def frame(self, positions: list[int], n: int):
+        import pandas as pd
+
+        if n == 0:
+            return super().frame(positions, 0)
+        body = self.data[self.starts[self.rows[0]] : self.ends[self.rows[n - 1]]]
+        df = pd.read_csv(
+            io.BytesIO(body),
+            header=None,
+            names=list(range(len(self.header))),
+            usecols=positions,
+            keep_default_na=False,
+            na_values=[],
+            skip_blank_lines=True,
+            low_memory=False,
+            encoding="utf-8",
+        )
+        if len(df) != n:  # pandas read the lines differently: build the frame from the cells instead
+            return super().frame(positions, n)
+        return df
+
+
+def _fast_csv(data: bytes) -> _FastCsv | None:
+    """``data`` split with numpy, or None when the csv module's rules are needed (quotes, lone CR, ...)."""
+    b = np.frombuffer(data, np.uint8)
+    if b.size == 0 or (b == 34).any() or (b >= 128).any():
+        return None
+    nl = np.flatnonzero(b == 10)
+    cr = np.flatnonzero(b == 13)
+    if cr.size and not np.isin(cr + 1, nl).all():
+        return None
+    starts = np.concatenate(([0], nl + 1))
+    ends = np.concatenate((nl, [b.size]))
+    if starts[-1] == b.size:  # the text ends with a newline
+        starts, ends = starts[:-1], ends[:-1]
+    ends = ends - ((ends > starts) & (b[np.maximum(ends - 1, 0)] == 13))
+    length = ends - starts
+    at = np.flatnonzero(b == 44)
+    commas = np.searchsorted(at, ends) - np.searchsorted(at, starts)
+    # a line of spaces only is blank by the csv module's rule, not by pandas': leave such files to it
+    lone = np.flatnonzero((length > 0) & (commas == 0))
+    if lone.size > 1000:
+        return None
+    for r in lone:
+        if not data[starts[r] : ends[r]].strip(b" \t\x0b\x0c"):
+            return None
+    if length[0] == 0:
+        return None
+    rows = np.flatnonzero(length[1:] > 0) + 1
+    return _FastCsv(data, starts, ends, commas, rows)
+
+
+class _SlowCsv(_Csv):
+    def __init__(self, p: Path, text: str) -> None:
+        old = csv.field_size_limit()
+        csv.field_size_limit(max(old, len(text) + 1))  # long fields are refused by value, cut, not here
+        rd = csv.reader(io.StringIO(text, newline=""))
+        try:
+            self.header = next(rd, None) or []
             rows: list[list[str]] = []
             lines: list[int] = []
             start = rd.line_num + 1
@@ -388,66 +572,127 @@ def _read_rows(p: Path) -> tuple[list[str], list[list[str]], list[int]]:
                     rows.append(rec)
                     lines.append(start)
                 start = rd.line_num + 1
-    except (UnicodeDecodeError, csv.Error) as e:
-        raise ValueError(f"{p}: not a readable CSV ({_show(str(e).splitlines()[0])})") from None
-    return header, rows, lines
+        except csv.Error as e:
+            raise ValueError(f"{p}: line {rd.line_num}: not a readable CSV row ({_show(str(e))})") from None
+        finally:
+            csv.field_size_limit(old)
+        self.rows = rows
+        self.lines = np.array(lines, dtype=np.int64)
+        self.counts = np.array([len(r) for r in rows], dtype=np.int64)
+
+    def cells(self, j: int) -> list[str]:
+        return self._pad(list(self.rows[j]))
+
+
+def _read_csv(p: Path) -> _Csv:
+    """The CSV file at ``p``: UTF-8 text with a header line."""
+    data = _read_text(p)
+    table = _fast_csv(data) or _SlowCsv(p, data.decode("utf-8"))
+    if not table.header or table.header == [""]:
+        raise ValueError(f"{p}: not a readable CSV (no header line)")
+    return table
+
+
+def _check_width(p: Path, table: _Csv, n: int) -> None:
+    """Refuse the first row with more fields than the header, or of data rows ``0..n-1``, fewer."""
+    h = len(table.header)
+    wide = table.counts != h
+    wide[n:] &= table.counts[n:] > h
+    if wide.any():
+        j = int(np.flatnonzero(wide)[0])
+        raise ValueError(f"{p}: line {table.lines[j]}: {table.counts[j]} fields, the header has {h}")
+
+
+def _numbers(s) -> np.ndarray:
+    """A parsed column as float64; text (and booleans) that is not a number becomes NaN."""
+    import pandas as pd
+
+    if s.dtype.kind in "iuf":
+        return s.to_numpy(dtype=np.float64)
+    return pd.to_numeric(s.astype(str).str.strip(), errors="coerce").to_numpy(dtype=np.float64)
+
+
+def _flags(s, name: str, p: Path, where: Callable[[int], str], cells: _Cells) -> np.ndarray:
+    """A parsed column of booleans (True, False, 1, 0; any case, spaces around ignored)."""
+    if s.dtype == bool:
+        return s.to_numpy()
+    t = s.astype(str).str.strip().str.lower()
+    ok = t.isin(["true", "false", "1", "0"]).to_numpy()
+    if not ok.all():
+        i = int(np.flatnonzero(~ok)[0])
+        raise ValueError(
+            f"{p}: {where(i)}: {name} = {_show(cells[i])} is not a boolean (allowed: True, False, 1, 0)"
+        )
+    return t.isin(["true", "1"]).to_numpy()
+
+
+def _missing_text(missing: list[str]) -> str:
+    more = f" and {len(missing) - 4} more" if len(missing) > 4 else ""
+    return ", ".join(missing[:4]) + more
 
 
 def read_release_csv(path: str | os.PathLike):
-    """Read a release-format workload CSV into a trace.
+    """Read a release-format workload CSV (or a CSV of the package's own trace schema) into a trace.
 
     Parameters
     ----------
     path : path-like
-        The CSV file. Its last line may name the training config (other fields empty).
+        The CSV file, UTF-8 text. Its last line may name the training config (other fields empty). A file
+        whose header holds every column of :data:`TRACE_COLUMNS` (and no ``iteration_id``) is read as the
+        package's own schema instead (``kv_head`` and ``kv_values_fetched`` are kept when present).
 
     Returns
     -------
     (trace, config_name) : (pandas.DataFrame, str or None)
+        ``config_name`` is None for a schema CSV.
 
     Raises
     ------
     ValueError
-        Missing or unreadable file, a missing column, or a value that is not a number / boolean or that
-        the hardware cannot run (see the module docstring), in one line naming the file, the line (1-based,
-        the header is line 1), the column, the value and the allowed range.
+        Missing or unreadable file, a file that is not UTF-8 text, a row with more fields than the header,
+        a missing column, or a value that is not a number / boolean or that the hardware cannot run (see the
+        module docstring), in one line naming the file, the line (1-based, the header is line 1), the
+        column, the value (cut to 40 characters) and the allowed range.
     """
-    import pandas as pd
-
     p = Path(path)
-    if not p.is_file():
-        what = "is a folder, not a file" if p.is_dir() else "does not exist"
-        raise ValueError(f"trace file {str(p)!r} {what}")
-    header, rows, lines = _read_rows(p)
+    table = _read_csv(p)
+    header = table.header
+    if "iteration_id" not in header and all(c in header for c in TRACE_COLUMNS):
+        return _schema_csv(p, table), None
     missing = [c for c in RELEASE_COLUMNS if c not in header]
     if missing:
-        raise ValueError(f"{p}: missing column(s) {', '.join(missing)}")
-    for rec, line in zip(rows, lines, strict=True):
-        if len(rec) > len(header):
-            raise ValueError(f"{p}: line {line}: {len(rec)} fields, the header has {len(header)}")
-        rec.extend([""] * (len(header) - len(rec)))  # short rows (a bare config name) are padded
+        raise ValueError(
+            f"{p}: line 1: missing column(s) {_missing_text(missing)} (a release CSV has "
+            f"{len(RELEASE_COLUMNS)}: {RELEASE_COLUMNS[0]} .. {RELEASE_COLUMNS[-1]})"
+        )
     pos = {c: header.index(c) for c in RELEASE_COLUMNS}
+    n = len(table.lines)
     config_name = None
-    if rows and all(rows[-1][pos[c]] == "" for c in RELEASE_COLUMNS[1:]):
-        config_name = rows[-1][pos["iteration_id"]] or None
-        rows, lines = rows[:-1], lines[:-1]
-    if not rows:
+    if n:
+        last = table.cells(n - 1)
+        if all(last[pos[c]] == "" for c in RELEASE_COLUMNS[1:]):
+            config_name = last[pos["iteration_id"]] or None
+            n -= 1
+    _check_width(p, table, n)  # the config line may be short (a bare name)
+    if n == 0:
         raise ValueError(f"{p}: no request rows")
-    raw = pd.DataFrame([[r[pos[c]] for c in RELEASE_COLUMNS] for r in rows], columns=RELEASE_COLUMNS)
+    raw = table.frame([pos[c] for c in RELEASE_COLUMNS], n)
+    lines = table.lines
 
     def where(i: int) -> str:
         return f"line {lines[i]}"
 
     num: dict[str, np.ndarray] = {}
-    shown: dict[str, np.ndarray] = {}
+    shown: dict[str, Any] = {}
     flags: dict[str, np.ndarray] = {}
     for rc, tc in _RELEASE_TO_TRACE.items():
+        cells = _Cells(table, pos[rc])
         if TRACE_COLUMNS[tc] == "bool":
-            flags[tc] = _as_bool(raw[rc], rc, str(p), where)
+            flags[tc] = _flags(raw[pos[rc]], rc, p, where, cells)
         else:
-            shown[tc] = raw[rc].to_numpy()
-            num[tc] = pd.to_numeric(raw[rc].str.strip(), errors="coerce").to_numpy(dtype=np.float64)
-    if_topk = _as_bool(raw["if_topk"], "if_topk", str(p), where)
+            shown[tc] = cells
+            num[tc] = _numbers(raw[pos[rc]])
+    if_topk = _flags(raw[pos["if_topk"]], "if_topk", p, where, _Cells(table, pos["if_topk"]))
     names = {tc: rc for rc, tc in _RELEASE_TO_TRACE.items()}
     check_trace_values(num, str(p), where, names, shown)
     # if_topk and topk must agree: a k without the flag (or the flag without a k) would be dropped silently
@@ -463,13 +708,102 @@ def read_release_csv(path: str | os.PathLike):
         tc: (a.astype(np.int64) if TRACE_COLUMNS[tc] == "int64" else a) for tc, a in num.items()
     }
     out.update(flags)
-    n = len(raw)
     out["query"] = np.zeros(n, np.int64)
     out["queries"] = np.ones(n, np.int64)
     # The release marks value pruning only through value_fetch_num < key_fetch_num.
     out["value_topk"] = np.where(out["values_fetched"] < out["keys_fetched"], out["values_fetched"], -1)
+    import pandas as pd
+
     df = pd.DataFrame({c: out[c] for c in TRACE_COLUMNS})
     return df.astype(TRACE_COLUMNS), config_name
+
+
+def _schema_csv(p: Path, table: _Csv):
+    """A CSV of the package's own schema (``DataFrame.to_csv(index=False)`` of a trace), checked."""
+    import pandas as pd
+    from spatten.models.gqa import GQA_COLUMNS, with_gqa_columns
+
+    header = table.header
+    cols = [c for c in (*TRACE_COLUMNS, *GQA_COLUMNS) if c in header]
+    pos = {c: header.index(c) for c in cols}
+    n = len(table.lines)
+    _check_width(p, table, n)
+    if n == 0:
+        raise ValueError(f"{p}: no request rows")
+    raw = table.frame([pos[c] for c in cols], n)
+    lines = table.lines
+
+    def where(i: int) -> str:
+        return f"line {lines[i]}"
+
+    out: dict[str, np.ndarray] = {}
+    shown: dict[str, Any] = {c: _Cells(table, pos[c]) for c in cols}
+    for c in cols:
+        if TRACE_COLUMNS.get(c) == "bool":
+            out[c] = _flags(raw[pos[c]], c, p, where, shown[c])
+        else:
+            out[c] = _numbers(raw[pos[c]])
+    check_trace_values({c: out[c] for c in TRACE_COLUMNS}, str(p), where, None, shown)
+    gqa = [c for c in GQA_COLUMNS if c in out]
+    df = pd.DataFrame({c: out[c] for c in cols}).astype({c: TRACE_COLUMNS[c] for c in TRACE_COLUMNS})
+    if gqa:
+        df = with_gqa_columns(df, source=str(p), where=where, shown=shown)
+    return df
+
+
+def read_trace_file(path: str | os.PathLike):
+    """Read and check a trace file: a release CSV, a CSV of the package's schema, or a ``.parquet`` trace.
+
+    Every value is checked as :func:`check_trace_values` and (for ``kv_head`` / ``kv_values_fetched``)
+    :func:`spatten.models.gqa.with_gqa_columns` do. A refusal is one line naming the file, the row (a CSV's
+    1-based line, the header being line 1; a Parquet file's 1-based "data row"), the column, the value cut
+    to 40 characters and the allowed range.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The trace (schema columns with the schema's dtypes; other columns kept as read).
+    """
+    p = Path(path)
+    if p.suffix.lower() != ".parquet":
+        return read_release_csv(p)[0]
+    import pandas as pd
+    from spatten.models.gqa import GQA_COLUMNS, with_gqa_columns
+
+    if not p.is_file():
+        what = "is a folder, not a file" if p.is_dir() else "does not exist or is not a regular file"
+        raise ValueError(f"trace file {_path(p)} {what}")
+    try:
+        t = pd.read_parquet(p)
+    except ImportError as e:
+        raise ValueError(f"{p}: reading Parquet needs pyarrow ({_show(str(e))})") from None
+    except Exception as e:  # pyarrow's errors on damaged files are of many kinds; each is the file's fault
+        why = (str(e).splitlines() or [type(e).__name__])[0]
+        why = why.split("': ", 1)[-1]  # drop pyarrow's "Could not open Parquet input source '<path>'"
+        why = why if len(why) <= 60 else why[:57] + "..."
+        raise ValueError(f"{p} is not a readable Parquet file ({why})") from None
+    if not isinstance(t, pd.DataFrame) or not t.columns.is_unique:
+        raise ValueError(f"{p}: a trace's columns must have distinct names")
+    missing = [c for c in TRACE_COLUMNS if c not in t.columns]
+    if missing:
+        raise ValueError(f"{p}: missing column(s) {_missing_text(missing)}")
+    if len(t) == 0:
+        raise ValueError(f"{p}: no request rows")
+
+    def where(i: int) -> str:
+        return f"data row {i + 1}"
+
+    cols = {c: t[c].to_numpy() for c in TRACE_COLUMNS}
+    check_trace_values(cols, str(p), where)
+    t = t.reset_index(drop=True)
+    for c, kind in TRACE_COLUMNS.items():
+        if kind != "bool":
+            t[c] = _as_float(cols[c]).astype(kind)
+        else:
+            t[c] = cols[c].astype(bool)
+    if any(c in t.columns for c in GQA_COLUMNS):
+        t = with_gqa_columns(t, source=str(p), where=where)
+    return t
 
 
 def _fmt_bool(a) -> list[str]:

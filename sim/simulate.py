@@ -135,6 +135,10 @@ def check_trace(trace: Any) -> None:
     missing = [c for c in TRACE_COLUMNS if c not in trace.columns]
     if missing:
         raise ValueError(f"trace is missing column(s) {', '.join(missing)}")
+    names = list(trace.columns)
+    twice = [c for c in (*TRACE_COLUMNS, *GQA_COLUMNS) if names.count(c) > 1]
+    if twice:
+        raise ValueError(f"trace: column {twice[0]} appears {names.count(twice[0])} times (allowed: once)")
     if len(trace) == 0:
         raise ValueError("trace has no rows")
     index = trace.index  # rows are named by their index label, cut to 40 characters
