@@ -160,16 +160,18 @@ def _attention_core(
     from spatten.models.limits import check_memory
     from spatten.rtl.attention_core import AttentionCore
 
-    # Elaboration memory grows with the multiplier lanes (D x (k_par + v_par)) about as lanes**1.6 and with
-    # the per-key buffers; fitted to 0.19, 0.86 and 2.6 GB at 1,024, 4,096 and 8,192 lanes (max_n 1024)
-    # and 1.0 GB at max_n 65,536 (64 lanes) on the 2-core machine, where 1,024 lanes took 20-40 s.
+    core = AttentionCore(head_dim, k_par, v_par, q_bits=q_bits, k_msb_bits=k_msb_bits, lsb_bits=lsb_bits,
+                         v_bits=v_bits, score_shift=score_shift, topk_p=topk_p, max_n=max_n)  # fmt: skip
+    # Checked parameters first (the constructor); then, before elaboration: its memory grows with the
+    # multiplier lanes (D x (k_par + v_par)) about as lanes**1.6 and with the per-key buffers; fitted to 0.19,
+    # 0.86 and 2.6 GB at 1,024, 4,096 and 8,192 lanes (max_n 1024) and 1.0 GB at max_n 65,536 (64 lanes) on
+    # the 2-core machine, where 1,024 lanes took 20-40 s.
     lanes = head_dim * (k_par + v_par)
     check_memory(
         f"elaborating the attention core ({lanes:,} multiplier lanes, max_n {max_n:,})",
         150e6 + 1400.0 * lanes**1.6 + 16e3 * max_n,
     )
-    return AttentionCore(head_dim, k_par, v_par, q_bits=q_bits, k_msb_bits=k_msb_bits, lsb_bits=lsb_bits,
-                         v_bits=v_bits, score_shift=score_shift, topk_p=topk_p, max_n=max_n)  # fmt: skip
+    return core
 
 
 register_block(

@@ -148,12 +148,14 @@ def _check(args: argparse.Namespace) -> None:
     from spatten.sim.power.components import check_tech_nm
 
     check_tech_nm(args.tech_nm)
-    for flag, v in (
-        ("--accuracy-windows", args.accuracy_windows),
-        ("--accuracy-window-len", args.accuracy_window_len),
+    # checked even without --accuracy (a plain reproduce shows the cached search of these sizes); the
+    # model's own limits (documents, context length) are checked when its run is resolved
+    for flag, v, top in (
+        ("--accuracy-windows", args.accuracy_windows, 10_000),
+        ("--accuracy-window-len", args.accuracy_window_len, 8192),
     ):
-        if v is not None and v < 1:
-            raise ValueError(f"{flag} {v} is outside the allowed range >= 1")
+        if v is not None and not 1 <= v <= top:
+            raise ValueError(f"{flag} {v} is outside the allowed range 1..{top}")
 
 
 def _searches(args: argparse.Namespace) -> list[Any]:

@@ -119,25 +119,11 @@ def build_workload(args: argparse.Namespace) -> Workload:
 
 
 def read_trace(path: str) -> Any:
-    """A release CSV, or a ``.parquet`` trace in the package's schema (``spatten accuracy --out``)."""
-    if not str(path).endswith(".parquet"):
-        from spatten.models.trace import read_release_csv
+    """A release CSV, a CSV of the package's schema, or a ``.parquet`` trace (``spatten accuracy --out``),
+    checked value by value (:func:`spatten.models.trace.read_trace_file`)."""
+    from spatten.models.trace import read_trace_file
 
-        return read_release_csv(path)[0]
-    import pandas as pd
-
-    from spatten.models.trace import TRACE_COLUMNS
-
-    try:
-        t = pd.read_parquet(path)
-    except (OSError, ValueError) as e:
-        raise ValueError(
-            f"trace file {path!r} is not a readable Parquet file ({str(e).splitlines()[0][:60]})"
-        ) from None
-    missing = [c for c in TRACE_COLUMNS if c not in t.columns]
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {', '.join(missing)}")
-    return t
+    return read_trace_file(path)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -48,8 +48,8 @@ def run(args: argparse.Namespace) -> int:
     m = w.model
     if args.steps is not None and m.mode != "generation":
         raise ValueError(f"--steps applies to generation workloads only; {m.name} is {m.mode}")
-    if args.seed < 0:
-        raise ValueError(f"--seed = {args.seed} is outside the allowed range >= 0")
+    if not 0 <= args.seed < 2**32:
+        raise ValueError(f"--seed = {args.seed} is outside the allowed range 0..4294967295")
     out = Path(args.out) if args.out else None
     if out is not None and (not out.parent.is_dir() or out.is_dir()):
         raise ValueError(f"--out {str(out)!r} must be a file path in an existing folder")

@@ -87,7 +87,7 @@ def test_nothing_cached_is_one_line_and_writes_nothing(cache, tmp_path: Path, ca
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["--accuracy-windows", "0"], "--accuracy-windows 0 is outside the allowed range >= 1"),
+        (["--accuracy-windows", "0"], "--accuracy-windows 0 is outside the allowed range 1..10000"),
         (["--accuracy-window-len", "-3"], "--accuracy-window-len -3 is outside"),
         (["--tech-nm", "200"], "tech_nm"),
     ],
