@@ -38,6 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from spatten.models.attention import run_attention, summarize_trace
     from spatten.models.trace import write_release_csv
+    from spatten.output import check_file_target
 
     real = args.workload == "minilm"  # real Q/K/V from the MiniLM encoder instead of synthetic ones
     if args.text is not None and not real:
@@ -53,8 +54,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else None
     if out is not None and (not out.parent.is_dir() or out.is_dir()):
         raise ValueError(f"--out {str(out)!r} must be a file path in an existing folder")
-    if out is not None and out.exists() and not out.is_file():  # /dev/null: never rename over a device
-        raise ValueError(f"--out {str(out)!r} is not a regular file")
+    if out is not None:  # a device, a read-only or /proc folder: refused before the run, nothing made
+        check_file_target(out)
     qkv = None
     if real:
         qkv, n_tok = _minilm_qkv(args.text)
@@ -80,7 +81,12 @@ def run(args: argparse.Namespace) -> int:
     )
     if out is not None:
         src = f"text:{Path(args.text).name if args.text else 'built-in'}" if real else f"seed{args.seed}"
-        write_release_csv(r.trace, out, config_name=f"spatten-golden:{m.name}:{args.mode}:{src}")
+        try:
+            write_release_csv(r.trace, out, config_name=f"spatten-golden:{m.name}:{args.mode}:{src}")
+        except OSError as e:  # the folder changed during the run
+            raise ValueError(
+                f"--out {str(out)!r}: cannot write there: {e.strerror or type(e).__name__}"
+            ) from None
         print(f"wrote {out}")
     return 0
 

@@ -69,6 +69,20 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(created, ignore_errors=True)
 
 
+def check_file_target(path: str | os.PathLike) -> None:
+    """Raise the one-line ValueError :func:`atomic_file` would, before any work: ``path`` must be a
+    regular file or absent, in a folder where a file can be created. Leaves nothing behind."""
+    try:
+        with atomic_file(path):
+            raise _Probe
+    except _Probe:
+        pass
+
+
+class _Probe(Exception):
+    """Ends :func:`check_file_target`'s write before anything is renamed into place."""
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike, mode: str = "w") -> Iterator:
     """Open a temporary sibling of ``path`` for writing; rename it over ``path`` on success."""

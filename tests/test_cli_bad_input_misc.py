@@ -47,3 +47,15 @@ def test_a_large_sweep_says_so_while_it_expands(tmp_path: Path, capsys, monkeypa
     f.write_text("name: s\nworkloads: [gpt2-small]\nsweep:\n  accelerator.hbm_channels: [1, 2, 4]\n")
     assert main(["sweep", str(f), "--dry-run"]) == 0
     assert "expanding" not in capsys.readouterr().err  # small sweeps stay quiet
+
+
+@pytest.mark.parametrize(
+    ("out", "needle"),
+    [("/proc/x.csv", "cannot write there"), ("/dev/null", "is not a regular file")],
+)
+def test_trace_out_is_checked_before_the_run(out: str, needle: str, capsys) -> None:
+    argv = ["trace", "--workload", "gpt2-small", "--layers", "1", "--steps", "1", "--out", out]
+    assert main(argv) == 2
+    cap = capsys.readouterr()
+    assert cap.out == "" and cap.err.count("\n") == 1 and needle in cap.err, cap  # refused before any work
+    assert not Path("/proc/x.csv").exists() and Path("/dev/null").is_char_device()
