@@ -73,6 +73,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Commands whose ``--out`` is one file; every other command's ``--out`` is a folder.
+FILE_OUTPUTS = frozenset({"trace"})
+
+
+def _check_out(args: argparse.Namespace) -> None:
+    """Refuse an output location that cannot take the command's output before the command does any work
+    (one line, nothing made): every command, so a new one cannot skip it."""
+    from spatten.output import check_dir_target, check_file_target
+
+    out = getattr(args, "out", None)
+    if out:
+        (check_file_target if args.command in FILE_OUTPUTS else check_dir_target)(out)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the process exit status."""
     parser = build_parser()
@@ -81,6 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         set_max_memory(args.max_memory)
+        _check_out(args)
         return int(args.func(args) or 0)
     except (UsageError, ValueError, TypeError) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__

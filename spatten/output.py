@@ -79,6 +79,16 @@ def check_file_target(path: str | os.PathLike) -> None:
         pass
 
 
+def check_dir_target(path: str | os.PathLike) -> None:
+    """Raise the one-line ValueError :func:`atomic_dir` would, before any work: ``path`` must be a folder
+    or absent, where a folder can be made. Leaves nothing behind (not even ``path``)."""
+    try:
+        with atomic_dir(path):
+            raise _Probe
+    except _Probe:
+        pass
+
+
 class _Probe(Exception):
     """Ends :func:`check_file_target`'s write before anything is renamed into place."""
 

@@ -104,6 +104,36 @@ def test_every_numeric_flag_refuses_values_out_of_range(command, flag, value, tm
     assert not (tmp_path / "o").exists()
 
 
+def _out_commands() -> list[str]:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return [c for c, p in sub.choices.items() if any(a.dest == "out" for a in p._actions)]
+
+
+OUT_COMMANDS = _out_commands()
+
+
+@pytest.mark.parametrize("target", ["/dev/null", "/proc/spatten-x/y"])
+@pytest.mark.parametrize("command", OUT_COMMANDS)
+def test_every_output_location_is_checked_before_any_work(command, target, tmp_path, capsys) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    base = [a for a in _base_argv(command, tmp_path) if a != str(tmp_path / "o")]
+    base = [a for i, a in enumerate(base) if not (a in ("--out", "-o") and i + 1 == len(base))]
+    old = os.getcwd()
+    os.chdir(work)
+    try:
+        try:
+            code = main([*base, "--out", target])
+        except SystemExit as e:
+            code = int(e.code or 0)
+    finally:
+        os.chdir(old)
+    cap = capsys.readouterr()
+    assert code == 2 and cap.err.count("\n") == 1 and "--out" in cap.err, cap.err
+    assert cap.out == "" and os.listdir(work) == []  # refused before the command printed or made anything
+
+
 # --- the corpus ---------------------------------------------------------------------------------------
 
 CONFIG_COMMANDS = (
