@@ -241,7 +241,14 @@ def decoder_accuracy(
         raise ValueError(f"window_len = {window_len!r} must be an integer >= 1")
     if isinstance(windows, bool) or not isinstance(windows, int) or windows < 1:
         raise ValueError(f"windows = {windows!r} must be an integer >= 1")
+    from spatten.models.limits import GOLDEN_BYTES_PER_SCORE, check_memory
+
     m = smollm2.load_smollm2()
+    # The dense reference's float32 scores (heads x n x n, with the softmax's temporaries, about 12 B each)
+    # or a causal prefill's SpAtten scores (float64 codes, masks, probabilities) for one layer at a time
+    n = window_len + 1
+    per_score = GOLDEN_BYTES_PER_SCORE if mode == "prefill" else 12
+    check_memory(f"SmolLM2 on a window of {n:,} tokens ({mode})", per_score * m.config.heads * n * n)
     ids = smollm2.tokenize(text, m, max_tokens=windows * window_len)
     if ids.size < windows * window_len:
         raise ValueError(f"the text has {ids.size} tokens: too short for {windows} windows of {window_len}")

@@ -107,3 +107,10 @@ def test_verilog_of_a_huge_core_is_refused_before_elaboration(tmp_path, capsys) 
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "131,072 multiplier lanes" in err and "GiB of memory" in err, err
     assert time.perf_counter() - t0 < 20 and not out.exists()
+
+
+def test_a_smollm2_window_too_long_for_memory_is_refused_before_the_model_runs(capsys) -> None:
+    argv = ["accuracy", "--model", "smollm2", "--mode", "prefill", "--window-len", "8000", "--windows", "1"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "SmolLM2 on a window of 8,001 tokens (prefill)" in err, err
