@@ -125,7 +125,8 @@ def read_text(path: str | os.PathLike) -> str:
     """A user's text file as one string (UTF-8; one line naming the file when it cannot be read)."""
     p = Path(path)
     if not p.is_file():
-        raise ValueError(f"text file {str(p)!r} {'is a folder' if p.is_dir() else 'does not exist'}")
+        why = "is a folder" if p.is_dir() else "is not a regular file" if p.exists() else "does not exist"
+        raise ValueError(f"text file {str(p)!r} {why}")
     try:
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
