@@ -60,15 +60,16 @@ def main() -> None:
             f"SmolLM2 generation, 1 window x {args.window_len} tokens, preset policy, "
             f"{threads} thread(s): {t}"
         )
-    smollm2.DECODE_THREADS = smollm2.BLAS_THREADS = 1
-    t0 = time.perf_counter()
-    decoder_accuracy(w, text, args.window_len, WINDOW_BATCH)
-    dt = time.perf_counter() - t0
-    print(
-        f"SmolLM2 generation, {WINDOW_BATCH} windows x {args.window_len} tokens in lockstep, 1 thread: "
-        f"{dt:.1f} s, "
-        f"{dt / WINDOW_BATCH:.1f} s per window (includes the dense reference prefill)"
-    )
+    for threads in dict.fromkeys([1, args.threads]):
+        smollm2.DECODE_THREADS = smollm2.BLAS_THREADS = threads
+        t0 = time.perf_counter()
+        decoder_accuracy(w, text, args.window_len, WINDOW_BATCH)
+        dt = time.perf_counter() - t0
+        print(
+            f"SmolLM2 generation, {WINDOW_BATCH} windows x {args.window_len} tokens in lockstep, "
+            f"{threads} thread(s): {dt:.1f} s, {dt / WINDOW_BATCH:.1f} s per window (includes the dense "
+            "reference prefill)"
+        )
 
     seq = smollm2.tokenize(text, max_tokens=args.window_len)
     for threads in dict.fromkeys([1, args.threads]):
