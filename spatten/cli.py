@@ -21,6 +21,7 @@ COMMANDS: list[str] = [
     "trace",
     "sweep",
     "simulate",
+    "models",
     "accuracy",
     "compare",
     "reproduce",

@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from typing import Any
 
-from spatten.models.config import ACCELERATORS, MODELS, Workload, from_dict, read_yaml, workload_preset
+from spatten.models.config import (
+    ACCELERATORS,
+    MODELS,
+    Workload,
+    check_int,
+    from_dict,
+    read_yaml,
+    workload_preset,
+)
+from spatten.models.hf_config import HF_PRESETS
 from spatten.sim.api import BASELINES
 
 DESIGNS = BASELINES
@@ -50,8 +60,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--workload",
-        choices=list(MODELS),
-        help="preset workload (default gpt2-medium); with --trace, the model the trace came from",
+        choices=[*MODELS, *HF_PRESETS],
+        help="preset workload (default gpt2-medium; `spatten models` lists them); with --trace, the model "
+        "the trace came from",
+    )
+    p.add_argument(
+        "--hf-config",
+        metavar="FILE",
+        help="a Hugging Face config.json (local): its layers, heads, K/V heads and head_dim, run in "
+        "generation with the decoder policy",
+    )
+    p.add_argument("--gen-tokens", type=int, help="generated tokens of a generation workload")
+    p.add_argument(
+        "--beyond-max-position",
+        action="store_true",
+        help="allow a context longer than the config's max_position_embeddings",
     )
     p.add_argument(
         "--trace",
@@ -83,11 +106,36 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _base_workload(args: argparse.Namespace) -> Workload:
+    """The preset, Hugging Face preset or config.json the flags name, at the lengths they give."""
+    from spatten.models.hf_config import hf_preset, hf_workload, load_hf_config
+
+    if args.hf_config and (args.workload or args.trace):
+        raise ValueError("--hf-config gives the model: not with --workload or --trace")
+    shape = load_hf_config(args.hf_config) if args.hf_config else None
+    if shape is None and args.workload in HF_PRESETS:
+        shape = hf_preset(args.workload)
+    if shape is not None:
+        return hf_workload(shape, args.accelerator, prompt_len=args.seq_len, gen_tokens=args.gen_tokens,
+                           beyond_max_position=args.beyond_max_position)  # fmt: skip
+    if args.beyond_max_position:
+        raise ValueError("--beyond-max-position applies to --hf-config and the Hugging Face presets only")
+    w = workload_preset(args.workload or "gpt2-medium", args.accelerator, prompt_len=args.seq_len)
+    if args.gen_tokens is not None:
+        if w.model.mode != "generation":
+            raise ValueError(
+                f"--gen-tokens applies to generation workloads; {w.model.name} is {w.model.mode}"
+            )
+        check_int("--gen-tokens", args.gen_tokens, 1, 1 << 16)
+        w = dataclasses.replace(w, model=dataclasses.replace(w.model, gen_tokens=args.gen_tokens))
+    return w
+
+
 def build_workload(args: argparse.Namespace) -> Workload:
     """The workload of ``simulate``'s flags, refusing flags and config fields that would be ignored."""
-    if args.trace and args.seq_len is not None:
-        raise ValueError("--seq-len has no effect with --trace: the trace's rows fix the sequence length")
-    w = workload_preset(args.workload or "gpt2-medium", args.accelerator, prompt_len=args.seq_len)
+    if args.trace and (args.seq_len is not None or args.gen_tokens is not None):
+        raise ValueError("--seq-len and --gen-tokens have no effect with --trace: the trace's rows fix them")
+    w = _base_workload(args)
     if not args.config:
         return w
     data = read_yaml(args.config)
