@@ -38,7 +38,7 @@ demo: $(STAMP)
 	$(RUN) $(VENV)/bin/spatten demo
 
 test: $(STAMP)
-	$(RUN) SPATTEN_NO_SKIP=1 $(PY) -m pytest -q -n 2 -rs
+	$(RUN) SPATTEN_NO_SKIP=1 $(PY) -m pytest -q -n 2 --dist worksteal -rs
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
