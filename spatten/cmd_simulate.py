@@ -133,8 +133,9 @@ def _base_workload(args: argparse.Namespace) -> Workload:
 
 def build_workload(args: argparse.Namespace) -> Workload:
     """The workload of ``simulate``'s flags, refusing flags and config fields that would be ignored."""
-    if args.trace and (args.seq_len is not None or args.gen_tokens is not None):
-        raise ValueError("--seq-len and --gen-tokens have no effect with --trace: the trace's rows fix them")
+    for flag, value in (("--seq-len", args.seq_len), ("--gen-tokens", args.gen_tokens)):
+        if args.trace and value is not None:
+            raise ValueError(f"{flag} has no effect with --trace: the trace's rows fix the sequence length")
     w = _base_workload(args)
     if not args.config:
         return w
