@@ -33,7 +33,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["HFShape", "HF_PRESETS", "parse_hf_config", "load_hf_config", "hf_preset", "hf_workload"]
+__all__ = [
+    "HFShape",
+    "HF_PRESETS",
+    "kv_bytes_per_token",
+    "parse_hf_config",
+    "load_hf_config",
+    "hf_preset",
+    "hf_workload",
+]
 
 FULL, SLIDING = "full_attention", "sliding_attention"
 #: Default run of an HF shape: a 992-token prompt and 32 generated tokens (the GPT-2 presets' lengths),
@@ -80,12 +88,17 @@ class HFShape:
         return sum(t == SLIDING for t in self.layer_types)
 
     def kv_bytes_per_token(self, bits: int) -> float:
-        """Dense K/V bytes one token adds to the cache: ``2 x layers x kv_heads x head_dim x bits / 8``."""
-        return 2 * self.layers * self.kv_heads * self.head_dim * bits / 8
+        """Dense K/V bytes one token adds to the cache (:func:`kv_bytes_per_token`)."""
+        return kv_bytes_per_token(self.layers, self.kv_heads, self.head_dim, bits)
 
     def context_limit(self) -> int:
         """Longest prompt + generation the simulator models faithfully (:func:`hf_workload`)."""
         return min(self.max_position, self.sliding_window) if self.sliding_layers else self.max_position
+
+
+def kv_bytes_per_token(layers: int, kv_heads: int, head_dim: int, bits: int) -> float:
+    """Dense K/V bytes one token adds to the cache: ``2 x layers x kv_heads x head_dim x bits / 8``."""
+    return 2 * layers * kv_heads * head_dim * bits / 8
 
 
 def _cut(v: Any) -> str:
@@ -160,9 +173,7 @@ def parse_hf_config(data: Any, source: str = "config.json", name: str | None = N
             raise ValueError(f"{where}: layer_types has sliding layers but sliding_window is missing")
         layer_types = tuple(types)
     elif window is not None and use:
-        first = (
-            _int(data, "max_window_layers", where, 0, layers, default=0) if "max_window_layers" in data else 0
-        )
+        first = _int(data, "max_window_layers", where, 0, layers, default=0)
         layer_types = tuple(SLIDING if i >= first else FULL for i in range(layers))
     else:
         layer_types = (FULL,) * layers

@@ -857,6 +857,8 @@ def write_release_csv(trace, path: str | os.PathLike, config_name: str | None = 
     if config_name is not None and ("," in config_name or "\n" in config_name or not config_name):
         raise ValueError(f"config_name = {config_name!r} must be non-empty without commas or newlines")
     p = Path(path)
+    if p.exists() and not p.is_file():  # a device or a folder: renaming over it would replace it
+        raise ValueError(f"{str(p)[:80]!r} is not a regular file: the trace is written only to a file")
     tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "w", newline="") as f:

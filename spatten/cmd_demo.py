@@ -21,12 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # --out was checked before this runs (cli.main); a demo that fails part-way leaves nothing behind
     out = Path(args.out)
     created = next((p for p in reversed((out, *out.parents)) if not p.exists()), None)
-    from spatten.output import atomic_dir
-
-    with atomic_dir(out):  # can --out be written? One line naming it if not, before the demo runs
-        pass
     try:
         return _demo(args)
     except BaseException:

@@ -23,15 +23,15 @@ def rows() -> list[dict[str, Any]]:
     """One row per preset: name, kind, layers, heads, kv_heads, head_dim, context, sliding layers and window,
     dense K/V bytes per token at 16 bits, the default run and the source."""
     from spatten.models.config import MODELS
-    from spatten.models.hf_config import HF_PRESETS, hf_workload
+    from spatten.models.hf_config import HF_PRESETS, hf_workload, kv_bytes_per_token
 
     out = []
     for name, m in MODELS.items():
-        kvh = m.kv_heads or m.heads
+        kvh = m.n_kv_heads
         out.append({
             "name": name, "kind": "paper workload", "layers": m.layers, "heads": m.heads, "kv_heads": kvh,
             "head_dim": m.head_dim, "context": None, "sliding_layers": 0, "sliding_window": None,
-            "kv_bytes_per_token_16b": 2 * m.layers * kvh * m.head_dim * 2,
+            "kv_bytes_per_token_16b": int(kv_bytes_per_token(m.layers, kvh, m.head_dim, 16)),
             "default_run": f"{m.prompt_len}" + (f" + {m.gen_tokens}" if m.mode == "generation" else ""),
             "source": "models/config.py (SPATTEN.md)",
         })  # fmt: skip

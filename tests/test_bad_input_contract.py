@@ -28,8 +28,8 @@ from spatten.cli import build_parser, main
 BAD = Path(__file__).parent / "data" / "bad"
 
 
-def _run(argv: list[str], where: Path, capsys) -> tuple[int, str]:
-    """Run the CLI in ``where``; return (exit status, stderr)."""
+def _run(argv: list[str], where: Path, capsys) -> tuple[int, str, str]:
+    """Run the CLI in ``where``; return (exit status, stderr, stdout)."""
     old = os.getcwd()
     os.chdir(where)
     try:
@@ -39,18 +39,20 @@ def _run(argv: list[str], where: Path, capsys) -> tuple[int, str]:
             code = int(e.code or 0)
     finally:
         os.chdir(old)
-    return code, capsys.readouterr().err
+    cap = capsys.readouterr()
+    return code, cap.err, cap.out
 
 
-def _assert_refused(argv: list[str], where: Path, capsys, *, keep: set[str] | None = None) -> str:
-    before = set(os.listdir(where)) if keep is None else keep
-    code, err = _run(argv, where, capsys)
+def _assert_refused(argv: list[str], where: Path, capsys) -> tuple[str, str]:
+    """Assert the contract for ``argv``; return (stderr, stdout)."""
+    before = set(os.listdir(where))
+    code, err, out = _run(argv, where, capsys)
     shown = " ".join(argv)
     assert code == 2, f"{shown}: exit {code}, stderr {err!r}"
     assert err.count("\n") == 1 and err.endswith("\n"), f"{shown}: not one line: {err!r}"
     assert "Traceback" not in err and len(err) < 600, f"{shown}: {err!r}"
     assert set(os.listdir(where)) == before, f"{shown}: left {set(os.listdir(where)) - before}"
-    return err
+    return err, out
 
 
 # --- every numeric flag ------------------------------------------------------------------------------
@@ -120,18 +122,8 @@ def test_every_output_location_is_checked_before_any_work(command, target, tmp_p
     work.mkdir()
     base = [a for a in _base_argv(command, tmp_path) if a != str(tmp_path / "o")]
     base = [a for i, a in enumerate(base) if not (a in ("--out", "-o") and i + 1 == len(base))]
-    old = os.getcwd()
-    os.chdir(work)
-    try:
-        try:
-            code = main([*base, "--out", target])
-        except SystemExit as e:
-            code = int(e.code or 0)
-    finally:
-        os.chdir(old)
-    cap = capsys.readouterr()
-    assert code == 2 and cap.err.count("\n") == 1 and "--out" in cap.err, cap.err
-    assert cap.out == "" and os.listdir(work) == []  # refused before the command printed or made anything
+    err, out = _assert_refused([*base, "--out", target], work, capsys)
+    assert "--out" in err and out == ""  # refused before the command printed anything
 
 
 # --- the corpus ---------------------------------------------------------------------------------------
@@ -176,7 +168,7 @@ def test_corpus_file_is_refused_by_every_command_that_reads_it(name, i, tmp_path
     work = tmp_path / "work"
     work.mkdir()
     argv = [a.format(f=BAD / name, out=tmp_path / "out") for a in KINDS[_kind(name)][i]]
-    err = _assert_refused(argv, work, capsys)
+    err, _ = _assert_refused(argv, work, capsys)
     assert not (tmp_path / "out").exists()
     assert argv[0] in err  # the command names itself, and the message the file or a field
     assert name in err or re.search(r"[a-z_]+\.[a-z_]+|--[a-z]|[a-z_] = ", err), err
@@ -210,7 +202,7 @@ def test_generated_bad_config_values_are_refused_or_run(field, value, tmp_path_f
     cfg.write_text(yaml.safe_dump({section: {key: value}}))
     work = tmp / "work"
     work.mkdir()
-    code, err = _run(["area", "--config", str(cfg)], work, capsys)
+    code, err, _ = _run(["area", "--config", str(cfg)], work, capsys)
     # a value may happen to be valid (area then runs); bad ones are one line naming the field
     assert code in (0, 2), err
     if code == 2:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from spatten.models import limits
 from spatten.models.config import replace_path, workload_preset
@@ -73,12 +71,20 @@ def test_shape_rows_counts_the_shape_trace(workload) -> None:
         (["trace", "--workload", "bert-base", "--seq-len", "4096"], "golden model on 12 layer(s)"),
     ],
 )
-def test_cli_refuses_before_working(argv: list[str], needle: str, capsys) -> None:
-    t0 = time.perf_counter()
+def test_cli_refuses_before_working(argv: list[str], needle: str, capsys, monkeypatch) -> None:
+    import spatten.models.attention
+    import spatten.sim.compare
+
+    # refused up front: neither a simulation nor the golden model's inputs may start
+    monkeypatch.setattr(spatten.sim.compare, "evaluate", _no_work)
+    monkeypatch.setattr(spatten.models.attention, "_inputs", _no_work)
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and needle in err, err
-    assert time.perf_counter() - t0 < 20  # refused up front, not after a long run
+
+
+def _no_work(*args, **kwargs):
+    raise AssertionError("the work started before the memory check refused it")
 
 
 def test_cli_bad_limit_is_a_usage_error(capsys) -> None:
@@ -88,7 +94,10 @@ def test_cli_bad_limit_is_a_usage_error(capsys) -> None:
     assert e.value.code == 2 and err.count("\n") == 1 and "--max-memory: memory size 'lots'" in err
 
 
-def test_verilog_of_a_huge_core_is_refused_before_elaboration(tmp_path, capsys) -> None:
+def test_verilog_of_a_huge_core_is_refused_before_elaboration(tmp_path, capsys, monkeypatch) -> None:
+    import amaranth.back.verilog
+
+    monkeypatch.setattr(amaranth.back.verilog, "convert", _no_work)
     out = tmp_path / "v"
     argv = [
         "verilog",
@@ -102,14 +111,16 @@ def test_verilog_of_a_huge_core_is_refused_before_elaboration(tmp_path, capsys) 
         "-o",
         str(out),
     ]
-    t0 = time.perf_counter()
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "131,072 multiplier lanes" in err and "GiB of memory" in err, err
-    assert time.perf_counter() - t0 < 20 and not out.exists()
+    assert not out.exists()
 
 
-def test_a_smollm2_window_too_long_for_memory_is_refused_before_the_model_runs(capsys) -> None:
+def test_a_smollm2_window_too_long_for_memory_is_refused_before_the_model_runs(capsys, monkeypatch) -> None:
+    from spatten.models import smollm2
+
+    monkeypatch.setattr(smollm2, "forward", _no_work)
     argv = ["accuracy", "--model", "smollm2", "--mode", "prefill", "--window-len", "8000", "--windows", "1"]
     assert main(argv) == 2
     err = capsys.readouterr().err

@@ -202,3 +202,18 @@ def test_round_trip_random_traces(tmp_path_factory, tr: pd.DataFrame, cfg: str |
     back, cfg2 = read_release_csv(out)
     assert cfg2 == cfg
     pd.testing.assert_frame_equal(back, tr)
+
+
+def test_release_writer_never_replaces_a_device_or_a_folder(tmp_path) -> None:
+    import os
+    import stat
+
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)  # stands in for /dev/null: a rename would turn it into a regular file
+    folder = tmp_path / "dir.csv"
+    folder.mkdir()
+    for target in (fifo, folder):
+        with pytest.raises(ValueError, match="is not a regular file"):
+            write_release_csv(empty_trace(), target)
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode) and folder.is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir.csv", "pipe.csv"]  # no temporary left
