@@ -264,17 +264,16 @@ def decoder_accuracy(
     )
     # the dense model on the same windows (smollm2.perplexity's protocol, without tokenizing the whole text)
     dense_nll = np.array([smollm2._token_nll(smollm2.forward(s, m)[:-1], s[1:]) for s in seqs])
-    # Fixed-size batches, the last one padded with copies of its last window (dropped below): each
-    # window's float32 arithmetic then never depends on its neighbours or on `workers`.
+    # Lockstep groups of WINDOW_BATCH windows, the last one holding the rest: a window's float32 arithmetic
+    # depends on its group's size (BLAS sums a product of one row, a matrix-vector product, in another order
+    # than a product of several), never on the other windows' values or on `workers`.
     size = WINDOW_BATCH if mode == "generation" else 1
-    pad = -windows % size
-    batches = np.concatenate([seqs, seqs[[-1] * pad]]).reshape(-1, size, seqs.shape[1])
+    batches = [seqs[i : i + size] for i in range(0, windows, size)]
     run = _generation_windows if mode == "generation" else _prefill_windows
-    real = [min(size, windows - i * size) for i in range(len(batches))]
     if workers == 1 or len(batches) == 1:
-        parts = [run(workload, b, datapath, None, r) for b, r in zip(batches, real, strict=True)]
+        parts = [run(workload, b, datapath) for b in batches]
     else:
-        parts = _on_dask(run, workload, list(batches), real, datapath, workers)
+        parts = _on_dask(run, workload, batches, datapath, workers)
     nll = np.concatenate([p[0] for p in parts])
     traces = [tr for p in parts for tr in p[1]]
     for w, tr in enumerate(traces):
@@ -289,14 +288,13 @@ def decoder_accuracy(
 
 
 def _generation_windows(
-    workload: Any, seqs: np.ndarray, datapath: str, threads: int | None = None, real: int | None = None
+    workload: Any, seqs: np.ndarray, datapath: str, threads: int | None = None
 ) -> tuple[np.ndarray, list]:
-    """Per-token NLL ``(real, T)`` and each real window's trace, the windows decoded in lockstep.
+    """Per-token NLL ``(windows, T)`` and each window's trace, the windows decoded in lockstep.
 
-    ``threads``: BLAS threads of a Dask worker (the parent's setting does not reach its processes).
-    ``real``: the first ``real`` rows are windows, the rest padding. A padding row's attention is zeros: its
-    result is dropped, and a row of a BLAS product does not depend on the values in the other rows, only on
-    the batch's shape, which padding keeps.
+    ``threads``: BLAS threads of a Dask worker (the parent's setting does not reach its processes). The
+    logits never feed back (the next token is the text's), so the LM head runs once over every step's final
+    hidden state after the last step instead of once per step.
     """
     from spatten.models import smollm2
     from spatten.models.inloop import SpAttenAttention
@@ -306,12 +304,8 @@ def _generation_windows(
         smollm2.DECODE_THREADS = smollm2.BLAS_THREADS = threads
     m = smollm2.load_smollm2()
     nb, n = seqs.shape
-    nw = nb if real is None else real
-    attns = [SpAttenAttention(workload, n, generation=True, mode=datapath) for _ in range(nw)]
+    attns = [SpAttenAttention(workload, n, generation=True, mode=datapath) for _ in range(nb)]
     caches = [smollm2.KVCache(m.config, capacity=n) for _ in range(nb)]
-
-    def padding(q: np.ndarray, k: np.ndarray, v: np.ndarray, layer: int) -> np.ndarray:
-        return np.zeros_like(q)
 
     def adapter(attn: SpAttenAttention):
         def attend(q: np.ndarray, k: np.ndarray, v: np.ndarray, layer: int) -> np.ndarray:
@@ -322,18 +316,28 @@ def _generation_windows(
 
         return attend
 
-    fns = [adapter(a) for a in attns] + [padding] * (nb - nw)
-    nll = np.empty((nw, n - 1))
-    for t in tqdm(range(n - 1), desc=f"SmolLM2 batch of {nw} windows", unit="tok", leave=False):
-        logits = smollm2.forward_batch(seqs[:, t : t + 1], m, caches=caches, attentions=fns, last_only=True)
-        nll[:, t] = smollm2._token_nll(logits[:nw, -1], seqs[:nw, t + 1])
+    fns = [adapter(a) for a in attns]
+    hidden = np.empty((nb, n - 1, m.config.hidden), dtype=np.float32)
+    for t in tqdm(range(n - 1), desc=f"SmolLM2 batch of {nb} windows", unit="tok", leave=False):
+        out = smollm2.forward_batch(
+            seqs[:, t : t + 1], m, caches=caches, attentions=fns, last_only=True, head=False
+        )
+        hidden[:, t] = out[:, -1]
+    nll = np.empty((nb, n - 1))
+    with smollm2._blas().limit(limits=smollm2.BLAS_THREADS, user_api="blas"):
+        for b in range(nb):
+            for t0 in range(0, n - 1, 128):  # 128 rows of 49,152 logits at a time: 25 MB
+                rows = hidden[b, t0 : t0 + 128]
+                nll[b, t0 : t0 + rows.shape[0]] = smollm2._token_nll(
+                    rows @ m.lm_head.T, seqs[b, t0 + 1 : t0 + 1 + rows.shape[0]]
+                )
     return nll, [a.trace() for a in attns]
 
 
 def _prefill_windows(
-    workload: Any, seqs: np.ndarray, datapath: str, threads: int | None = None, real: int | None = None
+    workload: Any, seqs: np.ndarray, datapath: str, threads: int | None = None
 ) -> tuple[np.ndarray, list]:
-    """Per-token NLL ``(real, T)`` and each of the first ``real`` windows' trace, each in one causal pass.
+    """Per-token NLL ``(windows, T)`` and each window's trace, each window in one causal pass.
 
     ``threads``: BLAS threads of a Dask worker (the parent's setting does not reach its processes).
     """
@@ -344,7 +348,7 @@ def _prefill_windows(
     if threads is not None:
         smollm2.DECODE_THREADS = smollm2.BLAS_THREADS = threads
     m = smollm2.load_smollm2()
-    nw, n = (seqs.shape[0] if real is None else real), seqs.shape[1]
+    nw, n = seqs.shape
     nll, traces = np.empty((nw, n - 1)), []
     for w in tqdm(range(nw), desc="SmolLM2 prefill", unit="window", leave=False, disable=nw == 1):
         attn = SpAttenAttention(workload, n, generation=False, causal=True, mode=datapath)
@@ -361,7 +365,7 @@ def _prefill_windows(
 
 
 def _on_dask(
-    run: Any, workload: Any, batches: list[np.ndarray], real: list[int], datapath: str, workers: int
+    run: Any, workload: Any, batches: list[np.ndarray], datapath: str, workers: int
 ) -> list[tuple[np.ndarray, list]]:
     """``run`` (a ``_*_windows`` function) of each batch on ``workers`` Dask processes (one BLAS thread
     each)."""
@@ -380,8 +384,5 @@ def _on_dask(
         from spatten.models import smollm2
 
         threads = smollm2.DECODE_THREADS
-        futures = [
-            client.submit(run, workload, b, datapath, threads, r, pure=False)
-            for b, r in zip(batches, real, strict=True)
-        ]
+        futures = [client.submit(run, workload, b, datapath, threads, pure=False) for b in batches]
         return client.gather(futures)
