@@ -362,6 +362,12 @@ class ModelShape:
     prompt_in_trace: bool = False
     # K/V heads (grouped-query attention, rules in models/gqa.py); 0 means one per query head (multi-head).
     kv_heads: int = 0
+    # Generation only: sequences decoded together, each with its own K/V cache and pruning state
+    # (models/batch.py).
+    batch: int = 1
+    # Layers that attend to the last `sliding_window` tokens only (Mistral, Gemma 3, Qwen2 sliding layers).
+    sliding_window: int = 0
+    sliding_layers: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         p = "model"
@@ -383,6 +389,22 @@ class ModelShape:
             raise ValueError(
                 f"{p}.kv_heads = {self.kv_heads} must divide {p}.heads = {self.heads} (0: one per head)"
             )
+        check_int(f"{p}.batch", self.batch, 1, 4096)
+        if self.batch > 1 and self.mode != "generation":
+            raise ValueError(f"{p}.batch = {self.batch} applies to generation; {p}.mode is {self.mode}")
+        check_int(f"{p}.sliding_window", self.sliding_window, 0, 1 << 20)
+        if isinstance(self.sliding_layers, list):
+            object.__setattr__(self, "sliding_layers", tuple(self.sliding_layers))
+        if not isinstance(self.sliding_layers, tuple):
+            raise TypeError(
+                f"{p}.sliding_layers must be a list of layer indices, got {self.sliding_layers!r}"
+            )
+        for i, layer in enumerate(self.sliding_layers):
+            check_int(f"{p}.sliding_layers[{i}]", layer, 0, self.layers - 1)
+        if len(set(self.sliding_layers)) != len(self.sliding_layers):
+            raise ValueError(f"{p}.sliding_layers lists a layer twice: {list(self.sliding_layers)}")
+        if self.sliding_layers and not self.sliding_window:
+            raise ValueError(f"{p}.sliding_layers needs {p}.sliding_window >= 1 (the window's tokens)")
 
     @property
     def n_kv_heads(self) -> int:

@@ -45,7 +45,7 @@ __all__ = [
 
 FULL, SLIDING = "full_attention", "sliding_attention"
 #: Default run of an HF shape: a 992-token prompt and 32 generated tokens (the GPT-2 presets' lengths),
-#: shortened to fit the model's context or its sliding window.
+#: shortened to fit the model's context.
 DEFAULT_PROMPT, DEFAULT_GEN = 992, 32
 
 
@@ -90,10 +90,6 @@ class HFShape:
     def kv_bytes_per_token(self, bits: int) -> float:
         """Dense K/V bytes one token adds to the cache (:func:`kv_bytes_per_token`)."""
         return kv_bytes_per_token(self.layers, self.kv_heads, self.head_dim, bits)
-
-    def context_limit(self) -> int:
-        """Longest prompt + generation the simulator models faithfully (:func:`hf_workload`)."""
-        return min(self.max_position, self.sliding_window) if self.sliding_layers else self.max_position
 
 
 def kv_bytes_per_token(layers: int, kv_heads: int, head_dim: int, bits: int) -> float:
@@ -259,10 +255,15 @@ def hf_workload(
     *,
     prompt_len: int | None = None,
     gen_tokens: int | None = None,
+    batch: int = 1,
     beyond_max_position: bool = False,
 ) -> Any:
     """A generation workload of ``shape`` with the decoder policy (the ``smollm2`` preset's pruning and
     quantization: GQA-aware, token keep 0.5, value keep 0.5, 8+4-bit progressive K).
+
+    The prompt pass is in the trace (step 0: one causal row per layer and head standing for its queries,
+    :mod:`spatten.models.batch`), sliding layers read their window at most, and ``batch`` sequences decode
+    together, each with its own K/V cache and pruning state.
 
     Parameters
     ----------
@@ -271,37 +272,36 @@ def hf_workload(
         Hardware preset.
     prompt_len, gen_tokens : int, optional
         Default: 32 generated tokens after a prompt of 992 tokens, shortened to fit the context.
+    batch : int
+        Sequences decoded together, 1..4096.
     beyond_max_position : bool
         Allow a context longer than ``max_position_embeddings`` (refused otherwise).
 
     Raises
     ------
     ValueError
-        A context beyond ``max_position_embeddings`` without ``beyond_max_position``; or beyond the sliding
-        window of a model with sliding layers (the simulator does not model windows yet, so such a run would
-        charge those layers for keys they never read).
+        A length or batch out of range, or a context beyond ``max_position_embeddings`` without
+        ``beyond_max_position``.
     """
     from spatten.models.config import ModelShape, Workload, check_int, workload_preset
 
     if gen_tokens is not None:
         check_int("--gen-tokens", gen_tokens, 1, 1 << 16)
     if prompt_len is not None:
-        check_int("--seq-len", prompt_len, 1, 1 << 20)
+        check_int("--prompt-len", prompt_len, 1, 1 << 20)
+    check_int("--batch", batch, 1, 4096)
     gen = DEFAULT_GEN if gen_tokens is None else gen_tokens
-    prompt = max(1, min(DEFAULT_PROMPT, shape.context_limit() - gen)) if prompt_len is None else prompt_len
+    prompt = max(1, min(DEFAULT_PROMPT, shape.max_position - gen)) if prompt_len is None else prompt_len
     total = prompt + gen
     if total > shape.max_position and not beyond_max_position:
         raise ValueError(
             f"prompt {prompt} + {gen} generated tokens exceed max_position_embeddings = "
             f"{shape.max_position} of {shape.name}: shorten them or pass --beyond-max-position"
         )
-    if shape.sliding_layers and total > shape.sliding_window:
-        raise ValueError(
-            f"prompt {prompt} + {gen} generated tokens exceed the sliding window {shape.sliding_window} of "
-            f"{shape.sliding_layers} of {shape.name}'s {shape.layers} layers, which the simulator does not "
-            f"model yet: keep the context within {shape.sliding_window}"
-        )
     base = workload_preset("smollm2", accelerator)
+    sliding = tuple(i for i, t in enumerate(shape.layer_types) if t == SLIDING)
     model = ModelShape(shape.name, shape.layers, shape.heads, shape.head_dim, prompt, gen, "generation",
-                       kv_heads=shape.kv_heads)  # fmt: skip
+                       prompt_in_trace=True, kv_heads=shape.kv_heads, batch=batch,
+                       sliding_window=shape.sliding_window or 0 if sliding else 0,
+                       sliding_layers=sliding)  # fmt: skip
     return Workload(base.accelerator, model, base.pruning, base.quant)

@@ -16,6 +16,10 @@
   accumulated yet); head pruning and local value pruning apply from the first step. With
   ``model.prompt_in_trace`` the prompt pass is step 0: one row per (layer, live head) standing for
   ``queries`` queries.
+* Batch and long context (:mod:`spatten.models.batch`): ``model.batch`` sequences share each row (column
+  ``sequences``); a prompt row of a decoder is causal, its queries reading ``keys_per_query`` keys on
+  average; a sliding layer (``model.sliding_layers``) reads the last ``model.sliding_window`` tokens at
+  most, and its ``seq_len`` (what the dense model reads) is capped the same way.
 * Head schedule: ``max(1, round(heads * ratio))`` heads live in a layer (ids ``0..h-1``); pruned heads
   produce no rows.
 * Grouped-query attention (``model.kv_heads``; rules in :mod:`spatten.models.gqa`): each row carries its
@@ -36,6 +40,7 @@
 from __future__ import annotations
 
 import numpy as np
+from spatten.models.batch import BATCH_COLUMNS, causal_mean_keys
 from spatten.models.config import Workload
 from spatten.models.gqa import GQA_COLUMNS, expected_union
 from spatten.models.limits import SIM_BYTES_PER_ROW, check_memory
@@ -95,6 +100,13 @@ def _blocks(workload: Workload) -> np.ndarray:
             (step, layer, n_heads, n_rows, per_row_q, seq, keys, -1 if next_keys is None else next_keys)
         )
 
+    # a sliding layer attends to the last `window` tokens at most (its dense reference too)
+    window = np.zeros(m.layers, np.int64)
+    window[list(m.sliding_layers)] = m.sliding_window
+
+    def cap(layer: int, n: int) -> int:
+        return n if window[layer] == 0 else min(n, int(window[layer]))
+
     if m.mode == "summarization":
         L = m.prompt_len
         live = np.minimum(keep, L)
@@ -114,7 +126,8 @@ def _blocks(workload: Workload) -> np.ndarray:
             live = np.full(m.layers, seq, np.int64) if step == 1 else np.minimum(keep, seq)
             for layer in range(m.layers):
                 nxt = int(live[layer + 1]) if layer + 1 < m.layers else None
-                add_block(step, layer, int(heads[layer]), 1, 1, seq, int(live[layer]), nxt)
+                add_block(step, layer, int(heads[layer]), 1, 1, cap(layer, seq), cap(layer, int(live[layer])),
+                          nxt)  # fmt: skip
 
     return np.asarray(blocks, dtype=np.int64).reshape(-1, 8)
 
@@ -200,6 +213,21 @@ def shape_trace(workload: Workload):
         "value_topk": np.where(values < out["keys_fetched"], values, -1).astype(np.int64),
     }
     df = pd.DataFrame(data, columns=list(TRACE_COLUMNS)).astype(TRACE_COLUMNS)
+    prompt_rows = (out["step"] == 0) & (out["queries"] > 1) if m.mode == "generation" else None
+    if m.batch > 1 or (prompt_rows is not None and prompt_rows.any()):
+        # a decoder's prompt row is causal: its queries read the keys up to themselves (models/batch.py)
+        window = np.zeros(m.layers, np.int64)
+        window[list(m.sliding_layers)] = m.sliding_window
+        kpq = out["keys_fetched"].astype(np.float64)
+        if prompt_rows is not None and prompt_rows.any():
+            kpq[prompt_rows] = causal_mean_keys(
+                out["queries"][prompt_rows],
+                out["keys_fetched"][prompt_rows],
+                window[out["layer"][prompt_rows]],
+            )
+        df["sequences"] = np.full(n, m.batch, np.int64)
+        df["keys_per_query"] = kpq
+        df = df.astype(BATCH_COLUMNS)
     if m.kv_heads and m.kv_heads != m.heads:
         g = m.heads // m.kv_heads
         kv = df["head"].to_numpy() // g

@@ -321,6 +321,8 @@ def workload_settings(results: pd.DataFrame) -> dict[str, str]:
             out[str(wname)] = ""
             continue
         models = pd.DataFrame([json.loads(c)["model"] for c in g["config"] if isinstance(c, str)])
+        # list fields (sliding_layers) as tuples: a column of lists has no distinct values to count
+        models = models.map(lambda v: tuple(v) if isinstance(v, list) else v)
         same = {c: models[c].iloc[0] for c in models.columns if models[c].nunique() == 1}
         parts = [f"{same['layers']} layers"] if "layers" in same else []
         run = _real_run_setting(g)

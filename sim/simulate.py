@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from spatten.models.batch import BATCH_COLUMNS, state_bytes, with_batch_columns
 from spatten.models.config import Workload
 from spatten.models.gqa import GQA_COLUMNS, with_gqa_columns
 from spatten.models.trace import TRACE_COLUMNS
@@ -62,6 +63,7 @@ ACTION_KEYS = (
     "dram_bits_k_msb",
     "dram_bits_k_lsb",
     "dram_bits_v",
+    "dram_bits_state",
     "dram_transactions",
     "cycles",
     "seconds",
@@ -192,17 +194,27 @@ def _byte_table(w: Workload, cols: dict[str, np.ndarray], bits_override: int | N
     raw = hbm.request_bytes(
         np.where(fits, g_keys, keys), v_rows, q, cols["head_dim"], kb, lb, qb, vb, refetch
     )
+    # A multi-query row whose keys do not fit streams them (and its kept values) once per query
+    # (models/batch.py): keys_per_query keys and as many more values as that is more than keys_fetched
+    stream = ~fits & (q > 1)
+    if stream.any():
+        kpq = cols["keys_per_query"].astype(np.float64)
+        per_q = hbm.request_bytes(kpq, vals * kpq / np.maximum(keys, 1.0), np.ones_like(q), cols["head_dim"],
+                                  kb, lb, qb, vb, refetch)  # fmt: skip
+        for kind in ("k_msb", "k_lsb", "v"):
+            raw[kind] = np.where(stream, per_q[kind] * q, raw[kind])
     fetch_kv = first | ~fits
     cum = np.cumsum(refetch)
     before = np.where(start_idx > 0, cum[start_idx - 1], 0)
     first_ref = refetch & ((cum - before[gid]) == 1)
     lsb_fetch = np.where(fits, first_ref, refetch)
     seq = cols["seq_len"].astype(np.float64)
+    seqs = cols["sequences"].astype(np.float64)  # each sequence its own K/V: nothing shared between them
     nbytes = {
-        "q": raw["q"],
-        "k_msb": np.where(fetch_kv, raw["k_msb"], 0.0),
-        "k_lsb": np.where(lsb_fetch, raw["k_lsb"], 0.0),
-        "v": np.where(fetch_kv, raw["v"], 0.0),
+        "q": raw["q"] * seqs,
+        "k_msb": np.where(fetch_kv, raw["k_msb"], 0.0) * seqs,
+        "k_lsb": np.where(lsb_fetch, raw["k_lsb"], 0.0) * seqs,
+        "v": np.where(fetch_kv, raw["v"], 0.0) * seqs,
     }
     span = {
         "q": nbytes["q"],
@@ -210,7 +222,8 @@ def _byte_table(w: Workload, cols: dict[str, np.ndarray], bits_override: int | N
         "k_lsb": seq * d * lb / 8.0,
         "v": seq * d * vb / 8.0,
     }
-    return {"bytes": nbytes, "span": span, "refetch": refetch, "first": first, "fits": fits, "v_rows": v_rows}
+    return {"bytes": nbytes, "span": span, "refetch": refetch, "first": first, "fits": fits, "v_rows": v_rows,
+            "stream": stream}  # fmt: skip
 
 
 def _pairs(group: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -227,18 +240,23 @@ def dense_reference(w: Workload, cols: dict[str, np.ndarray]) -> tuple[float, fl
     restored by scaling each (step, layer) by ``heads / live heads`` with ``heads`` the most any layer has
     (K/V shared by a group that fits on chip: ``kv heads / live kv heads``).
     Summarization queries pruned from later layers are restored the same way (x ``seq_len / live queries``).
+    A causal row (``keys_per_query`` below ``keys_fetched``) keeps its fraction of keys per query; every
+    sequence of a batched row counts.
     """
     dense = dict(cols)
     dense["keys_fetched"] = cols["seq_len"]
     dense["values_fetched"] = cols["seq_len"]
     dense["kv_values_fetched"] = cols["seq_len"]
     dense["refetch"] = np.zeros_like(cols["refetch"])
+    seq = cols["seq_len"].astype(np.float64)
+    # a causal row reads the same fraction of the dense model's keys per query as of its own
+    dense_kpq = seq * cols["keys_per_query"] / np.maximum(cols["keys_fetched"], 1)
+    dense["keys_per_query"] = dense_kpq
     t = _byte_table(w, dense, bits_override=w.quant.reference_bits)
     per_row = sum(t["bytes"].values())
     q = cols["queries"].astype(np.float64)
-    seq = cols["seq_len"].astype(np.float64)
     d = cols["head_dim"].astype(np.float64)
-    ops_row = 4.0 * q * seq * d
+    ops_row = 4.0 * q * dense_kpq * d * cols["sequences"]
     # restore pruned heads and pruned queries per (step, layer)
     key = cols["step"].astype(np.int64) * 1_000_003 + cols["layer"].astype(np.int64)
     uniq, inv = np.unique(key, return_inverse=True)
@@ -281,9 +299,9 @@ def run(w: Workload, trace: Any, opt: Options) -> SimResult:
 
     check_trace(trace)
     check_memory(f"simulating {len(trace):,} trace rows", len(trace) * SIM_BYTES_PER_ROW)
-    trace = with_gqa_columns(trace)
+    trace = with_batch_columns(with_gqa_columns(trace))
     acc = w.accelerator
-    cols = {c: trace[c].to_numpy() for c in (*TRACE_COLUMNS, *GQA_COLUMNS)}
+    cols = {c: trace[c].to_numpy() for c in (*TRACE_COLUMNS, *GQA_COLUMNS, *BATCH_COLUMNS)}
     n = cols["step"].size
     bt = _byte_table(w, cols)
     nbytes, span, refetch = bt["bytes"], bt["span"], bt["refetch"]
@@ -298,10 +316,29 @@ def run(w: Workload, trace: Any, opt: Options) -> SimResult:
         tx_total += tx
         dram_cyc += cyc
         rows_total += rows
+    seqs = cols["sequences"].astype(np.float64)
+    # pruning state of a batch: each (step, layer) swaps every sequence's importance scores (models/batch.py)
+    state = np.zeros(n)
+    if n and ((seqs > 1) & cols["accumulate_importance"]).any():
+        sl = np.ones(n, dtype=bool)
+        sl[1:] = (cols["step"][1:] != cols["step"][:-1]) | (cols["layer"][1:] != cols["layer"][:-1])
+        starts = np.flatnonzero(sl)
+        heads_in = np.diff(np.append(starts, n))
+        swap = (seqs[starts] > 1) & cols["accumulate_importance"][starts]  # a batch that keeps importance
+        state[starts] = np.where(
+            swap, seqs[starts] * state_bytes(cols["keys_fetched"][starts], heads_in), 0.0
+        )
+        tx, cyc, rows = hbm.kind_cycles(acc, state, state, contiguous=True)
+        tx_total += tx
+        dram_cyc += cyc
+        rows_total += rows
 
     q = cols["queries"].astype(np.float64)
     keys = cols["keys_fetched"].astype(np.float64)
-    vals = cols["values_fetched"].astype(np.float64)
+    kpq = cols["keys_per_query"].astype(np.float64)
+    causal = kpq < keys
+    # a causal row's queries read kpq keys and proportionally fewer values each
+    vals = np.where(causal, cols["values_fetched"] * kpq / np.maximum(keys, 1.0), cols["values_fetched"])
     d = cols["head_dim"].astype(np.float64)
     # keys (values) per cycle for the row's own head size on the hardware's head_dim-wide trees
     kpc = acc.rows_per_cycle(acc.qk_multipliers, d)
@@ -312,27 +349,34 @@ def run(w: Workload, trace: Any, opt: Options) -> SimResult:
     ttk = cols["token_topk"].astype(np.float64)
     has_v = (vtk >= 0) & (vtk < keys)
     has_t = (ttk >= 0) & (ttk < keys)
+    # the value top-k of a causal row: over its mean keys, keeping the same fraction
+    vkeys = np.where(causal, np.maximum(1.0, np.round(kpq)), keys)
+    vtk = np.where(causal & has_v, np.clip(np.round(vtk * kpq / np.maximum(keys, 1.0)), 1.0, vkeys), vtk)
 
-    exact_keys = keys
+    exact_keys = kpq
     # the table lookups only for rows that run a top-k (most summarization rows do not)
     topk_cyc = np.zeros(n)
     if opt.sort_topk:
-        sort_cyc = np.ceil(keys * np.ceil(np.log2(np.maximum(keys, 2.0))) / p)
-        topk_cyc[has_v] = q[has_v] * sort_cyc[has_v]
-        topk_cyc[has_t] += sort_cyc[has_t]
+
+        def sort_cycles(m: np.ndarray) -> np.ndarray:
+            return np.ceil(m * np.ceil(np.log2(np.maximum(m, 2.0))) / p)
+
+        topk_cyc[has_v] = q[has_v] * sort_cycles(vkeys[has_v])
+        topk_cyc[has_t] += sort_cycles(keys[has_t])
     else:
-        topk_cyc[has_v] = q[has_v] * expected_cycles(keys[has_v], vtk[has_v], p)
+        topk_cyc[has_v] = q[has_v] * expected_cycles(vkeys[has_v], vtk[has_v], p)
         topk_cyc[has_t] += expected_cycles(keys[has_t], ttk[has_t], p)
     pv_vals = vals
     if opt.candidate_fraction is not None:
-        exact_keys = np.maximum(1.0, np.ceil(opt.candidate_fraction * keys))
+        exact_keys = np.maximum(1.0, np.ceil(opt.candidate_fraction * kpq))
         pv_vals = np.minimum(vals, exact_keys)
-        topk_cyc = q * np.ceil(keys / kpc)  # candidate search visits every key
+        topk_cyc = q * np.ceil(kpq / kpc)  # candidate search visits every key
     if opt.value_fraction is not None:
         pv_vals = np.maximum(1.0, np.ceil(opt.value_fraction * vals))
-    qk_cyc = q * np.ceil(exact_keys / kpc) * passes
+    qk_cyc = q * np.ceil(exact_keys / kpc) * passes * seqs
     sm_cyc = qk_cyc.copy()
-    pv_cyc = q * np.ceil(pv_vals / vpc)
+    pv_cyc = q * np.ceil(pv_vals / vpc) * seqs
+    topk_cyc *= seqs
     service = np.vstack([dram_cyc, qk_cyc, sm_cyc, topk_cyc, pv_cyc])
     latency = np.array(
         [
@@ -357,26 +401,27 @@ def run(w: Workload, trace: Any, opt: Options) -> SimResult:
     seconds = cycles / (acc.clock_ghz * 1e9)
 
     # --- actions ---------------------------------------------------------------------------------
-    qk_mac = q * exact_keys * d * passes
-    pv_mac = q * pv_vals * d
+    qk_mac = q * exact_keys * d * passes * seqs
+    pv_mac = q * pv_vals * d * seqs
     # comparisons: the search rounds' elements plus one final pass over the candidates
     topk_cmp = np.zeros(n)
-    topk_cmp[has_v] = q[has_v] * (expected_elements(keys[has_v], vtk[has_v])[0] + keys[has_v])
+    topk_cmp[has_v] = q[has_v] * (expected_elements(vkeys[has_v], vtk[has_v])[0] + vkeys[has_v])
     topk_cmp[has_t] += expected_elements(keys[has_t], ttk[has_t])[0] + keys[has_t]
     if opt.candidate_fraction is not None:
-        topk_cmp = q * keys
+        topk_cmp = q * kpq
+    topk_cmp *= seqs
     dp = float(acc.datapath_bits)
     k_fetch_bits = (nbytes["k_msb"] + nbytes["k_lsb"]) * 8.0
     actions: dict[str, int | float] = {
         "qk_mul": float(qk_mac.sum()),
-        "qk_add": float((q * exact_keys * (d - 1) * passes).sum()),
+        "qk_add": float((q * exact_keys * (d - 1) * passes * seqs).sum()),
         "pv_mul": float(pv_mac.sum()),
         "pv_add": float(pv_mac.sum()),
-        "softmax_exp": float((q * exact_keys * passes).sum()),
-        "softmax_div": float((q * exact_keys * passes).sum()),
-        "softmax_add": float((q * exact_keys * passes).sum()),
+        "softmax_exp": float((q * exact_keys * passes * seqs).sum()),
+        "softmax_div": float((q * exact_keys * passes * seqs).sum()),
+        "softmax_add": float((q * exact_keys * passes * seqs).sum()),
         "topk_compare": float(topk_cmp.sum()),
-        "pq_compare": float(np.where(cols["refetch_threshold"] >= 0, q, 0.0).sum()),
+        "pq_compare": float(np.where(cols["refetch_threshold"] >= 0, q * seqs, 0.0).sum()),
         "k_sram_read_bits": float((qk_mac * dp).sum()),
         "k_sram_write_bits": float(k_fetch_bits.sum()),
         "v_sram_read_bits": float((pv_mac * dp).sum()),
@@ -385,6 +430,7 @@ def run(w: Workload, trace: Any, opt: Options) -> SimResult:
         "dram_bits_k_msb": float(nbytes["k_msb"].sum() * 8.0),
         "dram_bits_k_lsb": float(nbytes["k_lsb"].sum() * 8.0),
         "dram_bits_v": float(nbytes["v"].sum() * 8.0),
+        "dram_bits_state": float(state.sum() * 8.0),
         "dram_transactions": int(tx_total.sum()),
         "cycles": float(cycles),
         "seconds": float(seconds),
@@ -392,20 +438,21 @@ def run(w: Workload, trace: Any, opt: Options) -> SimResult:
 
     # --- summary ---------------------------------------------------------------------------------
     dense_bytes, dense_ops = dense_reference(w, cols)
-    total_bytes = float(sum(v.sum() for v in nbytes.values()))
+    total_bytes = float(sum(v.sum() for v in nbytes.values()) + state.sum())
     ops = 2.0 * float(qk_mac.sum() + pv_mac.sum())
     summary: dict[str, float | int | str] = {
         "workload": w.model.name,
         "accelerator": acc.name,
         "baseline": opt.name,
         "requests": int(n),
-        "queries": int(q.sum()),
+        "queries": int((q * seqs).sum()),
         "cycles": int(round(cycles)),
         "seconds": seconds,
         "dram_bytes_q": float(nbytes["q"].sum()),
         "dram_bytes_k_msb": float(nbytes["k_msb"].sum()),
         "dram_bytes_k_lsb": float(nbytes["k_lsb"].sum()),
         "dram_bytes_v": float(nbytes["v"].sum()),
+        "dram_bytes_state": float(state.sum()),
         "dram_bytes_total": total_bytes,
         "transactions": int(tx_total.sum()),
         "row_activations": float(rows_total.sum()),
@@ -416,9 +463,11 @@ def run(w: Workload, trace: Any, opt: Options) -> SimResult:
         "dense_equiv_gops": dense_ops / seconds / 1e9 if seconds > 0 else 0.0,
         "dense_reference_bytes": dense_bytes,
         "dram_reduction": dense_bytes / total_bytes if total_bytes > 0 else float("inf"),
-        "refetch_rate": float(refetch.mean()) if n else 0.0,
-        "keys_fetched": float((keys * (nbytes["k_msb"] > 0)).sum()),
-        "values_fetched": float((bt["v_rows"] * (nbytes["v"] > 0)).sum()),
+        "refetch_rate": float(np.average(refetch, weights=seqs)) if n else 0.0,
+        "keys_fetched": float((np.where(bt["stream"], q * kpq, keys) * seqs * (nbytes["k_msb"] > 0)).sum()),
+        "values_fetched": float(
+            (np.where(bt["stream"], q * vals, bt["v_rows"]) * seqs * (nbytes["v"] > 0)).sum()
+        ),
         "pipeline_passes": int(pr.passes),
         "pipeline_converged": int(pr.converged),
     }
@@ -430,6 +479,8 @@ def run(w: Workload, trace: Any, opt: Options) -> SimResult:
         summary[f"blocked_{s}"] = float(blocked[j])
         summary[f"utilization_{s}"] = float(busy[j] / cycles) if cycles > 0 else 0.0
     summary["bounding_stage"] = STAGES[int(np.argmax(busy))]
+    if w.model.mode == "generation":
+        summary.update(_phases(cols, q, seqs, nbytes, state, pr, latency, acc))
 
     req = pd.DataFrame(
         {
@@ -446,6 +497,8 @@ def run(w: Workload, trace: Any, opt: Options) -> SimResult:
             "bytes_k_msb": nbytes["k_msb"],
             "bytes_k_lsb": nbytes["k_lsb"],
             "bytes_v": nbytes["v"],
+            "bytes_state": state,
+            "sequences": cols["sequences"],
             "transactions": tx_total.astype(np.int64),
             **{f"cycles_{s}": service[j] for j, s in enumerate(STAGES)},
             "start": pr.start[0],
@@ -453,6 +506,44 @@ def run(w: Workload, trace: Any, opt: Options) -> SimResult:
         }
     )
     return SimResult(req, summary, actions)
+
+
+def _phases(
+    cols: dict[str, np.ndarray],
+    q: np.ndarray,
+    seqs: np.ndarray,
+    nbytes: dict[str, np.ndarray],
+    state: np.ndarray,
+    pr: PipelineResult,
+    latency: np.ndarray,
+    acc: Any,
+) -> dict[str, float]:
+    """A generation run split into its prompt pass (rows of several queries, at the start) and its decode
+    steps (rows of one query): cycles until the last prompt row leaves the pipeline and after, the decode
+    steps' DRAM bytes, and both per generated token (distinct decode steps x sequences)."""
+    n = q.size
+    prompt = q > 1
+    decode = ~prompt
+    per_row = sum(nbytes.values()) + state
+    if prompt.any():
+        last = int(np.flatnonzero(prompt)[-1])
+        prefill_cycles = float(pr.depart[-1][last] + latency[-1])
+    else:
+        prefill_cycles = 0.0
+    total = float(pr.makespan) if n else 0.0
+    decode_cycles = max(0.0, total - prefill_cycles) if decode.any() else 0.0
+    tokens = float(np.unique(cols["step"][decode]).size * seqs[decode].max()) if decode.any() else 0.0
+    hz = acc.clock_ghz * 1e9
+    decode_bytes = float(per_row[decode].sum())
+    return {
+        "prefill_seconds": prefill_cycles / hz,
+        "prefill_dram_bytes": float(per_row[prompt].sum()),
+        "decode_seconds": decode_cycles / hz,
+        "decode_dram_bytes": decode_bytes,
+        "decode_tokens": tokens,
+        "decode_seconds_per_token": decode_cycles / hz / tokens if tokens else 0.0,
+        "decode_dram_bytes_per_token": decode_bytes / tokens if tokens else 0.0,
+    }
 
 
 def with_options(opt: Options, **kw: Any) -> Options:

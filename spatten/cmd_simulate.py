@@ -36,6 +36,9 @@ TRACE_FIXES = {
         "mode",
         "prompt_in_trace",
         "kv_heads",
+        "batch",
+        "sliding_window",
+        "sliding_layers",
     ),
     "pruning": "*",
     "quant": (
@@ -72,6 +75,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--gen-tokens", type=int, help="generated tokens of a generation workload")
     p.add_argument(
+        "--batch",
+        type=int,
+        help="sequences decoded together, each with its own K/V cache and pruning state (generation; "
+        "default 1)",
+    )
+    p.add_argument(
         "--beyond-max-position",
         action="store_true",
         help="allow a context longer than the config's max_position_embeddings",
@@ -81,7 +90,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="replay a release-format CSV, or a trace in the package's schema (.parquet)",
     )
-    p.add_argument("--seq-len", type=int, help="the sequence (prompt) length; not with --trace")
+    p.add_argument(
+        "--prompt-len",
+        "--seq-len",
+        dest="seq_len",
+        type=int,
+        help="the prompt (sequence) length; not with --trace",
+    )
     p.add_argument(
         "--config", metavar="FILE.yaml", help="YAML overriding accelerator/model/pruning/quant fields"
     )
@@ -117,6 +132,7 @@ def _base_workload(args: argparse.Namespace) -> Workload:
         shape = hf_preset(args.workload)
     if shape is not None:
         return hf_workload(shape, args.accelerator, prompt_len=args.seq_len, gen_tokens=args.gen_tokens,
+                           batch=1 if args.batch is None else args.batch,
                            beyond_max_position=args.beyond_max_position)  # fmt: skip
     if args.beyond_max_position:
         raise ValueError("--beyond-max-position applies to --hf-config and the Hugging Face presets only")
@@ -128,12 +144,21 @@ def _base_workload(args: argparse.Namespace) -> Workload:
             )
         check_int("--gen-tokens", args.gen_tokens, 1, 1 << 16)
         w = dataclasses.replace(w, model=dataclasses.replace(w.model, gen_tokens=args.gen_tokens))
+    if args.batch is not None:
+        check_int("--batch", args.batch, 1, 4096)
+        if w.model.mode != "generation":
+            raise ValueError(f"--batch applies to generation workloads; {w.model.name} is {w.model.mode}")
+        w = dataclasses.replace(w, model=dataclasses.replace(w.model, batch=args.batch))
     return w
 
 
 def build_workload(args: argparse.Namespace) -> Workload:
     """The workload of ``simulate``'s flags, refusing flags and config fields that would be ignored."""
-    for flag, value in (("--seq-len", args.seq_len), ("--gen-tokens", args.gen_tokens)):
+    for flag, value in (
+        ("--prompt-len/--seq-len", args.seq_len),
+        ("--gen-tokens", args.gen_tokens),
+        ("--batch", args.batch),
+    ):
         if args.trace and value is not None:
             raise ValueError(f"{flag} has no effect with --trace: the trace's rows fix the sequence length")
     w = _base_workload(args)

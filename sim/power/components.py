@@ -535,6 +535,7 @@ def _build_table(accel: AcceleratorConfig, tech_nm: int) -> UnitTable:
         "dram_bits_k_msb": dram_bit,
         "dram_bits_k_lsb": dram_bit,
         "dram_bits_v": dram_bit,
+        "dram_bits_state": dram_bit,
         "dram_transactions": {
             "fetcher": e["fetcher.address_gen"]["op"] + e["fetcher.address_xbar"]["transaction"]
         },

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 from spatten.models.hf_config import HF_PRESETS, hf_workload, parse_hf_config
+from spatten.models.workload import shape_trace
 from spatten.sim.api import simulate
 
 from spatten.cli import main
@@ -44,13 +46,60 @@ def test_presets_have_the_published_shapes(name: str) -> None:
 
 @pytest.mark.parametrize("name", list(PUBLISHED))
 def test_dense_kv_bytes_in_the_simulator_equal_the_formula(name: str) -> None:
-    """One generated token after a 100-token prompt, dense on SpAtten's hardware: K and V of all 101
-    tokens, every layer and K/V head, at the datapath's unquantized width (12 bits) -- a group's query heads
-    share one fetch."""
+    """A 100-token prompt and one generated token, dense on SpAtten's hardware, at the datapath's
+    unquantized width (12 bits): the prompt pass reads K and V of its 100 tokens once per layer and K/V head
+    (100 keys of every preset fit on chip, so a group's query heads and the prompt's queries share one
+    fetch), the generated token those of all 101."""
     w = hf_workload(HF_PRESETS[name], prompt_len=100, gen_tokens=1)
     s = simulate(w, baseline="dense").summary
     bits = w.quant.unquantized_bits
-    assert s["dram_bytes_k_msb"] + s["dram_bytes_v"] == KV_BYTES_16B[name] * bits / 16 * 101
+    assert s["dram_bytes_k_msb"] + s["dram_bytes_v"] == KV_BYTES_16B[name] * bits / 16 * (100 + 101)
+
+
+def test_sliding_layers_read_their_window_only() -> None:
+    """Gemma 3 270M: 15 of 18 layers slide over 512 tokens. One generated token after 1,000, dense: each
+    full layer reads 1,001 tokens' K and V, each sliding layer 512 (K/V heads 1, head_dim 256, 12 bits).
+    Even 512 such keys (192 KB) overflow half the K SRAM, so each of the 4 query heads fetches them."""
+    shape = HF_PRESETS["gemma-3-270m"]
+    w = hf_workload(shape, prompt_len=1000, gen_tokens=1)
+    w = dataclasses.replace(w, model=dataclasses.replace(w.model, prompt_in_trace=False))
+    s = simulate(w, baseline="dense").summary
+    per_token_layer = 2 * 1 * 256 * 12 / 8
+    assert s["dram_bytes_k_msb"] + s["dram_bytes_v"] == 4 * per_token_layer * (3 * 1001 + 15 * 512)
+
+
+def test_batch_multiplies_the_traffic_and_charges_the_pruning_state() -> None:
+    """Eight sequences read eight K/V caches: dense bytes x 8 exactly; with pruning, each (step, layer)
+    also swaps every sequence's importance scores (16 bits per live token and per head, out and in)."""
+    shape = HF_PRESETS["llama-3.2-1b"]
+    one, eight = (hf_workload(shape, prompt_len=300, gen_tokens=2, batch=b) for b in (1, 8))
+    d1, d8 = (simulate(w, baseline="dense").summary for w in (one, eight))
+    for k in ("dram_bytes_q", "dram_bytes_k_msb", "dram_bytes_v", "queries"):
+        assert d8[k] == 8 * d1[k]
+    assert d1["dram_bytes_state"] == d8["dram_bytes_state"] == 0  # dense prunes nothing: no state
+    s1, s8 = (simulate(w).summary for w in (one, eight))
+    assert s1["dram_bytes_state"] == 0  # one sequence keeps its state on chip
+    trace = shape_trace(eight)
+    first = trace.drop_duplicates(["step", "layer"])
+    heads = trace.groupby(["step", "layer"], sort=False).size().to_numpy()
+    want = (8 * 2 * (first["keys_fetched"].to_numpy() + heads) * 16 / 8).sum()
+    assert s8["dram_bytes_state"] == want
+    assert s8["dram_bytes_k_msb"] == 8 * s1["dram_bytes_k_msb"]
+
+
+def test_causal_prompt_rows_read_half_the_keys_per_query() -> None:
+    """The prompt pass is one row per (layer, head) standing for its queries; query i reads i + 1 keys."""
+    from spatten.models.batch import causal_mean_keys
+
+    assert causal_mean_keys(4, 4) == (1 + 2 + 3 + 4) / 4
+    assert causal_mean_keys(3, 10) == (8 + 9 + 10) / 3  # the last 3 queries of 10 keys
+    assert causal_mean_keys(6, 6, 3) == (1 + 2 + 3 + 3 + 3 + 3) / 6  # a window of 3
+    assert causal_mean_keys(2, 10, 4) == 4.0
+    w = hf_workload(HF_PRESETS["smollm2-135m"], prompt_len=64, gen_tokens=1)
+    t = shape_trace(w)
+    prompt = t[t["step"] == 0]
+    assert len(prompt) == 30 * 9 and (prompt["queries"] == prompt["keys_fetched"]).all()
+    assert (prompt["keys_per_query"] == (prompt["keys_fetched"] + 1) / 2).all()
 
 
 def test_both_rope_spellings_and_per_layer_types_load() -> None:
@@ -117,8 +166,11 @@ def test_cli_hf_config_runs_and_refuses(tmp_path: Path, capsys) -> None:
         assert main(["simulate", "--hf-config", str(cfg), *argv]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and needle in err, err
-    assert main(["simulate", "--workload", "gemma-3-270m", "--seq-len", "1000"]) == 2
-    assert "sliding window 512 of 15 of gemma-3-270m's 18 layers" in capsys.readouterr().err
+    assert main(["simulate", "--workload", "gpt2-small", "--batch", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--batch = 0 is outside the allowed range 1..4096" in err, err
+    assert main(["simulate", "--workload", "bert-base", "--batch", "2"]) == 2
+    assert "--batch applies to generation workloads" in capsys.readouterr().err
     assert main(["models", "--format", "json"]) == 0
     names = [r["name"] for r in json.loads(capsys.readouterr().out)]
     assert set(PUBLISHED) <= set(names) and "gpt2-medium" in names

@@ -67,7 +67,7 @@ def test_per_layer_table_adds_up_to_the_summary(tmp_path: Path, capsys) -> None:
 @pytest.mark.parametrize(
     ("argv", "needle"),
     [
-        (["--seq-len", "64", "--trace", "TRACE"], "--seq-len has no effect with --trace"),
+        (["--seq-len", "64", "--trace", "TRACE"], "--prompt-len/--seq-len has no effect with --trace"),
         (["--seq-len", "64", "--config", "PROMPT"], "--seq-len 64 and model.prompt_len"),
         (["--trace", "TRACE", "--config", "PRUNE"], "pruning.token_keep in"),
     ],
