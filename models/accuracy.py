@@ -235,6 +235,9 @@ def decoder_accuracy(
 
     if mode not in ("prefill", "generation"):
         raise ValueError(f"mode {mode!r} must be 'prefill' or 'generation'")
+    policy = workload.pruning.policy
+    if mode == "prefill" and policy != "spatten" and workload.pruning.enabled:
+        raise ValueError(f"pruning.policy = {policy} runs on decode steps only: use --mode generation")
     if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 64:
         raise ValueError(f"workers = {workers!r} is outside the allowed range 1..64")
     if isinstance(window_len, bool) or not isinstance(window_len, int) or window_len < 1:
@@ -311,7 +314,7 @@ def _generation_windows(
         def attend(q: np.ndarray, k: np.ndarray, v: np.ndarray, layer: int) -> np.ndarray:
             if layer == 0:
                 attn.begin_step(k.shape[1])
-            live = attn.begin_layer(layer)
+            live = attn.begin_layer(layer, q, k)
             return attn.attend(layer, q, k[:, live], v[:, live], np.array([k.shape[1] - 1]))
 
         return attend

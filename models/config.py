@@ -239,6 +239,10 @@ class QuantConfig:
         return self.key_msb_bits + self.key_lsb_bits
 
 
+#: KV policies ``pruning.policy`` takes (models/kv_policy.py).
+KV_POLICIES = ("spatten", "h2o", "streamingllm", "quest")
+
+
 def _default_token_schedule() -> tuple[float, ...]:
     return ()
 
@@ -266,9 +270,24 @@ class PruningConfig:
     # A decoder that starts generating from a handful of tokens would otherwise prune its first token, the
     # attention sink every later step leans on, for good (SmolLM2: perplexity x60 without it).
     token_min_keep: int = 0
+    # Which tokens' K/V a decode step reads (models/kv_policy.py): SpAtten's cascade, or a KV-cache policy
+    # at the same budget (token_keep of the context): H2O, StreamingLLM or Quest.
+    policy: str = "spatten"
+    # H2O: share of the budget kept for the most recent tokens (the rest: heavy hitters). The H2O paper's
+    # default splits the budget evenly.
+    recent_fraction: float = 0.5
+    # StreamingLLM: attention sinks kept at the start (the paper's 4).
+    sink_tokens: int = 4
+    # Quest: tokens per page of the per-page key min/max (the paper's 16).
+    page_size: int = 16
 
     def __post_init__(self) -> None:
         p = "pruning"
+        if self.policy not in KV_POLICIES:
+            raise ValueError(f"{p}.policy = {str(self.policy)[:40]!r} is not one of {', '.join(KV_POLICIES)}")
+        check_float(f"{p}.recent_fraction", self.recent_fraction, 0.0, 1.0)
+        check_int(f"{p}.sink_tokens", self.sink_tokens, 0, 1 << 16)
+        check_int(f"{p}.page_size", self.page_size, 1, 1 << 16)
         if not isinstance(self.enabled, bool):
             raise TypeError(f"{p}.enabled must be true or false, got {self.enabled!r}")
         for n in ("token_keep", "head_keep", "value_keep"):
@@ -309,16 +328,17 @@ class PruningConfig:
         return (1.0,) * n_free + tuple(ramp)
 
     def token_schedule(self, n_layers: int) -> tuple[float, ...]:
-        """Per-layer token keep ratio (relative to the original length) after each layer."""
-        if not self.enabled:
+        """Per-layer token keep ratio (relative to the original length) after each layer; all 1.0 for a KV
+        policy other than ``spatten`` (it keeps a budget of the context instead: models/kv_policy.py)."""
+        if not self.enabled or self.policy != "spatten":
             return (1.0,) * n_layers
         if self.token_keep_schedule:
             return _fit_schedule("pruning.token_keep_schedule", self.token_keep_schedule, n_layers)
         return self._derive(n_layers, self.token_keep, self.token_unpruned_fraction)
 
     def head_schedule(self, n_layers: int) -> tuple[float, ...]:
-        """Per-layer head keep ratio (relative to the original head count)."""
-        if not self.enabled:
+        """Per-layer head keep ratio (relative to the original head count); all 1.0 for a KV policy."""
+        if not self.enabled or self.policy != "spatten":
             return (1.0,) * n_layers
         if self.head_keep_schedule:
             return _fit_schedule("pruning.head_keep_schedule", self.head_keep_schedule, n_layers)

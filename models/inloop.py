@@ -64,6 +64,7 @@ from spatten.models.attention import SCORE_FRAC_BITS, LayerResult, pow2_frac, so
 from spatten.models.config import Workload
 from spatten.models.fixed import check_bits, quantize_float
 from spatten.models.gqa import group_size
+from spatten.models.kv_policy import make_pruner
 from spatten.models.pruning import CascadePruner, _topk_mask, keep_count, keep_counts
 from spatten.models.quant import pq_decide
 from spatten.models.softmax import SoftmaxSpec, _softmax_float
@@ -147,10 +148,18 @@ class SpAttenAttention:
         self.kv_heads = m.n_kv_heads
         self.group = group_size(m.heads, m.n_kv_heads)
         self.token_schedule = workload.pruning.token_schedule(m.layers)
-        self.pruner = CascadePruner(
-            m.layers, m.heads, max_tokens, self.token_schedule, workload.pruning.head_schedule(m.layers),
-            generation=generation, integer=mode == "fixed", min_keep=workload.pruning.token_min_keep,
-        )  # fmt: skip
+        self.policy = workload.pruning.policy if workload.pruning.enabled else "spatten"
+        if self.policy != "spatten":  # a KV-cache policy (models/kv_policy.py) chooses the tokens
+            if not generation:
+                raise ValueError(
+                    f"pruning.policy = {self.policy} runs on decode steps only: use generation mode"
+                )
+            self.pruner = make_pruner(workload.pruning, m.layers, m.heads, max_tokens)
+        else:
+            self.pruner = CascadePruner(
+                m.layers, m.heads, max_tokens, self.token_schedule, workload.pruning.head_schedule(m.layers),
+                generation=generation, integer=mode == "fixed", min_keep=workload.pruning.token_min_keep,
+            )  # fmt: skip
         self.spec = softmax_spec(m.head_dim)
         qc = workload.quant
         self._pq = qc.enabled and qc.progressive and qc.key_lsb_bits > 0
@@ -175,10 +184,17 @@ class SpAttenAttention:
         self.step += 1
         self.n = n_tokens
 
-    def begin_layer(self, layer: int) -> np.ndarray:
-        """Live heads and tokens of ``layer``, pruned first when the schedule says so; returns the tokens."""
+    def begin_layer(self, layer: int, q: np.ndarray | None = None, k: np.ndarray | None = None) -> np.ndarray:
+        """Live heads and tokens of ``layer``, pruned first when the schedule says so; returns the tokens.
+
+        ``q`` (heads, 1, D) and ``k`` (kv_heads, n, D), the layer's query and whole K cache: Quest chooses
+        its pages from them (the other policies ignore them).
+        """
         self._heads = self.pruner.layer_heads(layer)
-        self._tokens = self.pruner.layer_tokens(layer)
+        if self.policy == "spatten":
+            self._tokens = self.pruner.layer_tokens(layer)
+        else:
+            self._tokens = self.pruner.layer_tokens(layer, q, k)
         if self.pruner.last_token_topk >= 0 and self._rows:
             self._topk.append(np.array([self._rows - 1, self.pruner.last_token_topk]))
         return self._tokens
@@ -321,7 +337,7 @@ class SpAttenAttention:
             cols["kv_head"].append(np.repeat(heads // self.group, qpos.size))
             cols["kv_values"].append(np.asarray(union).reshape(-1))
         cols["topk"] = list(self._topk)
-        tok_pruning = any(r < 1.0 for r in self.token_schedule)
+        tok_pruning = any(r < 1.0 for r in self.token_schedule) if self.policy == "spatten" else True
         return trace_frame(cols, self.workload.quant, tok_pruning, self.head_dim)
 
 

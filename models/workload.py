@@ -20,6 +20,9 @@
   ``sequences``); a prompt row of a decoder is causal, its queries reading ``keys_per_query`` keys on
   average; a sliding layer (``model.sliding_layers``) reads the last ``model.sliding_window`` tokens at
   most, and its ``seq_len`` (what the dense model reads) is capped the same way.
+* KV policies (``pruning.policy`` other than ``spatten``; :mod:`spatten.models.kv_policy`): every decode
+  step and layer reads the policy's budget of the context (no cascade, no head pruning, no token top-k rows:
+  the simulator charges the policy's own selection and metadata); the prompt pass is dense.
 * Head schedule: ``max(1, round(heads * ratio))`` heads live in a layer (ids ``0..h-1``); pruned heads
   produce no rows.
 * Grouped-query attention (``model.kv_heads``; rules in :mod:`spatten.models.gqa`): each row carries its
@@ -43,6 +46,7 @@ import numpy as np
 from spatten.models.batch import BATCH_COLUMNS, causal_mean_keys
 from spatten.models.config import Workload
 from spatten.models.gqa import GQA_COLUMNS, expected_union
+from spatten.models.kv_policy import policy_keys
 from spatten.models.limits import SIM_BYTES_PER_ROW, check_memory
 from spatten.models.trace import TRACE_COLUMNS
 
@@ -83,6 +87,9 @@ def _blocks(workload: Workload) -> np.ndarray:
         raise TypeError(f"workload must be a Workload, got {type(workload).__name__}")
     m = workload.model
     heads, keep = layer_counts(workload)
+    policy = workload.pruning.policy if workload.pruning.enabled else "spatten"
+    if policy != "spatten":  # a KV policy (models/kv_policy.py): every head, a budget of the context
+        heads = np.full(m.layers, m.heads, np.int64)
     # One block per (step, layer): its live heads x rows per head, expanded to rows at the end.
     blocks: list[tuple[int, int, int, int, int, int, int, int]] = []
 
@@ -116,16 +123,20 @@ def _blocks(workload: Workload) -> np.ndarray:
             add_block(0, layer, int(heads[layer]), k, 1, L, k, nxt)
     else:
         if m.prompt_in_trace:
-            live = np.minimum(keep, m.prompt_len)
+            # a KV policy's prompt pass is dense
+            live = np.minimum(keep, m.prompt_len) if policy == "spatten" else np.full(m.layers, m.prompt_len)
             for layer in range(m.layers):
                 nxt = int(live[layer + 1]) if layer + 1 < m.layers else None
                 k = int(live[layer])
                 add_block(0, layer, int(heads[layer]), 1, k, m.prompt_len, k, nxt)
         for step in range(1, m.gen_tokens + 1):
             seq = m.prompt_len + step
-            live = np.full(m.layers, seq, np.int64) if step == 1 else np.minimum(keep, seq)
+            if policy != "spatten":
+                live = np.full(m.layers, int(policy_keys(workload.pruning, seq)), np.int64)
+            else:
+                live = np.full(m.layers, seq, np.int64) if step == 1 else np.minimum(keep, seq)
             for layer in range(m.layers):
-                nxt = int(live[layer + 1]) if layer + 1 < m.layers else None
+                nxt = int(live[layer + 1]) if layer + 1 < m.layers and policy == "spatten" else None
                 add_block(step, layer, int(heads[layer]), 1, 1, cap(layer, seq), cap(layer, int(live[layer])),
                           nxt)  # fmt: skip
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from spatten.models.batch import BATCH_COLUMNS, state_bytes, with_batch_columns
+from spatten.models.batch import BATCH_COLUMNS, IMPORTANCE_BITS, state_bytes, with_batch_columns
 from spatten.models.config import Workload
 from spatten.models.gqa import GQA_COLUMNS, with_gqa_columns
 from spatten.models.trace import TRACE_COLUMNS
@@ -216,11 +216,15 @@ def _byte_table(w: Workload, cols: dict[str, np.ndarray], bits_override: int | N
         "k_lsb": np.where(lsb_fetch, raw["k_lsb"], 0.0) * seqs,
         "v": np.where(fetch_kv, raw["v"], 0.0) * seqs,
     }
+    # the region the fetched rows spread over; StreamingLLM's decode reads two contiguous runs
+    region = seq
+    if _policy(w) == "streamingllm":
+        region = np.where(q == 1, keys, seq)
     span = {
         "q": nbytes["q"],
-        "k_msb": seq * d * kb / 8.0,
-        "k_lsb": seq * d * lb / 8.0,
-        "v": seq * d * vb / 8.0,
+        "k_msb": region * d * kb / 8.0,
+        "k_lsb": region * d * lb / 8.0,
+        "v": region * d * vb / 8.0,
     }
     return {"bytes": nbytes, "span": span, "refetch": refetch, "first": first, "fits": fits, "v_rows": v_rows,
             "stream": stream}  # fmt: skip
@@ -319,15 +323,19 @@ def run(w: Workload, trace: Any, opt: Options) -> SimResult:
     seqs = cols["sequences"].astype(np.float64)
     # pruning state of a batch: each (step, layer) swaps every sequence's importance scores (models/batch.py)
     state = np.zeros(n)
-    if n and ((seqs > 1) & cols["accumulate_importance"]).any():
-        sl = np.ones(n, dtype=bool)
-        sl[1:] = (cols["step"][1:] != cols["step"][:-1]) | (cols["layer"][1:] != cols["layer"][:-1])
-        starts = np.flatnonzero(sl)
+    sl = np.ones(n, dtype=bool)  # first row of each (step, layer)
+    sl[1:] = (cols["step"][1:] != cols["step"][:-1]) | (cols["layer"][1:] != cols["layer"][:-1])
+    starts = np.flatnonzero(sl)
+    if n and ((seqs > 1) & cols["accumulate_importance"]).any() and _policy(w) == "spatten":
         heads_in = np.diff(np.append(starts, n))
         swap = (seqs[starts] > 1) & cols["accumulate_importance"][starts]  # a batch that keeps importance
         state[starts] = np.where(
             swap, seqs[starts] * state_bytes(cols["keys_fetched"][starts], heads_in), 0.0
         )
+    work = _policy_work(w, cols, sl, bt["first"], _bits(cols["key_bits"], w.quant.unquantized_bits)
+                        + np.maximum(cols["key_lsb_bits"], 0))  # fmt: skip
+    state += work["meta_bytes"] * seqs
+    if state.any():
         tx, cyc, rows = hbm.kind_cycles(acc, state, state, contiguous=True)
         tx_total += tx
         dram_cyc += cyc
@@ -373,7 +381,12 @@ def run(w: Workload, trace: Any, opt: Options) -> SimResult:
         topk_cyc = q * np.ceil(kpq / kpc)  # candidate search visits every key
     if opt.value_fraction is not None:
         pv_vals = np.maximum(1.0, np.ceil(opt.value_fraction * vals))
-    qk_cyc = q * np.ceil(exact_keys / kpc) * passes * seqs
+    # a KV policy's selection: Quest's page bounds on the Q.K unit, H2O's eviction / Quest's page choice on
+    # the top-k engine
+    sel = work["select_n"] > work["select_k"]
+    if sel.any():
+        topk_cyc[sel] += expected_cycles(work["select_n"][sel], work["select_k"][sel], p)
+    qk_cyc = (q * np.ceil(exact_keys / kpc) * passes + np.ceil(work["bound_keys"] / kpc)) * seqs
     sm_cyc = qk_cyc.copy()
     pv_cyc = q * np.ceil(pv_vals / vpc) * seqs
     topk_cyc *= seqs
@@ -401,7 +414,7 @@ def run(w: Workload, trace: Any, opt: Options) -> SimResult:
     seconds = cycles / (acc.clock_ghz * 1e9)
 
     # --- actions ---------------------------------------------------------------------------------
-    qk_mac = q * exact_keys * d * passes * seqs
+    qk_mac = (q * exact_keys * passes + work["bound_keys"]) * d * seqs
     pv_mac = q * pv_vals * d * seqs
     # comparisons: the search rounds' elements plus one final pass over the candidates
     topk_cmp = np.zeros(n)
@@ -409,15 +422,19 @@ def run(w: Workload, trace: Any, opt: Options) -> SimResult:
     topk_cmp[has_t] += expected_elements(keys[has_t], ttk[has_t])[0] + keys[has_t]
     if opt.candidate_fraction is not None:
         topk_cmp = q * kpq
+    if sel.any():
+        topk_cmp[sel] += (
+            expected_elements(work["select_n"][sel], work["select_k"][sel])[0] + work["select_n"][sel]
+        )
     topk_cmp *= seqs
     dp = float(acc.datapath_bits)
     k_fetch_bits = (nbytes["k_msb"] + nbytes["k_lsb"]) * 8.0
     actions: dict[str, int | float] = {
         "qk_mul": float(qk_mac.sum()),
-        "qk_add": float((q * exact_keys * (d - 1) * passes * seqs).sum()),
+        "qk_add": float(((q * exact_keys * passes + work["bound_keys"]) * (d - 1) * seqs).sum()),
         "pv_mul": float(pv_mac.sum()),
         "pv_add": float(pv_mac.sum()),
-        "softmax_exp": float((q * exact_keys * passes * seqs).sum()),
+        "softmax_exp": float((q * exact_keys * passes * seqs).sum()),  # bounds skip the softmax
         "softmax_div": float((q * exact_keys * passes * seqs).sum()),
         "softmax_add": float((q * exact_keys * passes * seqs).sum()),
         "topk_compare": float(topk_cmp.sum()),
@@ -506,6 +523,51 @@ def run(w: Workload, trace: Any, opt: Options) -> SimResult:
         }
     )
     return SimResult(req, summary, actions)
+
+
+def _policy(w: Workload) -> str:
+    return w.pruning.policy if w.pruning.enabled else "spatten"
+
+
+def _policy_work(
+    w: Workload, cols: dict[str, np.ndarray], layer_start: np.ndarray, group_start: np.ndarray, key_bits: Any
+) -> dict[str, np.ndarray]:
+    """Per row: metadata DRAM bytes, Q.K-unit key equivalents and one top-k (n, k) a KV policy adds to its
+    decode rows (rows of one query), from ``models/kv_policy.py``'s rules:
+
+    - H2O: on a (step, layer)'s first row, the live tokens' scores read and written back
+      (``2 x keys x IMPORTANCE_BITS / 8``) and the eviction, a top-k of ``keys`` out of ``keys + 1``;
+    - Quest: on each K/V head's first row, the min/max key vectors of every page of the context
+      (``2 x pages x head_dim x key bits / 8``); on every query head's row, two bound dot products per page;
+      on a (step, layer)'s first row, the choice of ``ceil(keys / page_size)`` pages out of ``pages``;
+    - SpAtten, StreamingLLM: nothing here (SpAtten's token top-k is the trace's ``token_topk``).
+    """
+    n = cols["step"].size
+    out = {
+        "meta_bytes": np.zeros(n),
+        "bound_keys": np.zeros(n),
+        "select_n": np.zeros(n),
+        "select_k": np.zeros(n),
+    }
+    policy = _policy(w)
+    decode = cols["queries"] == 1
+    keys = cols["keys_fetched"].astype(np.float64)
+    if policy == "h2o":
+        rows = layer_start & decode
+        out["meta_bytes"][rows] = 2.0 * keys[rows] * IMPORTANCE_BITS / 8.0
+        out["select_n"][rows], out["select_k"][rows] = keys[rows] + 1, keys[rows]
+    elif policy == "quest":
+        s = float(w.pruning.page_size)
+        pages = np.ceil(cols["seq_len"] / s)
+        rows = group_start & decode
+        d = cols["head_dim"].astype(np.float64)
+        out["meta_bytes"][rows] = (
+            2.0 * pages[rows] * d[rows] * np.asarray(key_bits, dtype=np.float64)[rows] / 8.0
+        )
+        out["bound_keys"][decode] = 2.0 * pages[decode]
+        rows = layer_start & decode
+        out["select_n"][rows], out["select_k"][rows] = pages[rows], np.ceil(keys[rows] / s)
+    return out
 
 
 def _phases(

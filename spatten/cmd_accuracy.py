@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from typing import Any
 
-from spatten.models.config import from_dict, read_yaml, workload_preset
+from spatten.models.config import KV_POLICIES, from_dict, read_yaml, workload_preset
 from spatten.sim.accuracy import DEFAULTS, MODELS
 
 
@@ -35,6 +36,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     pol = p.add_mutually_exclusive_group()
     pol.add_argument("--config", metavar="FILE.yaml", help="policy: YAML over the model's preset")
     pol.add_argument("--dense", action="store_true", help="only the dense model's metric (no SpAtten run)")
+    p.add_argument(
+        "--policy",
+        choices=KV_POLICIES,
+        help="KV policy choosing the cached tokens a step reads (default the config's, spatten); the others "
+        "run in generation mode at the config's token budget",
+    )
     p.add_argument(
         "--workers", type=int, default=1, help="SmolLM2: Dask worker processes for the windows (default 1)"
     )
@@ -89,6 +96,14 @@ def run(args: argparse.Namespace) -> int:
                         "the text fix the shape, lengths and refetches"
                     )
         w = from_dict(data, base=w)
+    if args.policy is not None:
+        if args.dense:
+            raise ValueError("--policy chooses what SpAtten runs: it has no effect with --dense")
+        w = dataclasses.replace(w, pruning=dataclasses.replace(w.pruning, policy=args.policy))
+    if w.pruning.enabled and w.pruning.policy != "spatten" and mode != "generation":
+        raise ValueError(
+            f"pruning.policy = {w.pruning.policy} runs on decode steps only: use --mode generation"
+        )
     text = brown.read_text(args.text) if args.text else None
     r = run_accuracy(w, args.model, text=text, windows=windows, window_len=window_len, mode=mode,
                      datapath=args.datapath, dense=args.dense, workers=args.workers)  # fmt: skip

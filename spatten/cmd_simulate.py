@@ -10,7 +10,9 @@ from typing import Any
 
 from spatten.models.config import (
     ACCELERATORS,
+    KV_POLICIES,
     MODELS,
+    PruningConfig,
     Workload,
     check_int,
     from_dict,
@@ -40,7 +42,10 @@ TRACE_FIXES = {
         "sliding_window",
         "sliding_layers",
     ),
-    "pruning": "*",
+    # every pruning field but the KV policy's: its selection and metadata are charged from the config
+    "pruning": tuple(
+        f.name for f in dataclasses.fields(PruningConfig) if f.name not in ("policy", "page_size", "enabled")
+    ),
     "quant": (
         "enabled",
         "key_msb_bits",
@@ -79,6 +84,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=int,
         help="sequences decoded together, each with its own K/V cache and pruning state (generation; "
         "default 1)",
+    )
+    p.add_argument(
+        "--policy",
+        choices=KV_POLICIES,
+        help="KV policy (pruning.policy): spatten cascade (default), h2o, streamingllm or quest, at the "
+        "config's token budget",
     )
     p.add_argument(
         "--beyond-max-position",
@@ -162,8 +173,12 @@ def build_workload(args: argparse.Namespace) -> Workload:
         if args.trace and value is not None:
             raise ValueError(f"{flag} has no effect with --trace: the trace's rows fix the sequence length")
     w = _base_workload(args)
+    if args.policy is not None:
+        if args.design != "spatten":
+            raise ValueError(f"--policy has no effect with --design {args.design}: it prunes nothing")
+        w = dataclasses.replace(w, pruning=dataclasses.replace(w.pruning, policy=args.policy))
     if not args.config:
-        return w
+        return _check_policy(w)
     data = read_yaml(args.config)
     if data is not None and not isinstance(data, dict):
         raise TypeError(
@@ -189,7 +204,18 @@ def build_workload(args: argparse.Namespace) -> Workload:
                 raise ValueError(
                     f"{sec}.{key} in {args.config} has no effect with --trace: the trace's rows fix it"
                 )
-    return from_dict(data, base=w)
+    return _check_policy(from_dict(data, base=w))
+
+
+def _check_policy(w: Workload) -> Workload:
+    """Refuse a KV policy on a workload without decode steps (models/kv_policy.py)."""
+    p = w.pruning
+    if p.enabled and p.policy != "spatten" and w.model.mode != "generation":
+        raise ValueError(
+            f"pruning.policy = {p.policy} applies to generation workloads (decode steps); {w.model.name} is "
+            f"{w.model.mode}"
+        )
+    return w
 
 
 def read_trace(path: str) -> Any:

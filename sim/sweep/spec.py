@@ -358,7 +358,7 @@ def parse_spec(data: Any, default_name: str = "sweep", base_dir: str | Path | No
     bar = tqdm(total=total, desc=f"sweep {name}: expanding", unit="pt", file=sys.stderr,
                disable=total < EXPAND_PROGRESS_FROM, mininterval=0.5)  # fmt: skip
     for wname in workloads:
-        base = workload_preset(wname, accelerator)
+        base = _preset(wname, accelerator)
         for key, value in fixed:
             base = _apply(base, f"fixed.{key}", key, value, keys)
         # Each value alone on the base first, so a bad value is reported by its own key.
@@ -469,10 +469,21 @@ def _parse_workloads(raw: Any) -> tuple[str, ...]:
         raw = [raw]
     if not isinstance(raw, list) or not raw:
         raise TypeError(f"workloads must be a non-empty list of presets ({', '.join(MODELS)})")
+    from spatten.models.hf_config import HF_PRESETS
+
     for w in raw:
-        if w not in MODELS:
-            raise ValueError(f"workloads: {w!r} is not one of {', '.join(MODELS)}")
+        if w not in MODELS and w not in HF_PRESETS:
+            raise ValueError(f"workloads: {w!r} is not one of {', '.join([*MODELS, *HF_PRESETS])}")
     return tuple(raw)
+
+
+def _preset(name: str, accelerator: str) -> Workload:
+    """A package preset, or a Hugging Face preset at its default lengths (sweeps vary them)."""
+    from spatten.models.hf_config import HF_PRESETS, hf_workload
+
+    if name in HF_PRESETS:
+        return hf_workload(HF_PRESETS[name], accelerator)
+    return workload_preset(name, accelerator)
 
 
 def _check_key(key: Any, where: str, types: Mapping[str, str]) -> str:
@@ -509,6 +520,10 @@ def _check_schedules(w: Workload, where: str) -> None:
     try:
         w.pruning.token_schedule(w.model.layers)
         w.pruning.head_schedule(w.model.layers)
+        if w.pruning.enabled and w.pruning.policy != "spatten" and w.model.mode != "generation":
+            raise ValueError(
+                f"pruning.policy = {w.pruning.policy} applies to generation workloads (decode steps)"
+            )
     except (ValueError, TypeError) as e:
         raise type(e)(f"{where}: {str(e).splitlines()[0]}") from None
 
