@@ -8,11 +8,12 @@ Prints, for each case run in a fresh Python process (so its peak resident memory
 - Llama-3.1-8B, batch 1, a 131,072-token context (prompt 130,816 + 256 generated): that it runs, and the
   same figures.
 
-With ``--figure DIR`` it also sweeps the context from 1k to 128k tokens (batch 1, 64 generated tokens) for
-every KV policy and writes ``long_context.png`` / ``.pdf`` / ``.csv`` into DIR: DRAM bytes and latency per
-generated token against the context length (decode steps only; the prompt pass is reported apart).
+With ``--figure [DIR]`` (default ``build/reports``) it also sweeps the context from 1k to 128k tokens
+(batch 1, 64 generated tokens) for every KV policy and writes ``long_context.png`` / ``.pdf`` / ``.csv``
+into DIR: DRAM bytes and latency per generated token against the context length (decode steps only; the
+prompt pass is reported apart).
 
-Run: ``.venv/bin/python benchmarks/bench_long_context.py [--figure DIR]``.
+Run: ``.venv/bin/python benchmarks/bench_long_context.py [--figure [DIR]]``.
 """
 
 from __future__ import annotations
@@ -59,7 +60,10 @@ def _with_policy(w, policy: str):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--figure", metavar="DIR", help="also sweep the context and write the figure into DIR")
+    ap.add_argument(
+        "--figure", metavar="DIR", nargs="?", const="build/reports",
+        help="also sweep the context and write the figure into DIR (default build/reports)",
+    )  # fmt: skip
     ap.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case, print JSON
     args = ap.parse_args()
     if args.case:
