@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["PipelineResult", "run_pipeline", "run_serial"]
+__all__ = ["PipelineResult", "run_pipeline"]
 
 
 @dataclass(frozen=True)
@@ -127,17 +127,3 @@ def run_pipeline(
     finish = start + service
     makespan = float(dep[-1, -1] + latency[-1])
     return PipelineResult(start, finish, dep, makespan, most, converged)
-
-
-def run_serial(service: np.ndarray, latency: np.ndarray) -> PipelineResult:
-    """No overlap at all: a request runs every stage, then the next request starts (MNNFast model)."""
-    service = np.asarray(service, dtype=np.float64)
-    latency = np.asarray(latency, dtype=np.float64)
-    n_st, n = service.shape
-    per_req = service.sum(axis=0) + latency.sum()
-    end = np.cumsum(per_req)
-    begin = end - per_req
-    offs = np.cumsum(np.vstack([np.zeros((1, n)), service[:-1] + latency[:-1, None]]), axis=0)
-    start = begin + offs
-    finish = start + service
-    return PipelineResult(start, finish, finish, float(end[-1]) if n else 0.0, 1)

@@ -28,8 +28,7 @@ paper's GOP/s use; "dense-equivalent" ops are those of the same model run dense 
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -120,7 +119,6 @@ class Options:
     value_fraction: float | None = None
     serial: bool = False
     sort_topk: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def check_trace(trace: Any) -> None:
@@ -296,51 +294,92 @@ def dense_reference(w: Workload, cols: dict[str, np.ndarray]) -> tuple[float, fl
     return dense_bytes, dense_ops
 
 
+@dataclass
+class _Traffic:
+    """Step 1 of :func:`run`: what each row moves over DRAM and how long the channels take."""
+
+    cols: dict[str, np.ndarray]
+    table: dict[str, Any]  # _byte_table: bytes by kind, spans, refetch, groups
+    seqs: np.ndarray  # sequences each row stands for
+    state: np.ndarray  # pruning state and KV-policy metadata bytes
+    work: dict[str, np.ndarray]  # the KV policy's selection work (_policy_work)
+    transactions: np.ndarray
+    cycles: np.ndarray
+    row_activations: np.ndarray
+
+
+@dataclass
+class _Compute:
+    """Step 2 of :func:`run`: per-row work and service cycles of every stage."""
+
+    q: np.ndarray
+    keys: np.ndarray
+    kpq: np.ndarray  # keys one query reads (causal rows: fewer than keys)
+    vals: np.ndarray  # values one query multiplies
+    exact_keys: np.ndarray  # keys one query runs Q.K / softmax on (A3: its candidates)
+    pv_vals: np.ndarray
+    passes: np.ndarray  # 2 on a refetch
+    topk_cmp: np.ndarray
+    service: np.ndarray  # (stages, rows)
+
+
 def run(w: Workload, trace: Any, opt: Options) -> SimResult:
-    """Simulate ``trace`` on ``w.accelerator`` with ``opt`` deciding SpAtten or a baseline."""
-    import pandas as pd
+    """Simulate ``trace`` on ``w.accelerator`` with ``opt`` deciding SpAtten or a baseline: the DRAM
+    traffic of each row, the service cycles of each stage, the pipeline solve, then the energy model's
+    action counts and the summary."""
     from spatten.models.limits import SIM_BYTES_PER_ROW, check_memory
 
     check_trace(trace)
     check_memory(f"simulating {len(trace):,} trace rows", len(trace) * SIM_BYTES_PER_ROW)
     trace = with_batch_columns(with_gqa_columns(trace))
-    acc = w.accelerator
     cols = {c: trace[c].to_numpy() for c in (*TRACE_COLUMNS, *GQA_COLUMNS, *BATCH_COLUMNS)}
+    tr = _traffic(w, cols)
+    cp = _compute(w, opt, tr)
+    pr, latency = _solve(w.accelerator, opt, cp.service)
+    actions = _actions(w.accelerator, tr, cp, pr)
+    summary = _summary(w, opt, tr, cp, pr, latency, actions)
+    return SimResult(_requests(tr, cp, pr, latency), summary, actions)
+
+
+def _traffic(w: Workload, cols: dict[str, np.ndarray]) -> _Traffic:
+    """Bytes by kind, the batch's pruning state and the KV policy's metadata, and their DRAM cycles."""
+    acc = w.accelerator
     n = cols["step"].size
     bt = _byte_table(w, cols)
-    nbytes, span, refetch = bt["bytes"], bt["span"], bt["refetch"]
+    tx_total, dram_cyc, rows_total = np.zeros(n), np.zeros(n), np.zeros(n)
 
-    tx_total = np.zeros(n)
-    dram_cyc = np.zeros(n)
-    rows_total = np.zeros(n)
-    tx_kind = {}
+    def charge(nbytes: np.ndarray, span: np.ndarray, contiguous: bool) -> None:
+        parts = hbm.kind_cycles(acc, nbytes, span, contiguous)
+        for total, part in zip((tx_total, dram_cyc, rows_total), parts, strict=True):
+            total += part
+
     for k in hbm.KINDS:
-        tx, cyc, rows = hbm.kind_cycles(acc, nbytes[k], span[k], contiguous=(k == "q"))
-        tx_kind[k] = tx
-        tx_total += tx
-        dram_cyc += cyc
-        rows_total += rows
+        charge(bt["bytes"][k], bt["span"][k], k == "q")
     seqs = cols["sequences"].astype(np.float64)
-    # pruning state of a batch: each (step, layer) swaps every sequence's importance scores (models/batch.py)
+    layer_start = np.ones(n, dtype=bool)  # first row of each (step, layer)
+    layer_start[1:] = (cols["step"][1:] != cols["step"][:-1]) | (cols["layer"][1:] != cols["layer"][:-1])
     state = np.zeros(n)
-    sl = np.ones(n, dtype=bool)  # first row of each (step, layer)
-    sl[1:] = (cols["step"][1:] != cols["step"][:-1]) | (cols["layer"][1:] != cols["layer"][:-1])
-    starts = np.flatnonzero(sl)
+    # a batch's SpAtten pruning state: each (step, layer) swaps every sequence's importance scores
+    # (models/batch.py)
     if n and ((seqs > 1) & cols["accumulate_importance"]).any() and _policy(w) == "spatten":
+        starts = np.flatnonzero(layer_start)
         heads_in = np.diff(np.append(starts, n))
-        swap = (seqs[starts] > 1) & cols["accumulate_importance"][starts]  # a batch that keeps importance
+        swap = (seqs[starts] > 1) & cols["accumulate_importance"][starts]
         state[starts] = np.where(
             swap, seqs[starts] * state_bytes(cols["keys_fetched"][starts], heads_in), 0.0
         )
-    work = _policy_work(w, cols, sl, bt["first"], _bits(cols["key_bits"], w.quant.unquantized_bits)
-                        + np.maximum(cols["key_lsb_bits"], 0))  # fmt: skip
+    key_bits = _bits(cols["key_bits"], w.quant.unquantized_bits) + np.maximum(cols["key_lsb_bits"], 0)
+    work = _policy_work(w, cols, layer_start, bt["first"], key_bits)
     state += work["meta_bytes"] * seqs
     if state.any():
-        tx, cyc, rows = hbm.kind_cycles(acc, state, state, contiguous=True)
-        tx_total += tx
-        dram_cyc += cyc
-        rows_total += rows
+        charge(state, state, True)
+    return _Traffic(cols, bt, seqs, state, work, tx_total, dram_cyc, rows_total)
 
+
+def _compute(w: Workload, opt: Options, tr: _Traffic) -> _Compute:
+    """Service cycles of Q.K, softmax, top-k and prob.V per row; the baselines adjust the counts here."""
+    acc, cols, work, seqs = w.accelerator, tr.cols, tr.work, tr.seqs
+    n = seqs.size
     q = cols["queries"].astype(np.float64)
     keys = cols["keys_fetched"].astype(np.float64)
     kpq = cols["keys_per_query"].astype(np.float64)
@@ -351,7 +390,7 @@ def run(w: Workload, trace: Any, opt: Options) -> SimResult:
     # keys (values) per cycle for the row's own head size on the hardware's head_dim-wide trees
     kpc = acc.rows_per_cycle(acc.qk_multipliers, d)
     vpc = acc.rows_per_cycle(acc.pv_multipliers, d)
-    passes = 1.0 + refetch
+    passes = 1.0 + tr.table["refetch"]
     p = opt.topk_parallelism or acc.topk_parallelism
     vtk = cols["value_topk"].astype(np.float64)
     ttk = cols["token_topk"].astype(np.float64)
@@ -360,8 +399,6 @@ def run(w: Workload, trace: Any, opt: Options) -> SimResult:
     # the value top-k of a causal row: over its mean keys, keeping the same fraction
     vkeys = np.where(causal, np.maximum(1.0, np.round(kpq)), keys)
     vtk = np.where(causal & has_v, np.clip(np.round(vtk * kpq / np.maximum(keys, 1.0)), 1.0, vkeys), vtk)
-
-    exact_keys = kpq
     # the table lookups only for rows that run a top-k (most summarization rows do not)
     topk_cyc = np.zeros(n)
     if opt.sort_topk:
@@ -374,23 +411,33 @@ def run(w: Workload, trace: Any, opt: Options) -> SimResult:
     else:
         topk_cyc[has_v] = q[has_v] * expected_cycles(vkeys[has_v], vtk[has_v], p)
         topk_cyc[has_t] += expected_cycles(keys[has_t], ttk[has_t], p)
-    pv_vals = vals
-    if opt.candidate_fraction is not None:
+    # comparisons: the search rounds' elements plus one final pass over the candidates
+    topk_cmp = np.zeros(n)
+    topk_cmp[has_v] = q[has_v] * (expected_elements(vkeys[has_v], vtk[has_v])[0] + vkeys[has_v])
+    topk_cmp[has_t] += expected_elements(keys[has_t], ttk[has_t])[0] + keys[has_t]
+    exact_keys, pv_vals = kpq, vals
+    if opt.candidate_fraction is not None:  # A3
         exact_keys = np.maximum(1.0, np.ceil(opt.candidate_fraction * kpq))
         pv_vals = np.minimum(vals, exact_keys)
         topk_cyc = q * np.ceil(kpq / kpc)  # candidate search visits every key
-    if opt.value_fraction is not None:
+        topk_cmp = q * kpq
+    if opt.value_fraction is not None:  # MNNFast
         pv_vals = np.maximum(1.0, np.ceil(opt.value_fraction * vals))
     # a KV policy's selection: Quest's page bounds on the Q.K unit, H2O's eviction / Quest's page choice on
     # the top-k engine
     sel = work["select_n"] > work["select_k"]
     if sel.any():
-        topk_cyc[sel] += expected_cycles(work["select_n"][sel], work["select_k"][sel], p)
+        sn, sk = work["select_n"][sel], work["select_k"][sel]
+        topk_cyc[sel] += expected_cycles(sn, sk, p)
+        topk_cmp[sel] += expected_elements(sn, sk)[0] + sn
     qk_cyc = (q * np.ceil(exact_keys / kpc) * passes + np.ceil(work["bound_keys"] / kpc)) * seqs
-    sm_cyc = qk_cyc.copy()
     pv_cyc = q * np.ceil(pv_vals / vpc) * seqs
-    topk_cyc *= seqs
-    service = np.vstack([dram_cyc, qk_cyc, sm_cyc, topk_cyc, pv_cyc])
+    service = np.vstack([tr.cycles, qk_cyc, qk_cyc, topk_cyc * seqs, pv_cyc])
+    return _Compute(q, keys, kpq, vals, exact_keys, pv_vals, passes, topk_cmp * seqs, service)
+
+
+def _solve(acc: Any, opt: Options, service: np.ndarray) -> tuple[PipelineResult, np.ndarray]:
+    """The pipeline's start and departure cycles of every row and stage, and the stage latencies."""
     latency = np.array(
         [
             hbm.first_data_latency(acc),
@@ -400,63 +447,72 @@ def run(w: Workload, trace: Any, opt: Options) -> SimResult:
             acc.pv_latency,
         ]
     )
-    if opt.serial:
-        # MNNFast: the fetcher prefetches as usual, but a query's Q.K, softmax, selection and prob.V run
-        # one after the other (latencies exposed) before the next query starts: one compute "stage".
-        compute = service[1:].sum(axis=0) + latency[1:].sum()
-        pr2 = run_pipeline(np.vstack([service[0], compute]), np.array([latency[0], 0.0]), acc.stage_buffer)
-        start = np.vstack([pr2.start[0], np.repeat(pr2.start[1:], len(STAGES) - 1, axis=0)])
-        dep = np.vstack([pr2.depart[0], np.repeat(pr2.depart[1:], len(STAGES) - 1, axis=0)])
-        pr = PipelineResult(start, start + service, dep, pr2.makespan, pr2.passes, pr2.converged)
-    else:
-        pr = run_pipeline(service, latency, acc.stage_buffer)
-    cycles = pr.makespan
-    seconds = cycles / (acc.clock_ghz * 1e9)
+    if not opt.serial:
+        return run_pipeline(service, latency, acc.stage_buffer), latency
+    # MNNFast: the fetcher prefetches as usual, but a query's Q.K, softmax, selection and prob.V run one
+    # after the other (latencies exposed) before the next query starts: one compute "stage".
+    compute = service[1:].sum(axis=0) + latency[1:].sum()
+    pr2 = run_pipeline(np.vstack([service[0], compute]), np.array([latency[0], 0.0]), acc.stage_buffer)
+    start = np.vstack([pr2.start[0], np.repeat(pr2.start[1:], len(STAGES) - 1, axis=0)])
+    dep = np.vstack([pr2.depart[0], np.repeat(pr2.depart[1:], len(STAGES) - 1, axis=0)])
+    return PipelineResult(start, start + service, dep, pr2.makespan, pr2.passes, pr2.converged), latency
 
-    # --- actions ---------------------------------------------------------------------------------
-    qk_mac = (q * exact_keys * passes + work["bound_keys"]) * d * seqs
-    pv_mac = q * pv_vals * d * seqs
-    # comparisons: the search rounds' elements plus one final pass over the candidates
-    topk_cmp = np.zeros(n)
-    topk_cmp[has_v] = q[has_v] * (expected_elements(vkeys[has_v], vtk[has_v])[0] + vkeys[has_v])
-    topk_cmp[has_t] += expected_elements(keys[has_t], ttk[has_t])[0] + keys[has_t]
-    if opt.candidate_fraction is not None:
-        topk_cmp = q * kpq
-    if sel.any():
-        topk_cmp[sel] += (
-            expected_elements(work["select_n"][sel], work["select_k"][sel])[0] + work["select_n"][sel]
-        )
-    topk_cmp *= seqs
+
+def _macs(tr: _Traffic, cp: _Compute) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Q.K dot products (with a KV policy's bounds), Q.K and prob.V multiply-accumulates per row."""
+    d = tr.cols["head_dim"].astype(np.float64)
+    dots = (cp.q * cp.exact_keys * cp.passes + tr.work["bound_keys"]) * tr.seqs
+    return dots, dots * d, cp.q * cp.pv_vals * d * tr.seqs
+
+
+def _actions(acc: Any, tr: _Traffic, cp: _Compute, pr: PipelineResult) -> dict[str, int | float]:
+    """Action counts of the energy model (keys ``ACTION_KEYS``)."""
+    nbytes, seqs = tr.table["bytes"], tr.seqs
+    d = tr.cols["head_dim"].astype(np.float64)
+    dots, qk_mac, pv_mac = _macs(tr, cp)
+    scores = cp.q * cp.exact_keys * cp.passes * seqs  # bounds skip the softmax
     dp = float(acc.datapath_bits)
-    k_fetch_bits = (nbytes["k_msb"] + nbytes["k_lsb"]) * 8.0
-    actions: dict[str, int | float] = {
+    cycles = float(pr.makespan)
+    return {
         "qk_mul": float(qk_mac.sum()),
-        "qk_add": float(((q * exact_keys * passes + work["bound_keys"]) * (d - 1) * seqs).sum()),
+        "qk_add": float((dots * (d - 1)).sum()),
         "pv_mul": float(pv_mac.sum()),
         "pv_add": float(pv_mac.sum()),
-        "softmax_exp": float((q * exact_keys * passes * seqs).sum()),  # bounds skip the softmax
-        "softmax_div": float((q * exact_keys * passes * seqs).sum()),
-        "softmax_add": float((q * exact_keys * passes * seqs).sum()),
-        "topk_compare": float(topk_cmp.sum()),
-        "pq_compare": float(np.where(cols["refetch_threshold"] >= 0, q * seqs, 0.0).sum()),
+        "softmax_exp": float(scores.sum()),
+        "softmax_div": float(scores.sum()),
+        "softmax_add": float(scores.sum()),
+        "topk_compare": float(cp.topk_cmp.sum()),
+        "pq_compare": float(np.where(tr.cols["refetch_threshold"] >= 0, cp.q * seqs, 0.0).sum()),
         "k_sram_read_bits": float((qk_mac * dp).sum()),
-        "k_sram_write_bits": float(k_fetch_bits.sum()),
+        "k_sram_write_bits": float(((nbytes["k_msb"] + nbytes["k_lsb"]) * 8.0).sum()),
         "v_sram_read_bits": float((pv_mac * dp).sum()),
         "v_sram_write_bits": float((nbytes["v"] * 8.0).sum()),
         "dram_bits_q": float(nbytes["q"].sum() * 8.0),
         "dram_bits_k_msb": float(nbytes["k_msb"].sum() * 8.0),
         "dram_bits_k_lsb": float(nbytes["k_lsb"].sum() * 8.0),
         "dram_bits_v": float(nbytes["v"].sum() * 8.0),
-        "dram_bits_state": float(state.sum() * 8.0),
-        "dram_transactions": int(tx_total.sum()),
-        "cycles": float(cycles),
-        "seconds": float(seconds),
+        "dram_bits_state": float(tr.state.sum() * 8.0),
+        "dram_transactions": int(tr.transactions.sum()),
+        "cycles": cycles,
+        "seconds": cycles / (acc.clock_ghz * 1e9),
     }
 
-    # --- summary ---------------------------------------------------------------------------------
+
+def _summary(
+    w: Workload, opt: Options, tr: _Traffic, cp: _Compute, pr: PipelineResult, latency: np.ndarray,
+    actions: dict[str, int | float],
+) -> dict[str, float | int | str]:  # fmt: skip
+    """The flat summary: time, DRAM by kind, operations against the dense reference, per-stage activity."""
+    acc, cols, bt, seqs = w.accelerator, tr.cols, tr.table, tr.seqs
+    nbytes, n = bt["bytes"], seqs.size
+    cycles, seconds = float(pr.makespan), float(actions["seconds"])
     dense_bytes, dense_ops = dense_reference(w, cols)
-    total_bytes = float(sum(v.sum() for v in nbytes.values()) + state.sum())
+    total_bytes = float(sum(v.sum() for v in nbytes.values()) + tr.state.sum())
+    _, qk_mac, pv_mac = _macs(tr, cp)
     ops = 2.0 * float(qk_mac.sum() + pv_mac.sum())
+    q, kpq = cp.q, cp.kpq
+    k_rows = np.where(bt["stream"], q * kpq, cp.keys) * seqs * (nbytes["k_msb"] > 0)  # keys brought in
+    v_rows = np.where(bt["stream"], q * cp.vals, bt["v_rows"]) * seqs * (nbytes["v"] > 0)
     summary: dict[str, float | int | str] = {
         "workload": w.model.name,
         "accelerator": acc.name,
@@ -465,14 +521,11 @@ def run(w: Workload, trace: Any, opt: Options) -> SimResult:
         "queries": int((q * seqs).sum()),
         "cycles": int(round(cycles)),
         "seconds": seconds,
-        "dram_bytes_q": float(nbytes["q"].sum()),
-        "dram_bytes_k_msb": float(nbytes["k_msb"].sum()),
-        "dram_bytes_k_lsb": float(nbytes["k_lsb"].sum()),
-        "dram_bytes_v": float(nbytes["v"].sum()),
-        "dram_bytes_state": float(state.sum()),
+        **{f"dram_bytes_{k}": float(nbytes[k].sum()) for k in hbm.KINDS},
+        "dram_bytes_state": float(tr.state.sum()),
         "dram_bytes_total": total_bytes,
-        "transactions": int(tx_total.sum()),
-        "row_activations": float(rows_total.sum()),
+        "transactions": int(tr.transactions.sum()),
+        "row_activations": float(tr.row_activations.sum()),
         "dram_gbs": total_bytes / seconds / 1e9 if seconds > 0 else 0.0,
         "ops": ops,
         "gops": ops / seconds / 1e9 if seconds > 0 else 0.0,
@@ -480,15 +533,15 @@ def run(w: Workload, trace: Any, opt: Options) -> SimResult:
         "dense_equiv_gops": dense_ops / seconds / 1e9 if seconds > 0 else 0.0,
         "dense_reference_bytes": dense_bytes,
         "dram_reduction": dense_bytes / total_bytes if total_bytes > 0 else float("inf"),
-        "refetch_rate": float(np.average(refetch, weights=seqs)) if n else 0.0,
-        "keys_fetched": float((np.where(bt["stream"], q * kpq, keys) * seqs * (nbytes["k_msb"] > 0)).sum()),
-        "values_fetched": float(
-            (np.where(bt["stream"], q * vals, bt["v_rows"]) * seqs * (nbytes["v"] > 0)).sum()
-        ),
+        "refetch_rate": float(np.average(bt["refetch"], weights=seqs)) if n else 0.0,
+        "keys_fetched": float(k_rows.sum()),
+        "values_fetched": float(v_rows.sum()),
         "pipeline_passes": int(pr.passes),
         "pipeline_converged": int(pr.converged),
-    }
-    busy = service.sum(axis=1)
+        # rows whose group's keys overflow half the K SRAM: no GQA sharing, multi-query rows stream per query
+        "sram_overflow": float(np.average(~bt["fits"], weights=seqs)) if n else 0.0,
+    }  # fmt: skip
+    busy = cp.service.sum(axis=1)
     blocked = (pr.depart - pr.finish).sum(axis=1)
     for j, s in enumerate(STAGES):
         summary[f"busy_{s}"] = float(busy[j])
@@ -497,32 +550,30 @@ def run(w: Workload, trace: Any, opt: Options) -> SimResult:
         summary[f"utilization_{s}"] = float(busy[j] / cycles) if cycles > 0 else 0.0
     summary["bounding_stage"] = STAGES[int(np.argmax(busy))]
     if w.model.mode == "generation":
-        summary.update(_phases(cols, q, seqs, nbytes, state, pr, latency, acc))
+        summary.update(_phases(cols, q, seqs, nbytes, tr.state, pr, latency, acc))
+    return summary
 
-    req = pd.DataFrame(
+
+def _requests(tr: _Traffic, cp: _Compute, pr: PipelineResult, latency: np.ndarray) -> Any:
+    """One row per request: position, counts, bytes by kind, transactions, service cycles, start and end."""
+    import pandas as pd
+
+    cols, nbytes = tr.cols, tr.table["bytes"]
+    return pd.DataFrame(
         {
-            "step": cols["step"],
-            "layer": cols["layer"],
-            "head": cols["head"],
-            "query": cols["query"],
-            "queries": cols["queries"],
-            "seq_len": cols["seq_len"],
+            **{c: cols[c] for c in ("step", "layer", "head", "query", "queries", "seq_len")},
             "keys": cols["keys_fetched"],
             "values": cols["values_fetched"],
-            "refetch": refetch,
-            "bytes_q": nbytes["q"],
-            "bytes_k_msb": nbytes["k_msb"],
-            "bytes_k_lsb": nbytes["k_lsb"],
-            "bytes_v": nbytes["v"],
-            "bytes_state": state,
+            "refetch": tr.table["refetch"],
+            **{f"bytes_{k}": nbytes[k] for k in hbm.KINDS},
+            "bytes_state": tr.state,
             "sequences": cols["sequences"],
-            "transactions": tx_total.astype(np.int64),
-            **{f"cycles_{s}": service[j] for j, s in enumerate(STAGES)},
+            "transactions": tr.transactions.astype(np.int64),
+            **{f"cycles_{s}": cp.service[j] for j, s in enumerate(STAGES)},
             "start": pr.start[0],
             "end": pr.depart[-1] + latency[-1],
         }
     )
-    return SimResult(req, summary, actions)
 
 
 def _policy(w: Workload) -> str:
@@ -606,8 +657,3 @@ def _phases(
         "decode_seconds_per_token": decode_cycles / hz / tokens if tokens else 0.0,
         "decode_dram_bytes_per_token": decode_bytes / tokens if tokens else 0.0,
     }
-
-
-def with_options(opt: Options, **kw: Any) -> Options:
-    """A copy of ``opt`` with fields replaced."""
-    return dataclasses.replace(opt, **kw)

@@ -247,6 +247,14 @@ def run(args: argparse.Namespace) -> int:
         )
     main = evaluate(w, trace, args.design, args.tech_nm)
     summary = dict(main.summary)
+    if summary.get("sram_overflow", 0.0) > 0:
+        kb = w.accelerator.kv_sram_bytes // 2
+        print(
+            f"spatten simulate: warning: {100 * summary['sram_overflow']:.1f}% of the requests' keys "
+            f"overflow half the K SRAM ({kb:,} B): a GQA group's heads each fetch them, a multi-query row "
+            "once per query",
+            file=sys.stderr,
+        )
     if args.trace:
         summary["trace"] = str(args.trace)
     for other in dict.fromkeys(("dense", args.baseline)):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from spatten.sim.pipeline import run_pipeline, run_serial
+from spatten.sim.pipeline import run_pipeline
 
 
 def _loop(service: np.ndarray, latency: np.ndarray, buffer: int) -> float:
@@ -37,11 +37,6 @@ def test_two_stage_hand_case() -> None:
     # stage 0 = 1 cycle each, stage 1 = 4 cycles each, no latency: 1 + 4 * 3 = 13
     s = np.array([[1.0, 1.0, 1.0], [4.0, 4.0, 4.0]])
     assert run_pipeline(s, np.zeros(2), 2).makespan == 13
-
-
-def test_serial_is_total() -> None:
-    s = np.array([[1.0, 2.0], [3.0, 4.0]])
-    assert run_serial(s, np.array([1.0, 1.0])).makespan == 1 + 2 + 3 + 4 + 2 * 2
 
 
 @settings(max_examples=40, deadline=None)
