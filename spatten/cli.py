@@ -22,6 +22,7 @@ COMMANDS: list[str] = [
     "sweep",
     "simulate",
     "models",
+    "dram",
     "accuracy",
     "compare",
     "reproduce",
