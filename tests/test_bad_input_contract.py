@@ -73,6 +73,7 @@ def _base_argv(command: str, tmp: Path) -> list[str]:
         "compare": ["compare", str(cfg), str(cfg)],
         "reproduce": ["reproduce", "--out", str(tmp / "o")],
         "area": ["area"],
+        "dram": ["dram", "--reads", "10"],
         "verilog": ["verilog", "topk", "-o", str(tmp / "o")],
         "verify": ["verify", "topk", "--build-dir", str(tmp / "o")],
     }[command]
