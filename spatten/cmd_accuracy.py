@@ -101,9 +101,8 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("--policy chooses what SpAtten runs: it has no effect with --dense")
         w = dataclasses.replace(w, pruning=dataclasses.replace(w.pruning, policy=args.policy))
     if w.pruning.enabled and w.pruning.policy != "spatten" and mode != "generation":
-        raise ValueError(
-            f"pruning.policy = {w.pruning.policy} runs on decode steps only: use --mode generation"
-        )
+        where = "MiniLM is an encoder" if args.model == "minilm" else "use --mode generation"
+        raise ValueError(f"pruning.policy = {w.pruning.policy} runs on decode steps only: {where}")
     text = brown.read_text(args.text) if args.text else None
     r = run_accuracy(w, args.model, text=text, windows=windows, window_len=window_len, mode=mode,
                      datapath=args.datapath, dense=args.dense, workers=args.workers)  # fmt: skip
