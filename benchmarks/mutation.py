@@ -168,11 +168,17 @@ def main() -> int:
     ap.add_argument("--cosim", action="store_true", help="also run each block's Verilator cosim tests")
     ap.add_argument("--timeout", type=float, default=600.0, help="seconds per mutant (default 600)")
     ap.add_argument("--list", action="store_true", help="list the chosen mutants and stop")
+    ap.add_argument("--only", metavar="I,J,...", help="run only these of the chosen mutants (their numbers)")
     args = ap.parse_args()
-    chosen = pick(candidates(), args.mutants, args.seed)
+    chosen: list[Mutant | None] = list(pick(candidates(), args.mutants, args.seed))
+    if args.only:
+        keep = {int(x) for x in args.only.split(",")}
+        chosen = [m if i in keep else None for i, m in enumerate(chosen)]
     print(f"{len(candidates())} candidate mutants in rtl/; running {len(chosen)} (seed {args.seed})")
     survivors = []
     for i, m in enumerate(chosen):
+        if m is None:
+            continue
         where = f"{m.path.name}:{m.line}"
         if args.list:
             print(f"{i:3d} {where:24s} {m.label:12s} {m.mutated[:70]}")
@@ -185,8 +191,8 @@ def main() -> int:
             survivors.append((where, m.label, m.mutated))
     if args.list:
         return 0
-    killed = len(chosen) - len(survivors)
-    print(f"\n{killed} of {len(chosen)} mutants killed; {len(survivors)} survive:")
+    ran = sum(m is not None for m in chosen)
+    print(f"\n{ran - len(survivors)} of {ran} mutants killed; {len(survivors)} survive:")
     for where, label, code in survivors:
         print(f"  {where:24s} {label:12s} {code}")
     return 1 if survivors else 0
