@@ -103,14 +103,17 @@ def test_topk_directed_edges(in_lanes: int) -> None:
         (list(range(n, 0, -1)), n - 1, 2),  # descending
         ([3, 9, 9, 9, 9, 1, 9, 0, 9, 2, 9, 9, 4, 9, 9, 9], 4, 3),  # ties straddle rank k
         ([-128, 127], 1, 0xFFFF),  # extremes of the width, the seed that wraps to state 1
+        (list(range(n)), 5, 0xFFFF),  # that seed over several rounds: its pivots follow the LFSR from 1
         ([42], 1, 0),
         ([42], 0, 0),
         (list(range(n)), n, 0),
         ([1, 2, 3], 9, 0),  # k > n keeps everything
     ]
     out = run_engine(TopKEngine(8, n, 4, in_lanes=in_lanes), reqs)
-    for (scores, k, _), beats in zip(reqs, out.beats, strict=True):
+    for (scores, k, seed), beats, search in zip(reqs, out.beats, out.search, strict=True):
         assert beats == _expected(scores, min(k, len(scores)))
+        if 0 < k < len(scores):  # a real search: its cycles are the model's, pivot by pivot
+            assert search == quickselect_trace(scores, k, 4, seed, in_lanes=in_lanes).select_cycles
     # hand-computed: the four largest are 9 at indices 1, 2, 3, 4
     assert [b[0] for b in out.beats[3]] == [1, 2, 3, 4]
     assert [b[0] for b in out.beats[0]] == list(range(7))
@@ -120,6 +123,16 @@ def test_topk_overlong_request_ends_at_max_n() -> None:
     scores = [1, 5, 3, 7, 2, 6]  # last beat arrives after max_n = 4
     out = run_engine(TopKEngine(8, 4, 2), [(scores[:4] + [99], 2, 0)][:1])
     assert out.beats[0] == [(1, 5, 0), (3, 7, 0)]
+
+
+def test_topk_overlong_request_reaching_max_n_on_a_beat_boundary_ends_there() -> None:
+    # max_n = 8, beats of 4 and no `last` on the second beat: the request ends when it holds exactly max_n
+    # scores, so the third beat (99s) is never a candidate
+    out = run_engine(TopKEngine(8, 8, 4, in_lanes=4), [([1, 5, 3, 7, 2, 6, 4, 0, 99, 99, 99, 99], 2, 0)])
+    assert out.beats[0] == [(3, 7, 0), (5, 6, 0)]
+    # the third beat is not taken into this request: the harness's offer of it waits until the engine is done
+    # (taking it on the cycle after the second beat, fill 3, is the off-by-one at max_n)
+    assert out.fill[0] > 3
 
 
 def test_topk_overlong_beat_is_clipped_at_max_n() -> None:
