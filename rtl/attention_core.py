@@ -152,7 +152,6 @@ class AttentionCore(wiring.Component):
         # otherwise they are serialized to one probability per cycle
         self.topk_lanes = topk_lanes(k_par, self.topk_p)
         self.k_bits = k_msb_bits + lsb_bits
-        self.raw_width = q_bits + self.k_bits + (math.ceil(math.log2(hd)) if hd > 1 else 0)
         self.index_width = max(1, (max_n - 1).bit_length())
         self.acc_width = p + 1 + v_bits + max(1, math.ceil(math.log2(max_n)))
         self.req_layout = data.StructLayout(

@@ -277,3 +277,20 @@ def test_core_rejects_non_int_and_bad_spec() -> None:
         AttentionCore(k_par=2.0)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="spec must be a SoftmaxSpec"):
         AttentionCore(spec=softmax_spec)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("thr_code", [0, 4096], ids=["never-refetch", "always-refetch"])
+def test_core_extreme_codes_keep_every_bit_of_the_scores(thr_code: int) -> None:
+    """Largest Q and K codes of one sign: |q . k| = head_dim x 127 x 511 needs every bit of the Q.K unit's
+    score (q_bits + k_bits + log2 head_dim); a narrower one wraps and reorders the scores."""
+    hd = 4
+    dut = AttentionCore(hd, 2, 2, q_bits=QB, k_msb_bits=MB, lsb_bits=LB, v_bits=VB, score_shift=2,
+                        topk_p=4, max_n=32)  # fmt: skip
+    qmax, kmax = (1 << (QB - 1)) - 1, (1 << (MB + LB - 1)) - 1
+    k = np.array([[kmax] * hd, [-kmax] * hd, [0] * hd, [kmax, -kmax, kmax, 0]])
+    msb, lsb = split(k, MB + LB, LB)
+    v = np.arange(4 * hd).reshape(4, hd) - 8
+    reqs = [Request(np.full(hd, q), msb, lsb, v, 1.0, thr_code, 7) for q in (qmax, -qmax)]
+    run_core(dut, reqs, 0.0, 0.0)
+    for r in reqs:
+        check(dut, r)
