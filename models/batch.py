@@ -70,12 +70,9 @@ def causal_mean_keys(queries: Any, keys: Any, window: Any = 0) -> np.ndarray:
         raise ValueError("causal rows need 1 <= queries <= keys")
     a, b = k - q + 1, k  # keys seen by the first and the last query
     cap = np.where(w > 0, w, b)  # no window: capped at the last query's count, i.e. not at all
-    full = (a + b) * q / 2  # every count below the window
-    capped = cap * q  # every count at the window
-    lo = np.minimum(cap, b)
-    part = (a + lo) * (lo - a + 1) / 2 + (b - lo) * cap  # counts a..cap, then cap for the rest
-    total = np.where(cap >= b, full, np.where(cap <= a, capped, part))
-    return total / q
+    # the counts a..lo run below the window, the rest sit at it (lo = a - 1: every count at the window)
+    lo = np.clip(cap, a - 1, b)
+    return ((a + lo) * (lo - a + 1) / 2 + (b - lo) * cap) / q
 
 
 def state_bytes(keys: Any, heads: Any) -> np.ndarray:

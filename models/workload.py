@@ -108,8 +108,7 @@ def _blocks(workload: Workload) -> np.ndarray:
         )
 
     # a sliding layer attends to the last `window` tokens at most (its dense reference too)
-    window = np.zeros(m.layers, np.int64)
-    window[list(m.sliding_layers)] = m.sliding_window
+    window = _windows(m)
 
     def cap(layer: int, n: int) -> int:
         return n if window[layer] == 0 else min(n, int(window[layer]))
@@ -141,6 +140,13 @@ def _blocks(workload: Workload) -> np.ndarray:
                           nxt)  # fmt: skip
 
     return np.asarray(blocks, dtype=np.int64).reshape(-1, 8)
+
+
+def _windows(m) -> np.ndarray:
+    """Per layer: its sliding window (0: the layer reads the whole context)."""
+    window = np.zeros(m.layers, np.int64)
+    window[list(m.sliding_layers)] = m.sliding_window
+    return window
 
 
 def shape_rows(workload: Workload) -> int:
@@ -227,8 +233,7 @@ def shape_trace(workload: Workload):
     prompt_rows = (out["step"] == 0) & (out["queries"] > 1) if m.mode == "generation" else None
     if m.batch > 1 or (prompt_rows is not None and prompt_rows.any()):
         # a decoder's prompt row is causal: its queries read the keys up to themselves (models/batch.py)
-        window = np.zeros(m.layers, np.int64)
-        window[list(m.sliding_layers)] = m.sliding_window
+        window = _windows(m)
         kpq = out["keys_fetched"].astype(np.float64)
         if prompt_rows is not None and prompt_rows.any():
             kpq[prompt_rows] = causal_mean_keys(
