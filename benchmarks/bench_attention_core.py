@@ -113,7 +113,7 @@ def main() -> int:
     res = run_cocotb(dut, "attention_core", "spatten.testbench.attention_core_tb", build, extra_env=env)
     wall = time.perf_counter() - t0
     if not res.ok:
-        print(f"RTL run failed: see {build / 'test.log'}")
+        print(f"RTL run failed: {res.report()}")
         return 1
     rows = [json.loads(x) for x in report.read_text().splitlines()]
     print(

@@ -65,7 +65,7 @@ def run_p(p: int, reqs: list[dict], build: Path) -> tuple[list[dict], float, flo
         testcase="topk_exact",
     )
     if not res.ok:
-        raise SystemExit(f"RTL run failed for P={p}: see {build / 'test.log'}")
+        raise SystemExit(f"RTL run failed for P={p}: {res.report()}")
     lines = [json.loads(x) for x in report.read_text().splitlines()]
     rows = [r for r in lines if not r.get("summary")]
     cycles = sum(r["sim_cycles"] for r in lines if r.get("summary"))

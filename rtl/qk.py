@@ -53,7 +53,6 @@ class QKUnit(wiring.Component):
         self.head_dim, self.k_par, self.q_width, self.k_width = head_dim, k_par, q_width, k_width
         self.levels = math.ceil(math.log2(head_dim)) if head_dim > 1 else 0
         self.score_width = q_width + k_width + self.levels
-        self.latency = 1 + self.levels
         super().__init__(
             {
                 "query": In(head_dim * q_width),

@@ -60,6 +60,12 @@ def _summarise(rows: list[dict], name: str, check_total: bool) -> str:
     return line
 
 
+def _build_dir(args: argparse.Namespace, default: str) -> Path:
+    """The case's build folder; a traced build goes to the sibling ``<folder>_waves`` (see run_cocotb)."""
+    base = Path(args.build_dir or default)
+    return base.with_name(base.name + "_waves") if args.waves else base
+
+
 def verify_topk(args: argparse.Namespace) -> int:
     """Build TopKEngine(P, W, max_n), run testbench.topk_tb, print the summary; 0 on pass, 1 on failure."""
     from spatten.rtl.topk import TopKEngine
@@ -83,9 +89,7 @@ def verify_topk(args: argparse.Namespace) -> int:
     if args.requests is not None and not 0 <= args.requests <= 1_000_000:
         raise ValueError(f"--requests {args.requests} is outside the allowed range 0..1000000")
     dut = TopKEngine(score_width=width, max_n=max_n, parallelism=p)  # validates P, W, max_n
-    build = Path(args.build_dir or f"build/verify/topk_p{p}_w{width}_n{max_n}") / (
-        "waves" if args.waves else ""
-    )
+    build = _build_dir(args, f"build/verify/topk_p{p}_w{width}_n{max_n}")
     build.mkdir(parents=True, exist_ok=True)
     report = build / "report.jsonl"
     report.unlink(missing_ok=True)
@@ -109,6 +113,7 @@ def verify_topk(args: argparse.Namespace) -> int:
             build,
             extra_env=env,
             waves=args.waves,
+            waves_on_failure=True,
             testcase="topk_exact" if vectors is not None else None,
         )
     except RuntimeError as e:
@@ -132,7 +137,7 @@ def verify_topk(args: argparse.Namespace) -> int:
     if res.ok:
         print(f"PASS ({res.passed} cocotb tests)")
         return 0
-    print(f"FAIL ({res.failed} of {res.passed + res.failed} cocotb tests): see {build / 'test.log'}")
+    print(f"FAIL: {res.report()}")
     return 1
 
 
@@ -169,9 +174,7 @@ def verify_attention_core(args: argparse.Namespace) -> int:
               "AC_MAX_N": max_n}  # fmt: skip
     dut = AttentionCore(hd, kp, vp, q_bits=8, k_msb_bits=8, lsb_bits=4, v_bits=8, score_shift=shift,
                         topk_p=16, max_n=max_n)  # fmt: skip
-    build = Path(args.build_dir or f"build/verify/attention_core_hd{hd}_kp{kp}_n{max_n}") / (
-        "waves" if args.waves else ""
-    )
+    build = _build_dir(args, f"build/verify/attention_core_hd{hd}_kp{kp}_n{max_n}")
     build.mkdir(parents=True, exist_ok=True)
     report = build / "report.jsonl"
     report.unlink(missing_ok=True)
@@ -183,14 +186,11 @@ def verify_attention_core(args: argparse.Namespace) -> int:
     )  # fmt: skip
     try:
         res = run_cocotb(dut, "attention_core", "spatten.testbench.attention_core_tb", build, extra_env=env,
-                         waves=args.waves)  # fmt: skip
-        ok = res.ok
+                         waves=args.waves, waves_on_failure=True)  # fmt: skip
         times = f"Verilator build {res.build_seconds:.1f} s, simulation {res.test_seconds:.1f} s, "
     except RuntimeError as e:
         print(f"FAIL: {e}")
         return 1
-    except SystemExit:  # cocotb's runner exits when a test fails
-        ok, times = False, ""
     rows = [json.loads(x) for x in report.read_text().splitlines()] if report.exists() else []
     print(f"attention-core D={hd} K_PAR={kp} V_PAR={vp} max_n={max_n}: {times}folder {build}")
     if rows:
@@ -202,19 +202,10 @@ def verify_attention_core(args: argparse.Namespace) -> int:
         )
     if args.waves:
         print(f"waves: {build / 'dump.vcd'}")
-    if ok:
+    if res.ok:
         print("PASS")
         return 0
-    log = build / "test.log"
-    lines = log.read_text(errors="replace").splitlines() if log.exists() else []
-    for i, ln in enumerate(lines):
-        if "AssertionError:" in ln:
-            print("  " + ln.split("AssertionError:", 1)[1].strip())
-            for x in lines[i + 1 : i + 12]:
-                if x.strip().startswith(("stage", "(")):
-                    print("  " + x.strip())
-            break
-    print(f"FAIL: see {log}")
+    print(f"FAIL: {res.report()}")  # the bench's message: the request, then each differing stage element
     return 1
 
 
@@ -241,7 +232,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=1, help="stimulus seed (default 1)")
     p.add_argument("--vectors", default=None, help='JSON file: [{"scores": [...], "k": n, "seed": s?}, ...]')
     p.add_argument(
-        "--waves", action="store_true", help="build with tracing; a VCD lands in <build folder>/waves/"
+        "--waves",
+        action="store_true",
+        help="build with tracing; the VCD lands in <build folder>_waves/ (a failing run does this itself)",
     )
     p.add_argument("--build-dir", default=None, help="build folder (default build/verify/<block>_<params>)")
     p.add_argument(

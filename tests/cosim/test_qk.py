@@ -32,6 +32,11 @@ def test_qk_cosim(head_dim: int, k_par: int, ns: str, idle: float, stall: float)
         "SEED": "7",
     }
     res = run_cocotb(
-        QKUnit(head_dim, k_par, qw, kw), "qk_unit", "spatten.testbench.qk_tb", build, extra_env=env
+        QKUnit(head_dim, k_par, qw, kw),
+        "qk_unit",
+        "spatten.testbench.qk_tb",
+        build,
+        extra_env=env,
+        waves_on_failure=True,
     )
-    assert res.ok, f"cocotb failures, see {res.results_xml}"
+    assert res.ok, res.report()

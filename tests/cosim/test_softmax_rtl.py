@@ -25,5 +25,7 @@ def test_softmax_cosim(lanes: int, ns: str, stall: float) -> None:
     env = {"NS": ns, "STALL": str(stall), "SEED": "11", "LANES": str(lanes)}
     dut = Softmax(DEFAULT_SPEC, max_n=1024, lanes=lanes)
     build = BUILD_ROOT / ("softmax-n1024" + (f"-l{lanes}" if lanes > 1 else ""))
-    res = run_cocotb(dut, "softmax", "spatten.testbench.softmax_tb", build, extra_env=env)
-    assert res.ok, f"cocotb failures, see {res.results_xml}"
+    res = run_cocotb(
+        dut, "softmax", "spatten.testbench.softmax_tb", build, extra_env=env, waves_on_failure=True
+    )
+    assert res.ok, res.report()

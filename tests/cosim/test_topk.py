@@ -1,7 +1,7 @@
 """TopKEngine under Verilator with cocotb: every beat == topk_ref, every cycle count == quickselect_trace.
 
 One build folder per parameter set under ``build/cosim/topk_p<P>_w<W>/`` (kept). On a failure the case
-is rebuilt with tracing into ``<case>/waves/`` and rerun, so the waveform of the failure is there.
+is rebuilt with tracing into ``<case>_waves/`` and rerun, so the waveform of the failure is there.
 """
 
 import json
@@ -43,7 +43,6 @@ def run_case(
     *,
     in_lanes: int = 1,
     seed: int = 1,
-    waves: bool = False,
 ):
     """Build (or reuse) the case's model and run both cocotb tests; return the result and report rows."""
     report = build / "report.jsonl"
@@ -66,7 +65,7 @@ def run_case(
         "spatten.testbench.topk_tb",
         build,
         extra_env=env,
-        waves=waves,
+        waves_on_failure=True,
     )
     rows = [json.loads(line) for line in report.read_text().splitlines()] if report.exists() else []
     return res, rows
@@ -78,9 +77,7 @@ def run_case(
 def test_topk_cosim(parallelism: int, width: int, requests: int, in_lanes: int) -> None:
     build = ROOT / "build" / "cosim" / f"topk_{_case_id(parallelism, width, in_lanes)}"
     res, rows = run_case(parallelism, width, requests, build, in_lanes=in_lanes)
-    if not res.ok:
-        run_case(parallelism, width, requests, build / "waves", in_lanes=in_lanes, waves=True)
-    assert res.ok, f"cocotb failures: see {build}/test.log and waves in {build}/waves/"
+    assert res.ok, res.report()
     assert res.passed == 2
     exact = [r for r in rows if r["test"] == "topk_exact" and not r.get("summary")]
     stress = [r for r in rows if r["test"] == "topk_stress" and not r.get("summary")]

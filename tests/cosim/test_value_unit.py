@@ -18,6 +18,11 @@ def test_value_unit_cosim(stall: float) -> None:
     }  # fmt: skip
     dut = ValueUnit(hd, vp, pw, vw, max_n)
     res = run_cocotb(
-        dut, "value_unit", "spatten.testbench.value_tb", BUILD_ROOT / f"value-hd{hd}-vp{vp}", extra_env=env
+        dut,
+        "value_unit",
+        "spatten.testbench.value_tb",
+        BUILD_ROOT / f"value-hd{hd}-vp{vp}",
+        extra_env=env,
+        waves_on_failure=True,
     )
-    assert res.ok, f"cocotb failures, see {res.results_xml}"
+    assert res.ok, res.report()
