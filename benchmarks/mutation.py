@@ -6,7 +6,8 @@ Each mutant changes one line of one block: a comparison flipped (``<`` to ``<=``
 Candidates are every such spot on a code line (not comments or docstrings) of the files in ``rtl/``; the
 check takes ``--mutants`` of them, spread over the blocks with ``--seed``.
 
-A mutant is written over its file, the tests of its block run (``tests/rtl/test_<block>_amaranth.py``, and
+A mutant is written over its file, the tests of its block run (``tests/rtl/test_<block>_amaranth.py``, the
+port-width and parameter-range tables ``tests/rtl/test_port_widths.py`` and ``test_params.py``, and
 with ``--cosim`` also ``tests/cosim/test_<block>*.py`` under Verilator), and the file is put back (also on
 Ctrl-C). A mutant is *killed* when a test fails or the run times out, *survives* when every test passes.
 Byte-code caching is off for the runs and ``rtl/__pycache__`` is cleared around each, so a put-back file
@@ -122,7 +123,9 @@ TESTED_IN = {"zero_eliminator": "topk"}
 def tests_for(block: str, cosim: bool) -> list[str]:
     """The test files of a block: its Amaranth-simulator tests, and with ``cosim`` its Verilator ones."""
     block = TESTED_IN.get(block, block)
-    files = sorted((ROOT / "tests" / "rtl").glob(f"test_{block}_amaranth.py"))
+    # every block's port widths and parameter ranges are checked by hand-derived tables
+    files = [ROOT / "tests" / "rtl" / "test_port_widths.py", ROOT / "tests" / "rtl" / "test_params.py"]
+    files += sorted((ROOT / "tests" / "rtl").glob(f"test_{block}_amaranth.py"))
     if cosim:
         files += sorted((ROOT / "tests" / "cosim").glob(f"test_{block}*.py"))
     return [str(f.relative_to(ROOT)) for f in files]

@@ -16,22 +16,14 @@ from amaranth.lib.wiring import In, Out
 from spatten.models.attention import softmax_spec
 from spatten.models.attention_core import topk_lanes
 from spatten.models.softmax import SoftmaxSpec
+from spatten.rtl.params import check_int, check_power_of_two
 from spatten.rtl.qk import QKUnit
 from spatten.rtl.requant import RequantDecision
 from spatten.rtl.softmax import Softmax
 from spatten.rtl.topk import TopKEngine
 from spatten.rtl.value_unit import ValueUnit
-from spatten.rtl.zero_eliminator import check_lanes
 
 __all__ = ["AttentionCore"]
-
-
-def _int_param(name: str, value: object, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if not lo <= value <= hi:
-        raise ValueError(f"{name} = {value} is outside the allowed range {lo}..{hi}")
-    return value
 
 
 class AttentionCore(wiring.Component):
@@ -129,16 +121,16 @@ class AttentionCore(wiring.Component):
         max_n: int = 1024,
     ) -> None:
         try:  # every parameter is checked before any signature is built from it
-            self.head_dim = _int_param("head_dim", head_dim, 1, 1024)
-            self.k_par = _int_param("k_par", k_par, 1, 64)
-            self.v_par = _int_param("v_par", v_par, 1, 64)
-            self.q_bits = _int_param("q_bits", q_bits, 2, 16)
-            self.k_msb_bits = _int_param("k_msb_bits", k_msb_bits, 2, 16)
-            self.lsb_bits = _int_param("lsb_bits", lsb_bits, 0, 8)
-            self.v_bits = _int_param("v_bits", v_bits, 2, 16)
-            self.score_shift = _int_param("score_shift", score_shift, 0, 62)
-            self.topk_p = check_lanes(topk_p, "topk_p", 32)
-            self.max_n = _int_param("max_n", max_n, 1, 1 << 16)
+            self.head_dim = check_int("head_dim", head_dim, 1, 1024)
+            self.k_par = check_int("k_par", k_par, 1, 64)
+            self.v_par = check_int("v_par", v_par, 1, 64)
+            self.q_bits = check_int("q_bits", q_bits, 2, 16)
+            self.k_msb_bits = check_int("k_msb_bits", k_msb_bits, 2, 16)
+            self.lsb_bits = check_int("lsb_bits", lsb_bits, 0, 8)
+            self.v_bits = check_int("v_bits", v_bits, 2, 16)
+            self.score_shift = check_int("score_shift", score_shift, 0, 62)
+            self.topk_p = check_power_of_two("topk_p", topk_p, 32)
+            self.max_n = check_int("max_n", max_n, 1, 1 << 16)
             if spec is None:
                 spec = softmax_spec(head_dim)
             if not isinstance(spec, SoftmaxSpec):

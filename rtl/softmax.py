@@ -13,6 +13,7 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from spatten.models.softmax import DEFAULT_SPEC, SoftmaxSpec, exp_table, log2e_constant
+from spatten.rtl.params import check_int
 
 __all__ = ["Softmax"]
 
@@ -71,14 +72,8 @@ class Softmax(wiring.Component):
         try:  # every parameter is checked before the signature is built from it
             if not isinstance(spec, SoftmaxSpec):
                 raise TypeError(f"spec must be a SoftmaxSpec, got {type(spec).__name__}")
-            if isinstance(max_n, bool) or not isinstance(max_n, int) or not 1 <= max_n <= 65536:
-                raise ValueError(f"max_n = {max_n!r} is outside the allowed range 1..65536")
-            if isinstance(lanes, bool) or not isinstance(lanes, int):
-                raise TypeError(f"lanes must be an int, got {lanes!r}")
-            if not 1 <= lanes <= MAX_LANES:
-                raise ValueError(f"lanes = {lanes} is outside the allowed range 1..{MAX_LANES}")
-            if spec.frac_bits + spec.const_bits < spec.lut_bits + spec.interp_bits:
-                raise ValueError("spec: frac_bits + const_bits must be >= lut_bits + interp_bits")
+            check_int("max_n", max_n, 1, 65536)
+            check_int("lanes", lanes, 1, MAX_LANES)
         except (TypeError, ValueError):
             self._MustUse__silence = True  # a rejected component is not an "unused elaboratable"
             raise

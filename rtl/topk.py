@@ -9,20 +9,13 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from spatten.models.topk import LFSR_MASK
-from spatten.rtl.zero_eliminator import ZeroEliminator, check_lanes
+from spatten.rtl.params import check_int, check_power_of_two
+from spatten.rtl.zero_eliminator import ZeroEliminator
 
 __all__ = ["TopKEngine", "score_layout", "k_layout", "out_layout"]
 
 MAX_N_LIMIT = 1 << 16
 """Largest supported request length (the 16-bit LFSR pivot rule spreads positions over at most 2**16)."""
-
-
-def _int_param(value: object, name: str, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if not lo <= value <= hi:
-        raise ValueError(f"{name} = {value} is outside the allowed range {lo}..{hi}")
-    return value
 
 
 def score_layout(width: int, lanes: int = 1) -> data.StructLayout:
@@ -130,21 +123,15 @@ class TopKEngine(wiring.Component):
         in_lanes: int = 1,
     ) -> None:
         try:  # every parameter is checked before the signature is built from it
-            self.score_width = _int_param(score_width, "score_width", 2, 64)
-            self.max_n = _int_param(max_n, "max_n", 1, MAX_N_LIMIT)
-            self.parallelism = check_lanes(parallelism, "parallelism", 32)
+            self.score_width = check_int("score_width", score_width, 2, 64)
+            self.max_n = check_int("max_n", max_n, 1, MAX_N_LIMIT)
+            self.parallelism = check_power_of_two("parallelism", parallelism, 32)
             rows_needed = -(-max_n // parallelism)
             if buffer_depth is None:
                 buffer_depth = rows_needed
-            self.buffer_depth = _int_param(buffer_depth, "buffer_depth", rows_needed, MAX_N_LIMIT)
+            self.buffer_depth = check_int("buffer_depth", buffer_depth, rows_needed, MAX_N_LIMIT)
             # at most P: a beat's scores then fall on distinct lane memories (one write port each)
-            if isinstance(in_lanes, bool) or not isinstance(in_lanes, int):
-                raise TypeError(f"in_lanes must be an int, got {in_lanes!r}")
-            if not 1 <= in_lanes <= parallelism:
-                raise ValueError(
-                    f"in_lanes = {in_lanes} is outside the allowed range 1..{parallelism} (at most P)"
-                )
-            self.in_lanes = in_lanes
+            self.in_lanes = check_int("in_lanes", in_lanes, 1, parallelism)
         except (TypeError, ValueError):
             self._MustUse__silence = True  # a rejected component is not an "unused elaboratable"
             raise

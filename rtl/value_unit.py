@@ -8,6 +8,7 @@ import math
 from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+from spatten.rtl.params import check_int
 
 __all__ = ["ValueUnit"]
 
@@ -45,15 +46,18 @@ class ValueUnit(wiring.Component):
     def __init__(
         self, head_dim: int = 64, v_par: int = 8, p_width: int = 12, v_width: int = 6, max_n: int = 1024
     ):
-        for name, v, lo, hi in (
-            ("head_dim", head_dim, 1, 1024),
-            ("v_par", v_par, 1, 64),
-            ("p_width", p_width, 2, 32),
-            ("v_width", v_width, 2, 32),
-            ("max_n", max_n, 1, 65536),
-        ):
-            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-                raise ValueError(f"{name} = {v!r} is outside the allowed range {lo}..{hi}")
+        try:  # every parameter is checked before the signature is built from it
+            for name, v, lo, hi in (
+                ("head_dim", head_dim, 1, 1024),
+                ("v_par", v_par, 1, 64),
+                ("p_width", p_width, 2, 32),
+                ("v_width", v_width, 2, 32),
+                ("max_n", max_n, 1, 65536),
+            ):
+                check_int(name, v, lo, hi)
+        except (TypeError, ValueError):
+            self._MustUse__silence = True  # a rejected component is not an "unused elaboratable"
+            raise
         self.head_dim, self.v_par, self.p_width, self.v_width, self.max_n = (
             head_dim,
             v_par,

@@ -6,17 +6,9 @@ Golden twin: :mod:`models.zero_eliminator`.
 from amaranth import Const, Module, Shape, ShapeCastable, Signal, Value
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
+from spatten.rtl.params import check_power_of_two
 
-__all__ = ["ZeroEliminator", "check_lanes"]
-
-
-def check_lanes(lanes: object, name: str = "lanes", limit: int = 32) -> int:
-    """Validate a lane count: an int, a power of two, 1..``limit``; return it."""
-    if isinstance(lanes, bool) or not isinstance(lanes, int):
-        raise TypeError(f"{name} must be an int, got {lanes!r}")
-    if not 1 <= lanes <= limit or lanes & (lanes - 1):
-        raise ValueError(f"{name} = {lanes} must be a power of two in 1..{limit}")
-    return lanes
+__all__ = ["ZeroEliminator"]
 
 
 class ZeroEliminator(wiring.Component):
@@ -50,7 +42,7 @@ class ZeroEliminator(wiring.Component):
         try:
             if not isinstance(shape, ShapeCastable | Shape | int):
                 raise TypeError(f"shape must be an Amaranth shape, got {shape!r}")
-            self._lanes = check_lanes(lanes)
+            self._lanes = check_power_of_two("lanes", lanes, 32)
         except (TypeError, ValueError):
             self._MustUse__silence = True  # a rejected component is not an "unused elaboratable"
             raise
