@@ -216,7 +216,7 @@ class TopKEngine(wiring.Component):
             m.d.sync += self.o.valid.eq(0)
 
         # --- shared read addressing ----------------------------------------------------------------------
-        pos = Signal(unsigned(16 + cnt_shape.width))
+        pos = Signal(cnt_shape)  # (lfsr * m_cnt) >> 16 < m_cnt: the count's width is enough
         m.d.comb += pos.eq((lfsr * m_cnt) >> 16)
         rd_row = Signal(row_shape)
         for _wp, rp in a:

@@ -23,6 +23,7 @@ COMMANDS: list[str] = [
     "simulate",
     "models",
     "dram",
+    "timing",
     "accuracy",
     "compare",
     "reproduce",

@@ -74,6 +74,7 @@ def _base_argv(command: str, tmp: Path) -> list[str]:
         "reproduce": ["reproduce", "--out", str(tmp / "o")],
         "area": ["area"],
         "dram": ["dram", "--reads", "10"],
+        "timing": ["timing", "--block", "requant"],
         "verilog": ["verilog", "topk", "-o", str(tmp / "o")],
         "verify": ["verify", "topk", "--build-dir", str(tmp / "o")],
     }[command]

@@ -160,3 +160,15 @@ def test_topk_overlong_beat_is_clipped_at_max_n() -> None:
 def test_parameter_validation(kwargs: dict, exc: type, text: str) -> None:
     with pytest.raises(exc, match=text.replace(".", r"\.")):
         TopKEngine(**kwargs)
+
+
+def test_topk_full_size_request_pivots_reach_every_row() -> None:
+    """max_n = 1024, n = 1000: the pivot position (lfsr * n) >> 16 takes all 10 bits of the count, so a
+    position register narrower than the count picks wrong pivots (the small-max_n cases cannot tell)."""
+    rng = random.Random(5)
+    scores = [rng.randint(-(1 << 15), (1 << 15) - 1) for _ in range(1000)]
+    reqs = [(scores, 500, 0xACE1), (scores, 37, 0x1234)]
+    out = run_engine(TopKEngine(16, 1024, 16, in_lanes=8), reqs)
+    for (sc, k, seed), beats, search in zip(reqs, out.beats, out.search, strict=True):
+        assert beats == _expected(sc, k)
+        assert search == quickselect_trace(sc, k, 16, seed, in_lanes=8).select_cycles
