@@ -31,22 +31,11 @@ sys.path.insert(0, str(ROOT))
 
 from spatten.models.config import workload_preset  # noqa: E402
 from spatten.models.trace import TRACE_COLUMNS  # noqa: E402
-from spatten.rtl.attention_core import AttentionCore  # noqa: E402
+from spatten.testbench.attention_core_tb import CoreParams  # noqa: E402
 from spatten.testbench.runner import run_cocotb  # noqa: E402
 
-HD, KP, VP, MAX_N, N = 64, 8, 8, 1024, 1024
-PARAMS = {
-    "AC_HEAD_DIM": HD,
-    "AC_K_PAR": KP,
-    "AC_V_PAR": VP,
-    "AC_Q_BITS": 8,
-    "AC_MSB_BITS": 8,
-    "AC_LSB_BITS": 4,
-    "AC_V_BITS": 8,
-    "AC_SCORE_SHIFT": 10,
-    "AC_TOPK_P": 16,
-    "AC_MAX_N": MAX_N,
-}
+PARAMS = CoreParams(head_dim=64, k_par=8, v_par=8, max_n=1024)  # 8-bit codes, 8 + 4-bit keys, P = 16
+HD, KP, VP, N = PARAMS.head_dim, PARAMS.k_par, PARAMS.v_par, 1024
 
 
 def sim_prediction(n: int, m: int, refetch: bool, copies: int = 1) -> tuple[dict, float]:
@@ -92,13 +81,13 @@ def sim_prediction(n: int, m: int, refetch: bool, copies: int = 1) -> tuple[dict
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--build-dir", default="build/bench/attention-core-hd64-kp8-vp8-n1024")
+    ap.add_argument("--build-dir", default=f"build/bench/attention-core-{PARAMS.tag}")
     args = ap.parse_args()
     build = Path(args.build_dir)
     build.mkdir(parents=True, exist_ok=True)
     report = build / "report.jsonl"
     report.unlink(missing_ok=True)
-    env = {k: str(v) for k, v in PARAMS.items()}
+    env = PARAMS.env()
     env.update(
         AC_NS=str(N),
         AC_RATIOS="1.0,0.2",
@@ -106,9 +95,7 @@ def main() -> int:
         AC_SEED=str(args.seed),
         AC_REPORT=str(report.resolve()),
     )
-    dut = AttentionCore(
-        HD, KP, VP, q_bits=8, k_msb_bits=8, lsb_bits=4, v_bits=8, score_shift=10, topk_p=16, max_n=MAX_N
-    )
+    dut = PARAMS.core()
     t0 = time.perf_counter()
     res = run_cocotb(dut, "attention_core", "spatten.testbench.attention_core_tb", build, extra_env=env)
     wall = time.perf_counter() - t0

@@ -60,6 +60,21 @@ def _summarise(rows: list[dict], name: str, check_total: bool) -> str:
     return line
 
 
+#: attention-core flags -> the core's own range (the top-k P must also be a power of two)
+CORE_FLAGS: dict[str, tuple[int, int]] = {
+    "head_dim": (1, 1024), "k_par": (1, 64), "v_par": (1, 64), "q_bits": (2, 16), "k_msb_bits": (2, 16),
+    "lsb_bits": (0, 8), "v_bits": (2, 16), "score_shift": (0, 62), "topk_p": (1, 32),
+}  # fmt: skip
+CORE_HELP = {
+    "head_dim": "head dim D (default 16)", "k_par": "keys per cycle (default 4; also sets --v-par)",
+    "v_par": "value rows per beat (default --k-par)", "q_bits": "signed query code bits (default 8)",
+    "k_msb_bits": "signed key MSB bits (default 8)", "lsb_bits": "key LSB bits, 0 = no refetch (default 4)",
+    "v_bits": "signed value code bits (default 8)",
+    "score_shift": "dot product to softmax input shift (default: Q.K score width - 16)",
+    "topk_p": "top-k comparators per cycle, a power of two (default 16)",
+}  # fmt: skip
+
+
 def _build_dir(args: argparse.Namespace, default: str) -> Path:
     """The case's build folder; a traced build goes to the sibling ``<folder>_waves`` (see run_cocotb)."""
     base = Path(args.build_dir or default)
@@ -71,7 +86,7 @@ def verify_topk(args: argparse.Namespace) -> int:
     from spatten.rtl.topk import TopKEngine
     from spatten.testbench.runner import run_cocotb
 
-    for flag, value in (("--head-dim", args.head_dim), ("--k-par", args.k_par)):
+    for flag, value in ((f"--{f.replace('_', '-')}", getattr(args, f)) for f in CORE_FLAGS):
         if value is not None:
             raise ValueError(f"{flag} applies to the attention-core block only, not topk")
     p = 16 if args.parallelism is None else args.parallelism
@@ -142,43 +157,41 @@ def verify_topk(args: argparse.Namespace) -> int:
 
 
 def verify_attention_core(args: argparse.Namespace) -> int:
-    """Build AttentionCore (D = 16 or 64, K_PAR = V_PAR, 8-bit codes, 8+4-bit keys, P = 16), run
-    testbench.attention_core_tb: directed requests (n in 1, 7, 64 up to max_n; keep 1.0/0.3/0.2; refetch
-    forced off and on) then ``--requests`` random ones; print the summary; 0 on pass, 1 on failure."""
-    from spatten.rtl.attention_core import AttentionCore
+    """Build AttentionCore with every parameter the core takes (``CORE_FLAGS``; defaults D = 16,
+    K_PAR = V_PAR = 4, 8-bit codes, 8+4-bit keys, P = 16), run testbench.attention_core_tb: directed
+    requests (n in 1, 7, 64 up to max_n; keep 1.0/0.3/0.2; refetch forced off and on) then ``--requests``
+    random ones; print the summary; 0 on pass, 1 on failure."""
+    from spatten.testbench.attention_core_tb import CoreParams
     from spatten.testbench.runner import run_cocotb
 
     for flag, value in (("--parallelism", args.parallelism), ("--width", args.width),
                         ("--vectors", args.vectors)):  # fmt: skip
         if value is not None:
             raise ValueError(f"{flag} applies to the topk block only, not attention-core")
-    max_n = DEFAULT_MAX_N if args.max_n is None else args.max_n
-    if not 1 <= max_n <= 4096:
-        raise ValueError(f"--max-n {max_n} is outside the allowed range 1..4096")
     requests = 20 if args.requests is None else args.requests
     if not 0 <= requests <= 100_000:
         raise ValueError(f"--requests {requests} is outside the allowed range 0..100000")
     if not 0 <= args.seed < 2**32:
         raise ValueError(f"--seed {args.seed} is outside the allowed range 0..4294967295")
-    hd = 16 if args.head_dim is None else args.head_dim
-    if hd not in (16, 64):  # the two settings whose score scaling the cosim suite verifies
-        raise ValueError(f"--head-dim {hd} is not one of the verified settings 16, 64")
-    kp = (4 if hd == 16 else 8) if args.k_par is None else args.k_par
-    if not 1 <= kp <= 16:
-        raise ValueError(f"--k-par {kp} is outside the allowed range 1..16")
-    vp = kp
-    # score_shift puts the raw dot products of 8-bit codes into the softmax input (as the cosim tests)
-    shift = 10 if hd >= 64 else 8
-    params = {"AC_HEAD_DIM": hd, "AC_K_PAR": kp, "AC_V_PAR": vp, "AC_Q_BITS": 8, "AC_MSB_BITS": 8,
-              "AC_LSB_BITS": 4, "AC_V_BITS": 8, "AC_SCORE_SHIFT": shift, "AC_TOPK_P": 16,
-              "AC_MAX_N": max_n}  # fmt: skip
-    dut = AttentionCore(hd, kp, vp, q_bits=8, k_msb_bits=8, lsb_bits=4, v_bits=8, score_shift=shift,
-                        topk_p=16, max_n=max_n)  # fmt: skip
-    build = _build_dir(args, f"build/verify/attention_core_hd{hd}_kp{kp}_n{max_n}")
+    given = {f: getattr(args, f) for f in CORE_FLAGS if getattr(args, f) is not None}
+    for f, v in given.items():
+        lo, hi = CORE_FLAGS[f]
+        if not lo <= v <= hi:
+            raise ValueError(f"--{f.replace('_', '-')} {v} is outside the allowed range {lo}..{hi}")
+    if args.max_n is not None and not 1 <= args.max_n <= 4096:
+        raise ValueError(f"--max-n {args.max_n} is outside the allowed range 1..4096")
+    if "topk_p" in given and given["topk_p"] & (given["topk_p"] - 1):
+        raise ValueError(f"--topk-p {given['topk_p']} must be a power of two in 1..32")
+    if "k_par" in given and "v_par" not in given:
+        given["v_par"] = given["k_par"]  # one flag sets both, as the core is usually built
+    params = CoreParams(max_n=DEFAULT_MAX_N if args.max_n is None else args.max_n, **given)
+    hd, kp, vp, max_n = params.head_dim, params.k_par, params.v_par, params.max_n
+    dut = params.core()
+    build = _build_dir(args, f"build/verify/attention_core_{params.tag}")
     build.mkdir(parents=True, exist_ok=True)
     report = build / "report.jsonl"
     report.unlink(missing_ok=True)
-    env = {k: str(v) for k, v in params.items()}
+    env = params.env()
     env.update(
         AC_NS=",".join(str(n) for n in (1, 7, 64) if n <= max_n), AC_RATIOS="1.0,0.3,0.2",
         AC_THRESHOLDS="0,1", AC_REQUESTS=str(requests), AC_SEED=str(args.seed),
@@ -192,7 +205,11 @@ def verify_attention_core(args: argparse.Namespace) -> int:
         print(f"FAIL: {e}")
         return 1
     rows = [json.loads(x) for x in report.read_text().splitlines()] if report.exists() else []
-    print(f"attention-core D={hd} K_PAR={kp} V_PAR={vp} max_n={max_n}: {times}folder {build}")
+    print(
+        f"attention-core D={hd} K_PAR={kp} V_PAR={vp} q/k/v bits {params.q_bits}/{params.k_msb_bits}+"
+        f"{params.lsb_bits}/{params.v_bits} shift {params.shift} top-k P={params.topk_p} max_n={max_n}:"
+        f" {times}folder {build}"
+    )
     if rows:
         tot = [r["measured"]["total"] for r in rows]
         print(
@@ -237,15 +254,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="build with tracing; the VCD lands in <build folder>_waves/ (a failing run does this itself)",
     )
     p.add_argument("--build-dir", default=None, help="build folder (default build/verify/<block>_<params>)")
-    p.add_argument(
-        "--head-dim", type=int, default=None, help="attention-core: head dim, 16 or 64 (default 16)"
-    )
-    p.add_argument(
-        "--k-par",
-        type=int,
-        default=None,
-        help="attention-core: keys (and value rows) per cycle, 1..16 (default 4 at D=16, 8 at D=64)",
-    )
+    core = p.add_argument_group("attention-core build parameters (default: D=16, K_PAR=V_PAR=4, 8-bit codes)")
+    for f, (lo, hi) in CORE_FLAGS.items():
+        core.add_argument(
+            f"--{f.replace('_', '-')}", type=int, default=None, help=f"{CORE_HELP[f]}, {lo}..{hi}"
+        )
     p.set_defaults(func=run)
 
 

@@ -5,7 +5,8 @@ Environment (set through :func:`testbench.runner.run_cocotb`'s ``extra_env``):
 
 ``AC_HEAD_DIM``, ``AC_K_PAR``, ``AC_V_PAR``, ``AC_Q_BITS``, ``AC_MSB_BITS``, ``AC_LSB_BITS``, ``AC_V_BITS``,
 ``AC_SCORE_SHIFT``, ``AC_TOPK_P``, ``AC_MAX_N``
-    The core's parameters (must match the built Verilog; the softmax spec is ``softmax_spec(head_dim)``).
+    The core's parameters, written by :meth:`CoreParams.env` (must match the built Verilog; the softmax
+    spec is ``softmax_spec(head_dim)``).
 ``AC_NS``, ``AC_RATIOS``, ``AC_THRESHOLDS``
     Comma lists: request lengths, value keep ratios, refetch thresholds in [0, 1] (0 never refetches,
     1 always does, values between let the data decide). Every combination is one request.
@@ -44,7 +45,7 @@ from spatten.models.quant import threshold_code
 from spatten.models.softmax import error_bound, softmax_float
 from spatten.testbench.stream import pack, unpack
 
-__all__ = ["Stimulus", "make_stimulus", "diff_report", "sim_stage_model"]
+__all__ = ["CoreParams", "Stimulus", "make_stimulus", "diff_report", "sim_stage_model"]
 
 
 def _env_int(name: str, default: int | None = None) -> int:
@@ -52,17 +53,76 @@ def _env_int(name: str, default: int | None = None) -> int:
     return int(v) if v is not None else int(default)  # type: ignore[arg-type]
 
 
+@dataclass(frozen=True)
+class CoreParams:
+    """Every build parameter of the core under test, in one place for the CLI, the tests and the benchmarks.
+
+    The defaults are the small verified build (D = 16, K_PAR = V_PAR = 4, 8-bit codes, 8 + 4-bit keys,
+    P = 16). ``score_shift`` None takes :meth:`default_shift`. Ranges are the core's own (its constructor
+    refuses the rest in one line).
+    """
+
+    head_dim: int = 16
+    k_par: int = 4
+    v_par: int = 4
+    q_bits: int = 8
+    k_msb_bits: int = 8
+    lsb_bits: int = 4
+    v_bits: int = 8
+    score_shift: int | None = None
+    topk_p: int = 16
+    max_n: int = 1024
+
+    #: environment variable of each field (what the bench reads inside the simulator)
+    ENV = {"head_dim": "AC_HEAD_DIM", "k_par": "AC_K_PAR", "v_par": "AC_V_PAR", "q_bits": "AC_Q_BITS",
+           "k_msb_bits": "AC_MSB_BITS", "lsb_bits": "AC_LSB_BITS", "v_bits": "AC_V_BITS",
+           "score_shift": "AC_SCORE_SHIFT", "topk_p": "AC_TOPK_P", "max_n": "AC_MAX_N"}  # fmt: skip
+
+    def default_shift(self) -> int:
+        """The shift that puts the largest raw dot product into the softmax's 16-bit input: the Q.K
+        score width ``q_bits + k_bits + ceil(log2 D)`` less 16 (8 at D = 16, 10 at D = 64 with 8-bit
+        queries and 12-bit keys)."""
+        levels = math.ceil(math.log2(self.head_dim)) if self.head_dim > 1 else 0
+        return max(0, self.q_bits + self.k_msb_bits + self.lsb_bits + levels - 16)
+
+    @property
+    def shift(self) -> int:
+        """The score shift in use."""
+        return self.default_shift() if self.score_shift is None else self.score_shift
+
+    def core(self):
+        """The AttentionCore these parameters build."""
+        from spatten.rtl.attention_core import AttentionCore
+
+        return AttentionCore(
+            self.head_dim, self.k_par, self.v_par, q_bits=self.q_bits, k_msb_bits=self.k_msb_bits,
+            lsb_bits=self.lsb_bits, v_bits=self.v_bits, score_shift=self.shift, topk_p=self.topk_p,
+            max_n=self.max_n,
+        )  # fmt: skip
+
+    def env(self) -> dict[str, str]:
+        """The bench's environment for these parameters."""
+        return {
+            var: str(self.shift if f == "score_shift" else getattr(self, f)) for f, var in self.ENV.items()
+        }
+
+    @classmethod
+    def from_env(cls) -> CoreParams:
+        """The parameters the environment describes (inside the simulator)."""
+        return cls(**{f: _env_int(var, getattr(cls, f)) for f, var in cls.ENV.items() if var in os.environ})
+
+    @property
+    def tag(self) -> str:
+        """A build-folder name naming every parameter."""
+        return (
+            f"hd{self.head_dim}-kp{self.k_par}-vp{self.v_par}-q{self.q_bits}-k{self.k_msb_bits}+{self.lsb_bits}"
+            f"-v{self.v_bits}-s{self.shift}-p{self.topk_p}-n{self.max_n}"
+        )
+
+
 def build_core():
     """The AttentionCore the environment describes (for its layouts and widths)."""
-    from spatten.rtl.attention_core import AttentionCore
-
-    return AttentionCore(
-        _env_int("AC_HEAD_DIM"), _env_int("AC_K_PAR"), _env_int("AC_V_PAR"),
-        q_bits=_env_int("AC_Q_BITS", 8), k_msb_bits=_env_int("AC_MSB_BITS", 8),
-        lsb_bits=_env_int("AC_LSB_BITS", 4), v_bits=_env_int("AC_V_BITS", 8),
-        score_shift=_env_int("AC_SCORE_SHIFT", 0), topk_p=_env_int("AC_TOPK_P", 16),
-        max_n=_env_int("AC_MAX_N", 1024),
-    )  # fmt: skip
+    return CoreParams.from_env().core()
 
 
 @dataclass

@@ -46,8 +46,12 @@ def test_verilog_attention_core_bad_input(tmp_path, capsys, argv, text) -> None:
         (["--seed", "-2"], "--seed -2 is outside the allowed range 0..4294967295"),
         (["--vectors", "v.json"], "--vectors applies to the topk block only"),
         (["--width", "8"], "--width applies to the topk block only"),
-        (["--head-dim", "32"], "--head-dim 32 is not one of the verified settings 16, 64"),
-        (["--k-par", "17"], "--k-par 17 is outside the allowed range 1..16"),
+        (["--head-dim", "0"], "--head-dim 0 is outside the allowed range 1..1024"),
+        (["--k-par", "65"], "--k-par 65 is outside the allowed range 1..64"),
+        (["--lsb-bits", "9"], "--lsb-bits 9 is outside the allowed range 0..8"),
+        (["--score-shift", "63"], "--score-shift 63 is outside the allowed range 0..62"),
+        (["--topk-p", "12"], "--topk-p 12 must be a power of two in 1..32"),
+        (["--q-bits", "1"], "--q-bits 1 is outside the allowed range 2..16"),
     ],
 )
 def test_verify_attention_core_bad_input(tmp_path, capsys, argv, text) -> None:
@@ -68,9 +72,25 @@ def test_verify_attention_core_passes_with_waves(tmp_path, capsys) -> None:
     assert (build.with_name("b_waves") / "dump.vcd").stat().st_size > 0
 
 
-def test_verify_topk_rejects_attention_core_flags(tmp_path, capsys) -> None:
+@pytest.mark.parametrize("flag", ["--k-par", "--v-bits", "--topk-p"])
+def test_verify_topk_rejects_attention_core_flags(tmp_path, capsys, flag) -> None:
     build = tmp_path / "b"
-    assert main(["verify", "topk", "--k-par", "4", "--build-dir", str(build)]) == 2
+    assert main(["verify", "topk", flag, "4", "--build-dir", str(build)]) == 2
     err = capsys.readouterr().err
-    assert "--k-par applies to the attention-core block only" in err and err.count("\n") == 1
+    assert f"{flag} applies to the attention-core block only" in err and err.count("\n") == 1
     assert not build.exists()
+
+
+@pytest.mark.cosim
+def test_verify_attention_core_takes_every_parameter(tmp_path, capsys) -> None:
+    """A core unlike the suite's builds: odd D, K_PAR != V_PAR, narrow codes, 6 + 2-bit keys, top-k P = 4
+    (K_PAR > P: serialized top-k input), a hand-set shift; every request == the golden model."""
+    argv = ["verify", "attention-core", "--head-dim", "12", "--k-par", "8", "--v-par", "3", "--q-bits", "6",
+            "--k-msb-bits", "6", "--lsb-bits", "2", "--v-bits", "5", "--score-shift", "5", "--topk-p", "4",
+            "--max-n", "40", "--requests", "6", "--seed", "9",
+            "--build-dir", str(tmp_path / "b")]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "attention-core D=12 K_PAR=8 V_PAR=3 q/k/v bits 6/6+2/5 shift 5 top-k P=4 max_n=40" in out
+    # directed: n in (1, 7) x 3 ratios x 2 thresholds = 12, then 6 random
+    assert "PASS" in out and "18 requests == models.attention" in out

@@ -29,40 +29,27 @@ from __future__ import annotations
 import json
 
 import pytest
+from spatten.testbench.attention_core_tb import CoreParams
 from spatten.testbench.runner import run_cocotb
 
 from tests.cosim.paths import BUILD_ROOT
-
-PARAMS = {"AC_Q_BITS": 8, "AC_MSB_BITS": 8, "AC_LSB_BITS": 4, "AC_V_BITS": 8, "AC_TOPK_P": 16}
-
-
-def _core(env: dict[str, str]):
-    from spatten.rtl.attention_core import AttentionCore
-
-    return AttentionCore(
-        int(env["AC_HEAD_DIM"]), int(env["AC_K_PAR"]), int(env["AC_V_PAR"]), q_bits=int(env["AC_Q_BITS"]),
-        k_msb_bits=int(env["AC_MSB_BITS"]), lsb_bits=int(env["AC_LSB_BITS"]), v_bits=int(env["AC_V_BITS"]),
-        score_shift=int(env["AC_SCORE_SHIFT"]), topk_p=int(env["AC_TOPK_P"]), max_n=int(env["AC_MAX_N"]),
-    )  # fmt: skip
 
 
 def run_case(hd: int, kp: int, vp: int, max_n: int, ns: str, idle: float, stall: float, tag: str,
              thresholds: str = "0,1,0.05", seed: int = 3) -> list[dict]:  # fmt: skip
     """Build (or reuse) the core, run the requests, return the report rows; assert every test passed."""
-    env = {k: str(v) for k, v in PARAMS.items()}
-    # score_shift puts the raw dot products of 8-bit codes into the 16-bit, 6-fraction-bit softmax input
-    env.update(AC_HEAD_DIM=str(hd), AC_K_PAR=str(kp), AC_V_PAR=str(vp), AC_MAX_N=str(max_n),
-               AC_SCORE_SHIFT=str(10 if hd >= 64 else 8), AC_NS=ns, AC_RATIOS="1.0,0.3,0.2",
-               AC_THRESHOLDS=thresholds, AC_IDLE=str(idle), AC_STALL=str(stall),
-               AC_SEED=str(seed))  # fmt: skip
-    build = BUILD_ROOT / f"attention-core-hd{hd}-kp{kp}-vp{vp}-n{max_n}"
+    params = CoreParams(head_dim=hd, k_par=kp, v_par=vp, max_n=max_n)  # 8-bit codes, 8 + 4-bit keys, P = 16
+    env = params.env()
+    env.update(AC_NS=ns, AC_RATIOS="1.0,0.3,0.2", AC_THRESHOLDS=thresholds, AC_IDLE=str(idle),
+               AC_STALL=str(stall), AC_SEED=str(seed))  # fmt: skip
+    build = BUILD_ROOT / f"attention-core-{params.tag}"
     build.mkdir(parents=True, exist_ok=True)
     report = build / f"report-{tag}.jsonl"
     report.unlink(missing_ok=True)
     env["AC_REPORT"] = str(report.resolve())
     # run_cocotb serializes cases sharing this build folder (pytest-xdist)
     res = run_cocotb(
-        _core(env), "attention_core", "spatten.testbench.attention_core_tb", build, extra_env=env,
+        params.core(), "attention_core", "spatten.testbench.attention_core_tb", build, extra_env=env,
         waves_on_failure=True,
     )  # fmt: skip
     assert res.ok, res.report()  # the bench's message: the request, then each differing stage element
