@@ -14,9 +14,16 @@ Quick-select as built in ``rtl/topk.py``
    ends the search (the pivot is the k-th largest value); otherwise ``rank -= n_greater + n_equal`` and
    the less set is next.
 3. Pivot rule: a 16-bit Galois LFSR (polynomial x^16 + x^14 + x^13 + x^11 + 1, mask ``0xB400``), seeded
-   with ``(seed mod 65535) + 1`` per request, gives ``pivot_pos = (state * n_round) >> 16``, a position in
-   the current candidate buffer; the LFSR steps once after each round. A multiply-shift instead of a
-   modulo keeps the hardware to one small multiplier.
+   with ``(seed mod 65535) + 1`` per request, picks the pivot from the current candidate buffer and steps
+   once after each round. When the buffer holds at least one full row (``n_round >= P``) and ``P >= 4``,
+   it picks a full row, ``row = (state * (n_round // P)) >> 16``, and the pivot is the median of that
+   row's :func:`pivot_lanes` (P >= 16: nine lanes spread over the row, the median of the three
+   medians of three, "ninther"; 4 <= P < 16: the median of the first, middle and last lanes). The row
+   is read in one cycle, as the pivot read always was, so a round still costs one pivot cycle; a
+   median of several candidates splits the set closer to the middle, so fewer elements are streamed
+   (n = 1,024, k = 512, P = 16: about 166 search cycles on average, against about 231 for one random
+   position). Otherwise (P < 4, or fewer than P candidates left) ``pivot_pos = (state * n_round) >> 16``,
+   one position. A multiply-shift instead of a modulo keeps the hardware to one small multiplier.
 4. ``k == 0`` and ``k == n`` need no rounds (nothing / everything is kept).
 5. A final pass over the buffered input, in index order, keeps scores above the k-th value plus the first
    ``k - n_above`` scores equal to it, and emits them one per cycle.
@@ -54,6 +61,8 @@ __all__ = [
     "ROUND_OVERHEAD",
     "OUTPUT_REGISTER",
     "final_pass_cycles",
+    "pivot_lanes",
+    "median3",
 ]
 
 LFSR_MASK = 0xB400
@@ -108,6 +117,32 @@ def topk_ref(scores: npt.ArrayLike, k: int) -> np.ndarray:
         (np.arange(a.size), -a.astype(np.float64) if a.dtype.kind == "f" else -a.astype(np.int64))
     )
     return np.sort(order[:k]).astype(np.int64)
+
+
+def pivot_lanes(parallelism: int) -> tuple[int, ...]:
+    """Lanes of a full buffer row whose median is a round's pivot (empty: the one-position rule).
+
+    P >= 16: nine lanes ``i * (P - 1) // 8`` (i = 0..8), taken as three groups of three; 4 <= P < 16:
+    ``(0, P // 2, P - 1)``; P < 4: none.
+    """
+    p = int(parallelism)
+    if p >= 16:
+        return tuple(i * (p - 1) // 8 for i in range(9))
+    if p >= 4:
+        return (0, p // 2, p - 1)
+    return ()
+
+
+def median3(a, b, c):
+    """Median of three as the RTL computes it: ``max(min(a, b), min(max(a, b), c))``."""
+    return max(min(a, b), min(max(a, b), c))
+
+
+def _row_median(values: list) -> object:
+    """The pivot of a row's candidate values: a median of three, or the median of three medians."""
+    if len(values) == 3:
+        return median3(*values)
+    return median3(*(median3(*values[i : i + 3]) for i in (0, 3, 6)))
 
 
 def lfsr_seed(seed: int) -> int:
@@ -238,10 +273,18 @@ def quickselect_trace(
     state = lfsr_seed(seed)
     sizes: list[int] = []
     pivots: list[int] = []
+    p = int(parallelism)
+    cand = pivot_lanes(p)
     while True:
         m = int(cur.size)
-        pos = (state * m) >> LFSR_BITS
-        pivot = cur[pos]
+        if cand and m >= p:
+            base = ((state * (m // p)) >> LFSR_BITS) * p
+            values = [cur[base + lane] for lane in cand]
+            pivot = _row_median(values)
+            pos = base + cand[values.index(pivot)]  # a position holding the pivot value
+        else:
+            pos = (state * m) >> LFSR_BITS
+            pivot = cur[pos]
         sizes.append(m)
         pivots.append(int(pos))
         state = lfsr_step(state)

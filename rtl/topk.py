@@ -4,11 +4,11 @@ Golden twin: :func:`models.topk.topk_ref` (selection) and :func:`models.topk.qui
 (pivot sequence and exact cycle counts).
 """
 
-from amaranth import Array, Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Array, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
-from spatten.models.topk import LFSR_MASK
+from spatten.models.topk import LFSR_MASK, pivot_lanes
 from spatten.rtl.params import check_int, check_power_of_two
 from spatten.rtl.zero_eliminator import ZeroEliminator
 
@@ -16,6 +16,20 @@ __all__ = ["TopKEngine", "score_layout", "k_layout", "out_layout"]
 
 MAX_N_LIMIT = 1 << 16
 """Largest supported request length (the 16-bit LFSR pivot rule spreads positions over at most 2**16)."""
+
+
+def _median3(a: Value, b: Value, c: Value) -> Value:
+    """``max(min(a, b), min(max(a, b), c))``, as :func:`models.topk.median3`."""
+    lo, hi = Mux(a < b, a, b), Mux(a > b, a, b)
+    upper = Mux(hi < c, hi, c)
+    return Mux(lo > upper, lo, upper)
+
+
+def _row_median(values: list[Value]) -> Value:
+    """A median of three, or the median of three medians of three (the model's ``_row_median``)."""
+    if len(values) == 3:
+        return _median3(*values)
+    return _median3(*(_median3(*values[i : i + 3]) for i in (0, 3, 6)))
 
 
 def score_layout(width: int, lanes: int = 1) -> data.StructLayout:
@@ -54,9 +68,12 @@ class TopKEngine(wiring.Component):
     the side holding rank k) until the pivot is the k-th largest value, then a final pass over the
     buffered input emits every score above that value plus the first ``k - n_above`` equal ones, one per
     beat, in index order.
-    The pivot of a round is ``pivot_pos = (lfsr * n_round) >> 16`` in the candidate buffer, with the
-    16-bit Galois LFSR of :mod:`models.topk` seeded from the request's ``seed``; so
-    :func:`models.topk.quickselect_trace` predicts every round and every cycle.
+    The pivot of a round comes from the 16-bit Galois LFSR of :mod:`models.topk`, seeded from the
+    request's ``seed``: with a full buffer row left and P >= 4, the median of the
+    :func:`models.topk.pivot_lanes` of row ``(lfsr * (n_round // P)) >> 16`` (nine lanes as a median of
+    three medians when P >= 16, three when P is 4 or 8), read in the one pivot cycle; otherwise the
+    score at ``(lfsr * n_round) >> 16``. So :func:`models.topk.quickselect_trace` predicts every round
+    and every cycle.
 
     Timing (t0 = the cycle in which the request's last score and its k have both been accepted):
     cycles t0+1 .. t0+S are the search (``searching`` high, ``S = sum over rounds of ceil(n_round / P)
@@ -216,8 +233,16 @@ class TopKEngine(wiring.Component):
             m.d.sync += self.o.valid.eq(0)
 
         # --- shared read addressing ----------------------------------------------------------------------
-        pos = Signal(cnt_shape)  # (lfsr * m_cnt) >> 16 < m_cnt: the count's width is enough
-        m.d.comb += pos.eq((lfsr * m_cnt) >> 16)
+        # Pivot (models.topk): with a full row left and P >= 4, the median of pivot_lanes(P) of row
+        # (lfsr * (m_cnt // P)) >> 16, which is ((lfsr * (m_cnt rounded down to rows)) >> 16) >> log2 P: one
+        # multiplier serves both rules, its operand muxed.
+        cand_lanes = pivot_lanes(p)
+        use_row = Signal()
+        m.d.comb += use_row.eq(m_cnt >= p if cand_lanes else 0)
+        pick_span = Signal(cnt_shape)
+        m.d.comb += pick_span.eq(Mux(use_row, (m_cnt >> lb) << lb, m_cnt))
+        pos = Signal(cnt_shape)  # (lfsr * span) >> 16 < span: the count's width is enough
+        m.d.comb += pos.eq((lfsr * pick_span) >> 16)
         rd_row = Signal(row_shape)
         for _wp, rp in a:
             m.d.comb += rp.addr.eq(rd_row)
@@ -405,6 +430,9 @@ class TopKEngine(wiring.Component):
                     m.d.sync += pivot.eq(src_view[lane_of(pos)])
                 else:
                     m.d.sync += pivot.eq(src_data[0])
+                if cand_lanes:
+                    with m.If(use_row):
+                        m.d.sync += pivot.eq(_row_median([src_view[lane] for lane in cand_lanes]))
                 m.d.sync += [row.eq(0), gcount.eq(0), lcount.eq(0), ecount.eq(0)]
                 m.next = "SCAN"
 

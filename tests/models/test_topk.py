@@ -14,6 +14,8 @@ from spatten.models.topk import (
     final_pass_cycles,
     lfsr_seed,
     lfsr_step,
+    median3,
+    pivot_lanes,
     quickselect_trace,
     release_latency,
     topk_ref,
@@ -75,17 +77,35 @@ def test_cycle_model_terms(req, p, seed) -> None:
 
 
 def test_hand_computed_trace() -> None:
-    # n = 10, k = 3, P = 4, seed 0: state 1 -> pivot pos (1 * 10) >> 16 = 0 (value 0): all 9 others are
-    # greater, rank 3 <= 9 -> recurse into [1..9]; state 0xB400 = 46080 -> pos (46080 * 9) >> 16 = 6,
-    # value 7: greater {8, 9}, equal {7}: rank 3 = 2 + 1 -> threshold 7.
+    # n = 10, k = 3, P = 4 (pivot lanes 0, 2, 3 of a full row), seed 0, scores 0..9:
+    # state 1, 10 >= 4: row (1 * (10 // 4)) >> 16 = 0, lanes 0, 2, 3 hold 0, 2, 3 -> median 2 at pos 2;
+    #   greater {3..9} (7), rank 3 <= 7 -> recurse into [3..9]
+    # state 0xB400 = 46080, 7 >= 4: row (46080 * 1) >> 16 = 0, lanes hold 3, 5, 6 -> 5 at pos 2;
+    #   greater {6..9} (4), rank 3 <= 4 -> [6, 7, 8, 9]
+    # state 23040, 4 >= 4: row 0, lanes hold 6, 8, 9 -> 8 at pos 2; greater {9}, equal {8}: rank 3 > 2
+    #   -> rank 1 in the less set [6, 7]
+    # state 11520, 2 < 4: one position (11520 * 2) >> 16 = 0, value 6; greater {7}: rank 1 -> [7]
+    # state 5760: pos 0, value 7, equal: rank 1 = 0 + 1 -> threshold 7
     tr = quickselect_trace(list(range(10)), 3, 4, 0)
-    assert tr.round_sizes == [10, 9]
-    assert tr.pivots == [0, 6]
+    assert tr.round_sizes == [10, 7, 4, 2, 1]
+    assert tr.pivots == [2, 2, 2, 0, 0]
     assert tr.threshold == 7
     assert tr.indices.tolist() == [7, 8, 9]
-    assert tr.select_cycles == (1 + 3) + (1 + 3)  # per round: pivot read + ceil(m / 4) rows
+    assert tr.select_cycles == (1 + 3) + (1 + 2) + (1 + 1) + (1 + 1) + (1 + 1)  # pivot read + ceil(m / 4)
     # final pass rows of 4: row 0 has none (1 cycle), row 1 has index 7 (1), row 2 has 8 and 9 (2)
     assert tr.final_cycles == (1 + 1 + 2) + OUTPUT_REGISTER
+
+
+def test_pivot_lanes_and_median_by_hand() -> None:
+    assert pivot_lanes(1) == pivot_lanes(2) == ()
+    assert pivot_lanes(4) == (0, 2, 3) and pivot_lanes(8) == (0, 4, 7)
+    assert pivot_lanes(16) == (0, 1, 3, 5, 7, 9, 11, 13, 15)  # i * 15 // 8
+    assert pivot_lanes(32) == (0, 3, 7, 11, 15, 19, 23, 27, 31)  # i * 31 // 8
+    assert [median3(*t) for t in ((1, 2, 3), (3, 1, 2), (2, 3, 1), (5, 5, 1), (-4, 9, 0))] == [2, 2, 2, 5, 0]
+    # P = 16, one full row 0..15 reversed: lanes hold 15, 14, 12 | 10, 8, 6 | 4, 2, 0 -> medians 14, 8, 2
+    # -> pivot 8 at position 7; with k = 8 the pivot is the 8th largest: one round ends the search
+    tr = quickselect_trace(list(range(15, -1, -1)), 8, 16, 0)
+    assert tr.round_sizes == [16] and tr.pivots == [7] and tr.threshold == 8
 
 
 @pytest.mark.parametrize(
