@@ -264,7 +264,9 @@ async def _run_one(dut, core, s: Stimulus, rng: random.Random, idle: float, stal
         v_on = lo < kk and len(g["kept"]) >= hi
         if v_on:
             rows = s.v[g["kept"][lo:hi]]
-            rows = np.concatenate([rows, np.zeros((vp - len(rows), hd), np.int64)])
+            # lanes past the kept rows carry junk, not zeros: the core must mask them, not rely on 0 * p
+            junk = np.full((vp - len(rows), hd), -((1 << (core.v_bits - 1)) - 1), np.int64)
+            rows = np.concatenate([rows, junk])
             dut.value__payload.value = pack(core.value_layout, {"value": _pack(rows.ravel(), core.v_bits)})
         dut.value__valid.value = int(v_on and go)
         for name in ("decision", "prob", "kept", "out"):

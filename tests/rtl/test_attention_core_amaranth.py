@@ -50,8 +50,13 @@ def make_request(rng: np.random.Generator, n: int, hd: int, ratio: float, thr_co
     return Request(q, msb, lsb, v, ratio, thr_code, int(rng.integers(0, 1 << 16)))
 
 
-def run_core(dut: AttentionCore, reqs: list[Request], idle: float, stall: float, seed: int = 1) -> None:
-    """Drive ``reqs`` through ``dut`` in Amaranth's simulator; fill each request's ``got``."""
+def run_core(
+    dut: AttentionCore, reqs: list[Request], idle: float, stall: float, seed: int = 1, eager: bool = False
+) -> None:
+    """Drive ``reqs`` through ``dut`` in Amaranth's simulator; fill each request's ``got``.
+
+    ``eager``: once a request's value rows are all sent, keep offering junk value beats; a beat the core
+    takes is counted in ``got["extra_value_beats"]`` (it must take exactly ``ceil(k / v_par)``)."""
     hd, kp, vp = dut.head_dim, dut.k_par, dut.v_par
     rng = random.Random(seed)
 
@@ -61,7 +66,8 @@ def run_core(dut: AttentionCore, reqs: list[Request], idle: float, stall: float,
             kk = keep_count(r.ratio, n)
             key_beats = list(range(0, n, kp))
             got = r.got
-            got.update(probs=[], kept=[], decision=None, out=None, cyc={}, scores={0: [], 1: []})
+            got.update(probs=[], kept=[], decision=None, out=None, cyc={}, scores={0: [], 1: []},
+                       extra_value_beats=0)  # fmt: skip
             sent_req = False
             kb = lb_ = vb = 0
             cyc = 0
@@ -95,9 +101,13 @@ def run_core(dut: AttentionCore, reqs: list[Request], idle: float, stall: float,
                 v_on = lo_ < kk and have >= hi_
                 if v_on:
                     rows = r.v[got["kept"][lo_:hi_]]
-                    pad = np.zeros((vp - len(rows), hd), np.int64)
+                    # lanes past the kept rows carry junk (the core must ignore them), not zeros
+                    pad = np.full((vp - len(rows), hd), (1 << (VB - 1)) - 1, np.int64)
                     ctx.set(dut.value.payload.value, _pack(np.concatenate([rows, pad]).ravel(), VB))
-                ctx.set(dut.value.valid, int(v_on and go))
+                junk = eager and lo_ >= kk
+                if junk:
+                    ctx.set(dut.value.payload.value, _pack(np.full(vp * hd, -1), VB))
+                ctx.set(dut.value.valid, int((v_on and go) or junk))
                 for port in (dut.decision, dut.prob, dut.kept, dut.out):
                     ctx.set(port.ready, int(stall == 0 or rng.random() >= stall))
                 await ctx.delay(1e-9)  # settle the combinational outputs
@@ -116,6 +126,7 @@ def run_core(dut: AttentionCore, reqs: list[Request], idle: float, stall: float,
                 if ctx.get(dut.lsb.valid) and ctx.get(dut.lsb.ready):
                     lb_ += 1
                 if ctx.get(dut.value.valid) and ctx.get(dut.value.ready):
+                    got["extra_value_beats"] += int(junk)
                     vb += 1
                 if ctx.get(dut.decision.valid) and ctx.get(dut.decision.ready):
                     got["decision"] = (
@@ -231,6 +242,22 @@ def test_core_idle_and_backpressure(ratio: float) -> None:
     reqs = [make_request(rng, n, hd, ratio, thr) for n in (1, 7, 33, 64) for thr in (0, 205, 4096)]
     run_core(dut, reqs, 0.3, 0.4, seed=5)
     for r in reqs:
+        check(dut, r)
+
+
+@pytest.mark.parametrize("v_par", [1, 2, 3])
+def test_core_takes_no_value_beat_past_its_rows(v_par: int) -> None:
+    """An eager value producer (junk offered once the kept rows are sent): the core takes exactly
+    ceil(k / V_PAR) beats, whether or not k is a multiple of V_PAR, and its outputs stay golden."""
+    hd = 3
+    dut = AttentionCore(hd, 2, v_par, q_bits=QB, k_msb_bits=MB, lsb_bits=LB, v_bits=VB, score_shift=1,
+                        topk_p=4, max_n=24)  # fmt: skip
+    rng = np.random.default_rng(v_par)
+    # k = keep_count: n = 12 at 0.5 -> 6 rows (a multiple of 1, 2, 3); n = 7 at 1.0 -> 7; n = 1 -> 1
+    reqs = [make_request(rng, n, hd, ratio, 0) for n, ratio in ((12, 0.5), (7, 1.0), (1, 1.0), (24, 0.2))]
+    run_core(dut, reqs, 0.0, 0.0, eager=True)
+    for r in reqs:
+        assert r.got["extra_value_beats"] == 0
         check(dut, r)
 
 
