@@ -23,6 +23,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--max-n", type=int, default=64, help="register-file depth of the blocks that have one, 1..1024 (64)"
     )
+    p.add_argument(
+        "--fast-adders",
+        action="store_true",
+        help="Booth multipliers and Kogge-Stone carries (much slower synthesis; a divider takes >10 min)",
+    )
     p.add_argument("--format", choices=["table", "json"], default="table", help="output on stdout")
     p.set_defaults(func=run)
 
@@ -47,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     rows = []
     for name in tqdm(names, desc="yosys synth + ltp", unit="block", file=sys.stderr, leave=False):
         params, make = blocks[name]
-        r = critical_path(make(), name, args.tech_nm, args.clock_ghz, level)
+        r = critical_path(make(), name, args.tech_nm, args.clock_ghz, level, args.fast_adders)
         rows.append(
             {"block": name, "params": params, "levels": r.levels, "max_levels": r.max_levels,
              "delay_ps": round(r.delay_ps, 1), "slack_ps": round(r.slack_ps, 1),
@@ -55,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         )  # fmt: skip
     if args.format == "json":
         json.dump({"tech_nm": args.tech_nm, "clock_ghz": args.clock_ghz, "level_fo4": level,
+                   "fast_adders": args.fast_adders,
                    "fo4_ps": fo4_ps(args.tech_nm), "blocks": rows}, sys.stdout, indent=2)  # fmt: skip
         sys.stdout.write("\n")
         return 0

@@ -74,6 +74,9 @@ def test_yosys_depth_orders_blocks() -> None:
     # a carry crosses every bit: the 32-bit adder is several times deeper than the 4-bit one
     assert 0 < narrow.levels and wide.levels > 4 * narrow.levels
     assert wide.start in ("ra", "rb")
+    # a Kogge-Stone carry chain is shallower than ripple carry (ABC then maps for area: 62 -> 42 here)
+    fast = critical_path(_Adder(32), "add32", fast_adders=True)
+    assert 0 < fast.levels < 0.8 * wide.levels
 
 
 def test_timing_cli_json(capsys) -> None:
