@@ -83,14 +83,14 @@ def test_verify_topk_rejects_attention_core_flags(tmp_path, capsys, flag) -> Non
 
 @pytest.mark.cosim
 def test_verify_attention_core_takes_every_parameter(tmp_path, capsys) -> None:
-    """A core unlike the suite's builds: odd D, K_PAR != V_PAR, narrow codes, 6 + 2-bit keys, top-k P = 4
-    (K_PAR > P: serialized top-k input), a hand-set shift; every request == the golden model."""
-    argv = ["verify", "attention-core", "--head-dim", "12", "--k-par", "8", "--v-par", "3", "--q-bits", "6",
-            "--k-msb-bits", "6", "--lsb-bits", "2", "--v-bits", "5", "--score-shift", "5", "--topk-p", "4",
-            "--max-n", "40", "--requests", "6", "--seed", "9",
+    """A core unlike the suite's builds: D = 6, K_PAR = 5 > top-k P = 4 (serialized top-k input),
+    V_PAR = 3, narrow codes, 6 + 2-bit keys, a hand-set shift; every request == the golden model."""
+    argv = ["verify", "attention-core", "--head-dim", "6", "--k-par", "5", "--v-par", "3", "--q-bits", "6",
+            "--k-msb-bits", "6", "--lsb-bits", "2", "--v-bits", "5", "--score-shift", "4", "--topk-p", "4",
+            "--max-n", "24", "--requests", "6", "--seed", "9",
             "--build-dir", str(tmp_path / "b")]  # fmt: skip
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "attention-core D=12 K_PAR=8 V_PAR=3 q/k/v bits 6/6+2/5 shift 5 top-k P=4 max_n=40" in out
+    assert "attention-core D=6 K_PAR=5 V_PAR=3 q/k/v bits 6/6+2/5 shift 4 top-k P=4 max_n=24" in out
     # directed: n in (1, 7) x 3 ratios x 2 thresholds = 12, then 6 random
     assert "PASS" in out and "18 requests == models.attention" in out
