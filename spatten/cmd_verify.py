@@ -6,6 +6,7 @@ import argparse
 import json
 import statistics
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 DEFAULT_MAX_N = 256
@@ -83,8 +84,8 @@ def _build_dir(args: argparse.Namespace, default: str) -> Path:
 
 def verify_topk(args: argparse.Namespace) -> int:
     """Build TopKEngine(P, W, max_n), run testbench.topk_tb, print the summary; 0 on pass, 1 on failure."""
-    from spatten.rtl.topk import TopKEngine
     from spatten.testbench.runner import run_cocotb
+    from spatten.testbench.topk_tb import Params
 
     for flag, value in ((f"--{f.replace('_', '-')}", getattr(args, f)) for f in CORE_FLAGS):
         if value is not None:
@@ -103,23 +104,18 @@ def verify_topk(args: argparse.Namespace) -> int:
         raise ValueError("--requests does not apply with --vectors (exactly the given cases run)")
     if args.requests is not None and not 0 <= args.requests <= 1_000_000:
         raise ValueError(f"--requests {args.requests} is outside the allowed range 0..1000000")
-    dut = TopKEngine(score_width=width, max_n=max_n, parallelism=p)  # validates P, W, max_n
+    params = Params(p, width, max_n, requests=200 if args.requests is None else args.requests, seed=args.seed)
+    dut = params.engine()  # validates P, W, max_n
     build = _build_dir(args, f"build/verify/topk_p{p}_w{width}_n{max_n}")
     build.mkdir(parents=True, exist_ok=True)
     report = build / "report.jsonl"
     report.unlink(missing_ok=True)
-    env = {
-        "TOPK_P": str(p),
-        "TOPK_WIDTH": str(width),
-        "TOPK_MAX_N": str(max_n),
-        "TOPK_REQUESTS": str(200 if args.requests is None else args.requests),
-        "TOPK_SEED": str(args.seed),
-        "TOPK_REPORT": str(report.resolve()),
-    }
+    vec = build / "vectors.json"
     if vectors is not None:
-        vec = build / "vectors.json"
         vec.write_text(json.dumps(vectors))
-        env["TOPK_VECTORS"] = str(vec.resolve())
+    env = replace(
+        params, report=str(report.resolve()), vectors=str(vec.resolve()) if vectors is not None else None
+    ).env()
     try:
         res = run_cocotb(
             dut,

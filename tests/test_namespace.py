@@ -45,3 +45,16 @@ def test_users_own_models_and_sim_packages_are_untouched(tmp_path: Path) -> None
     )
     out = _run(code, tmp_path, pythonpath=tmp_path)
     assert out.split() == ["user-models", "user-sim"]
+
+
+def test_rtl_does_not_import_the_testbench() -> None:
+    """The hardware stands alone: no block (nor the Verilog generator) reaches into the cocotb benches."""
+    import ast
+
+    rtl = Path(__file__).resolve().parents[1] / "rtl"
+    for path in sorted(rtl.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names.append(node.module)
+            assert not any("testbench" in n for n in names), f"{path.name} imports {names}"

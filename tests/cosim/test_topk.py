@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
-from spatten.rtl.topk import TopKEngine
 from spatten.testbench.runner import run_cocotb
+from spatten.testbench.topk_tb import Params
 
 pytestmark = pytest.mark.cosim
 
@@ -48,25 +48,12 @@ def run_case(
     report = build / "report.jsonl"
     build.mkdir(parents=True, exist_ok=True)
     report.unlink(missing_ok=True)
-    env = {
-        "TOPK_P": str(parallelism),
-        "TOPK_WIDTH": str(width),
-        "TOPK_MAX_N": str(MAX_N),
-        "TOPK_IN_LANES": str(in_lanes),
-        "TOPK_REQUESTS": str(requests),
-        "TOPK_SEED": str(seed),
-        "TOPK_REPORT": str(report),
-        "TOPK_IDLE": "0.3",
-        "TOPK_BACKPRESSURE": "0.4",
-    }
+    params = Params(parallelism, width, MAX_N, in_lanes, requests=requests, seed=seed, idle=0.3,
+                    backpressure=0.4, report=str(report))  # fmt: skip
     res = run_cocotb(
-        TopKEngine(width, MAX_N, parallelism, in_lanes=in_lanes),
-        "topk",
-        "spatten.testbench.topk_tb",
-        build,
-        extra_env=env,
+        params.engine(), "topk", "spatten.testbench.topk_tb", build, extra_env=params.env(),
         waves_on_failure=True,
-    )
+    )  # fmt: skip
     rows = [json.loads(line) for line in report.read_text().splitlines()] if report.exists() else []
     return res, rows
 
