@@ -76,6 +76,11 @@ CORE_HELP = {
 }  # fmt: skip
 
 
+def _flag(field: str) -> str:
+    """The command-line flag of a CoreParams field (``head_dim`` -> ``--head-dim``)."""
+    return "--" + field.replace("_", "-")
+
+
 def _build_dir(args: argparse.Namespace, default: str) -> Path:
     """The case's build folder; a traced build goes to the sibling ``<folder>_waves`` (see run_cocotb)."""
     base = Path(args.build_dir or default)
@@ -87,7 +92,7 @@ def verify_topk(args: argparse.Namespace) -> int:
     from spatten.testbench.runner import run_cocotb
     from spatten.testbench.topk_tb import Params
 
-    for flag, value in ((f"--{f.replace('_', '-')}", getattr(args, f)) for f in CORE_FLAGS):
+    for flag, value in ((_flag(f), getattr(args, f)) for f in CORE_FLAGS):
         if value is not None:
             raise ValueError(f"{flag} applies to the attention-core block only, not topk")
     p = 16 if args.parallelism is None else args.parallelism
@@ -173,7 +178,7 @@ def verify_attention_core(args: argparse.Namespace) -> int:
     for f, v in given.items():
         lo, hi = CORE_FLAGS[f]
         if not lo <= v <= hi:
-            raise ValueError(f"--{f.replace('_', '-')} {v} is outside the allowed range {lo}..{hi}")
+            raise ValueError(f"{_flag(f)} {v} is outside the allowed range {lo}..{hi}")
     if args.max_n is not None and not 1 <= args.max_n <= 4096:
         raise ValueError(f"--max-n {args.max_n} is outside the allowed range 1..4096")
     if "topk_p" in given and given["topk_p"] & (given["topk_p"] - 1):
@@ -252,9 +257,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--build-dir", default=None, help="build folder (default build/verify/<block>_<params>)")
     core = p.add_argument_group("attention-core build parameters (default: D=16, K_PAR=V_PAR=4, 8-bit codes)")
     for f, (lo, hi) in CORE_FLAGS.items():
-        core.add_argument(
-            f"--{f.replace('_', '-')}", type=int, default=None, help=f"{CORE_HELP[f]}, {lo}..{hi}"
-        )
+        core.add_argument(_flag(f), type=int, default=None, help=f"{CORE_HELP[f]}, {lo}..{hi}")
     p.set_defaults(func=run)
 
 

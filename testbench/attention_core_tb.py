@@ -109,7 +109,7 @@ class CoreParams:
     @classmethod
     def from_env(cls) -> CoreParams:
         """The parameters the environment describes (inside the simulator)."""
-        return cls(**{f: _env_int(var, getattr(cls, f)) for f, var in cls.ENV.items() if var in os.environ})
+        return cls(**{f: int(os.environ[var]) for f, var in cls.ENV.items() if var in os.environ})
 
     @property
     def tag(self) -> str:

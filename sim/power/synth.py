@@ -23,7 +23,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["CELL_UM2_45NM", "SynthResult", "cell_area_um2", "synthesize"]
+__all__ = ["CELL_UM2_45NM", "SynthResult", "cell_area_um2", "synth_report", "synthesize"]
 
 # Nangate 45 nm Open Cell Library X1 cell areas (um^2), see the module docstring.
 _INV, _NAND2, _AND2, _AOI22, _XOR2, _MUX2, _DFF, _DFFR = (
@@ -125,6 +125,40 @@ def _yosys(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True)
 
 
+def synth_report(component, name: str, report: str, synth_options: str = "") -> str:
+    """Synthesize ``component`` with ``synth -flatten`` and return what one Yosys report command writes.
+
+    Parameters
+    ----------
+    component : amaranth.lib.wiring.Component
+        The block (elaborated by Amaranth's RTLIL back end).
+    name : str
+        Top module name.
+    report : str
+        The command whose output is kept (``stat -json``, ``ltp -noff``).
+    synth_options : str
+        Extra ``synth`` options (``-booth``, ``-extra-map FILE``).
+
+    Raises
+    ------
+    RuntimeError
+        Yosys failed (message carries its last lines).
+    """
+    from amaranth.back import rtlil
+
+    text = rtlil.convert(component, name=name, emit_src=False)
+    with tempfile.TemporaryDirectory(prefix="spatten-synth-") as tmp:
+        d = Path(tmp)
+        (d / "design.il").write_text(text)
+        synth = f"synth -flatten {synth_options} -top {name}"
+        script = f"read_rtlil design.il; {synth}; tee -q -o out.txt {report}"
+        r = _yosys(["-q", "-p", script], d)
+        if r.returncode != 0 or not (d / "out.txt").exists():
+            tail = " | ".join((r.stderr or r.stdout).strip().splitlines()[-3:])
+            raise RuntimeError(f"yosys synth of {name} failed: {tail}")
+        return (d / "out.txt").read_text()
+
+
 def synthesize(component, name: str, tech_nm: int = 40) -> SynthResult:
     """Synthesize an Amaranth component to Yosys generic cells and estimate its area.
 
@@ -146,21 +180,11 @@ def synthesize(component, name: str, tech_nm: int = 40) -> SynthResult:
     RuntimeError
         Yosys failed (message carries its last lines).
     """
-    from amaranth.back import rtlil
     from hwcomponents.scaling.techscaling import tech_node_area
     from spatten.sim.power.components import check_tech_nm
 
     check_tech_nm(tech_nm)
-    text = rtlil.convert(component, name=name, emit_src=False)
-    with tempfile.TemporaryDirectory(prefix="spatten-synth-") as tmp:
-        d = Path(tmp)
-        (d / "design.il").write_text(text)
-        script = f"read_rtlil design.il; synth -flatten -top {name}; tee -q -o stat.json stat -json"
-        r = _yosys(["-q", "-p", script], d)
-        if r.returncode != 0 or not (d / "stat.json").exists():
-            tail = " | ".join((r.stderr or r.stdout).strip().splitlines()[-3:])
-            raise RuntimeError(f"yosys synth of {name} failed: {tail}")
-        stat = json.loads((d / "stat.json").read_text())
+    stat = json.loads(synth_report(component, name, "stat -json"))
     # $scopeinfo cells only record hierarchy names after flattening; they are not hardware.
     cells = {str(k): int(v) for k, v in stat["design"]["num_cells_by_type"].items() if k != "$scopeinfo"}
     area45 = sum(n * cell_area_um2(t) for t, n in cells.items())

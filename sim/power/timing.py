@@ -26,9 +26,7 @@ It has no wires and no placement.
 from __future__ import annotations
 
 import re
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 __all__ = ["FLOP_OVERHEAD_FO4", "LEVEL_FO4", "TimingResult", "critical_path", "fo4_ps"]
 
@@ -102,10 +100,6 @@ class TimingResult:
         return self.slack_ps >= 0
 
 
-def _named(node: str) -> bool:
-    return not node.startswith("$")
-
-
 def parse_ltp(text: str) -> tuple[int, str]:
     """Levels and the first named net of the path in Yosys ``ltp`` output.
 
@@ -118,7 +112,7 @@ def parse_ltp(text: str) -> tuple[int, str]:
     if m is None:
         raise ValueError("no 'Longest topological path' report in the Yosys output")
     nodes = [n.group(1) for line in m.group(2).splitlines() if (n := _NODE.match(line))]
-    named = [n.lstrip("\\") for n in nodes if _named(n)]
+    named = [n.lstrip("\\") for n in nodes if not n.startswith("$")]  # "$...": made by synthesis
     start = named[0] if named else (nodes[0] if nodes else "?")
     return int(m.group(1)), start
 
@@ -157,22 +151,12 @@ def critical_path(
     RuntimeError
         Yosys failed (message carries its last lines).
     """
-    from amaranth.back import rtlil
     from spatten.sim.power.components import check_tech_nm
-    from spatten.sim.power.synth import _yosys
+    from spatten.sim.power.synth import synth_report
 
     check_tech_nm(int(tech_nm))
-    text = rtlil.convert(component, name=name, emit_src=False)
-    with tempfile.TemporaryDirectory(prefix="spatten-timing-") as tmp:
-        d = Path(tmp)
-        (d / "design.il").write_text(text)
-        arith = "-booth -extra-map +/choices/kogge-stone.v " if fast_adders else ""
-        script = f"read_rtlil design.il; synth -flatten {arith}-top {name}; tee -q -o ltp.txt ltp -noff"
-        r = _yosys(["-q", "-p", script], d)
-        if r.returncode != 0 or not (d / "ltp.txt").exists():
-            tail = " | ".join((r.stderr or r.stdout).strip().splitlines()[-3:])
-            raise RuntimeError(f"yosys timing of {name} failed: {tail}")
-        levels, start = parse_ltp((d / "ltp.txt").read_text())
+    arith = "-booth -extra-map +/choices/kogge-stone.v" if fast_adders else ""
+    levels, start = parse_ltp(synth_report(component, name, "ltp -noff", arith))
     return TimingResult(name, levels, start, tech_nm, clock_ghz, level_fo4)
 
 
@@ -180,7 +164,9 @@ def core_blocks(max_n: int = 64) -> dict[str, tuple[str, object]]:
     """The attention core's blocks at the core's default parameters: name -> (parameters, factory).
 
     D = 64, K_PAR = V_PAR = 8, 8-bit queries and values, 8 + 4-bit keys, P = 12-bit probabilities, top-k
-    P = 16 taking 8 scores a beat. ``max_n`` sizes the register files (the top-k's buffers, the softmax's
+    P = 16 taking 8 scores a beat; the Q.K unit with one key lane (its K_PAR lanes are copies side by
+    side, so the depth is the same) and the whole core at D = 16, K_PAR = V_PAR = 4 (to keep the
+    synthesis to about a minute). ``max_n`` sizes the register files (the top-k's buffers, the softmax's
     score memory, the core's key and probability buffers); 1,024 adds about log2(1024 / 64) = 4 levels
     of read multiplexers to the paths through them and takes many minutes to synthesize.
     """
