@@ -62,19 +62,6 @@ def test_verify_attention_core_bad_input(tmp_path, capsys, argv, text) -> None:
     assert not build.exists()
 
 
-@pytest.mark.cosim
-def test_verify_attention_core_passes_with_waves(tmp_path, capsys) -> None:
-    build = tmp_path / "b"
-    # a small core (D = 4, K_PAR = V_PAR = 2, max_n 16): the traced build is the slow part
-    args = ["verify", "attention-core", "--head-dim", "4", "--k-par", "2", "--topk-p", "4", "--requests", "3",
-            "--seed", "4", "--max-n", "16", "--waves"]  # fmt: skip
-    assert main([*args, "--build-dir", str(build)]) == 0
-    out = capsys.readouterr().out
-    # directed n in (1, 7) x 3 ratios x 2 thresholds = 12, then 3 random
-    assert "PASS" in out and "15 requests == models.attention" in out
-    assert (build.with_name("b_waves") / "dump.vcd").stat().st_size > 0
-
-
 @pytest.mark.parametrize("flag", ["--k-par", "--v-bits", "--topk-p"])
 def test_verify_topk_rejects_attention_core_flags(tmp_path, capsys, flag) -> None:
     build = tmp_path / "b"
@@ -85,15 +72,18 @@ def test_verify_topk_rejects_attention_core_flags(tmp_path, capsys, flag) -> Non
 
 
 @pytest.mark.cosim
-def test_verify_attention_core_takes_every_parameter(tmp_path, capsys) -> None:
+def test_verify_attention_core_takes_every_parameter_with_waves(tmp_path, capsys) -> None:
     """A core unlike the suite's builds: D = 6, K_PAR = 5 > top-k P = 4 (serialized top-k input),
-    V_PAR = 3, narrow codes, 6 + 2-bit keys, a hand-set shift; every request == the golden model."""
+    V_PAR = 3, narrow codes, 6 + 2-bit keys, a hand-set shift; every request == the golden model, and
+    --waves leaves a VCD in the sibling folder (one traced build serves both checks)."""
+    build = tmp_path / "b"
     argv = ["verify", "attention-core", "--head-dim", "6", "--k-par", "5", "--v-par", "3", "--q-bits", "6",
             "--k-msb-bits", "6", "--lsb-bits", "2", "--v-bits", "5", "--score-shift", "4", "--topk-p", "4",
-            "--max-n", "24", "--requests", "6", "--seed", "9",
-            "--build-dir", str(tmp_path / "b")]  # fmt: skip
+            "--max-n", "24", "--requests", "6", "--seed", "9", "--waves",
+            "--build-dir", str(build)]  # fmt: skip
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "attention-core D=6 K_PAR=5 V_PAR=3 q/k/v bits 6/6+2/5 shift 4 top-k P=4 max_n=24" in out
     # directed: n in (1, 7) x 3 ratios x 2 thresholds = 12, then 6 random
     assert "PASS" in out and "18 requests == models.attention" in out
+    assert (build.with_name("b_waves") / "dump.vcd").stat().st_size > 0
