@@ -100,11 +100,18 @@ def quantize_float(
         out = np.empty(x.shape, dtype=np.float64)
     inv = 1.0 / scale
     if math.frexp(scale)[0] == 0.5 and math.isfinite(inv):
-        f32 = x.dtype == np.float32 and 2.0**-126 <= inv <= 2.0**127
-        np.multiply(x, np.float32(inv) if f32 else np.float64(inv), out=out)
+        if x.dtype == np.float32 and 2.0**-126 <= inv <= 2.0**127:
+            # in float32 (exact, see above; rint is exact too), then one widening copy: a float32 loop
+            # writing float64 output goes through numpy's slower buffered casting
+            tmp = np.multiply(x, np.float32(inv))
+            np.rint(tmp, out=tmp)
+            out[...] = tmp
+        else:
+            np.multiply(x, np.float64(inv), out=out)
+            np.rint(out, out=out)
     else:
         np.divide(x, np.float64(scale), out=out)
-    np.rint(out, out=out)
+        np.rint(out, out=out)
     if clip:
         m = qmax(bits)
         np.clip(out, -m, m, out=out)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 from spatten.models.config import check_float
-from spatten.models.fixed import check_bits, msb_estimate, reassemble, saturate, shift_round
+from spatten.models.fixed import check_bits, msb_estimate, reassemble, shift_round
 from spatten.models.softmax import DEFAULT_SPEC, SoftmaxSpec, _softmax_p
 
 __all__ = ["PQResult", "pq_row", "pq_rows", "pq_decide", "threshold_code", "int_scores"]
@@ -86,7 +86,13 @@ def int_scores(q: np.ndarray, k: np.ndarray) -> np.ndarray:
 
 
 def _softmax_in(raw: np.ndarray, score_shift: int, spec: SoftmaxSpec) -> np.ndarray:
-    return saturate(shift_round(raw, score_shift), spec.in_bits)
+    """``saturate(shift_round(raw, score_shift), spec.in_bits)`` on int64 ``raw``, in place on one new array
+    (the decode loop calls it per layer and step: each ufunc call's overhead counts)."""
+    out = shift_round(raw, score_shift)
+    hi = (1 << (spec.in_bits - 1)) - 1
+    np.minimum(out, hi, out=out)
+    np.maximum(out, -hi - 1, out=out)
+    return out
 
 
 def pq_rows(
