@@ -639,7 +639,9 @@ def read_release_csv(path: str | os.PathLike):
     path : path-like
         The CSV file, UTF-8 text. Its last line may name the training config (other fields empty). A file
         whose header holds every column of :data:`TRACE_COLUMNS` (and no ``iteration_id``) is read as the
-        package's own schema instead (``kv_head`` and ``kv_values_fetched`` are kept when present).
+        package's own schema instead (``kv_head`` and ``kv_values_fetched`` are kept when present), one with
+        ``key_value_query_fetch_num`` and no ``iteration_id`` as the release's BERT layout
+        (:mod:`spatten.models.trace_bert`: each head's row becomes its ``sentence_length_L`` queries).
 
     Returns
     -------
@@ -659,24 +661,12 @@ def read_release_csv(path: str | os.PathLike):
     header = table.header
     if "iteration_id" not in header and all(c in header for c in TRACE_COLUMNS):
         return _schema_csv(p, table), None
-    missing = [c for c in RELEASE_COLUMNS if c not in header]
-    if missing:
-        raise ValueError(
-            f"{p}: line 1: missing column(s) {_missing_text(missing)} (a release CSV has "
-            f"{len(RELEASE_COLUMNS)}: {RELEASE_COLUMNS[0]} .. {RELEASE_COLUMNS[-1]})"
-        )
-    pos = {c: header.index(c) for c in RELEASE_COLUMNS}
-    n = len(table.lines)
-    config_name = None
-    if n:
-        last = table.cells(n - 1)
-        if all(last[pos[c]] == "" for c in RELEASE_COLUMNS[1:]):
-            config_name = last[pos["iteration_id"]] or None
-            n -= 1
-    _check_width(p, table, n)  # the config line may be short (a bare name)
-    if n == 0:
-        raise ValueError(f"{p}: no request rows")
-    raw = table.frame([pos[c] for c in RELEASE_COLUMNS], n)
+    from spatten.models.trace_bert import is_bert_header, read_bert_table
+
+    if is_bert_header(header):
+        return read_bert_table(p, table)
+    pos, raw, config_name = release_rows(p, table, RELEASE_COLUMNS, "a release CSV")
+    n = len(raw)
     lines = table.lines
 
     def where(i: int) -> str:
@@ -716,6 +706,32 @@ def read_release_csv(path: str | os.PathLike):
 
     df = pd.DataFrame({c: out[c] for c in TRACE_COLUMNS})
     return df.astype(TRACE_COLUMNS), config_name
+
+
+def release_rows(p: Path, table: _Csv, columns: list[str], what: str):
+    """The data rows of a release-layout ``table`` with ``columns``: ``(positions, frame, config_name)``.
+
+    Refuses missing columns, rows wider (or, but for the config line, narrower) than the header and a file
+    without rows. A last line whose fields after the first are all empty names the config.
+    """
+    missing = [c for c in columns if c not in table.header]
+    if missing:
+        raise ValueError(
+            f"{p}: line 1: missing column(s) {_missing_text(missing)} ({what} has "
+            f"{len(columns)}: {columns[0]} .. {columns[-1]})"
+        )
+    pos = {c: table.header.index(c) for c in columns}
+    n = len(table.lines)
+    config_name = None
+    if n:
+        last = table.cells(n - 1)
+        if all(last[pos[c]] == "" for c in columns[1:]):
+            config_name = last[pos[columns[0]]] or None
+            n -= 1
+    _check_width(p, table, n)  # the config line may be short (a bare name)
+    if n == 0:
+        raise ValueError(f"{p}: no request rows")
+    return pos, table.frame([pos[c] for c in columns], n), config_name
 
 
 def _schema_csv(p: Path, table: _Csv):
@@ -810,14 +826,24 @@ def _fmt_bool(a) -> list[str]:
     return ["True" if v else "False" for v in a]
 
 
-def write_release_csv(trace, path: str | os.PathLike, config_name: str | None = None) -> None:
+def write_release_csv(
+    trace, path: str | os.PathLike, config_name: str | None = None, layout: str = "gpt2"
+) -> None:
     """Write a trace in the release CSV layout (one row per (step, layer, head)).
 
     Rows with several queries (summarization) are written as they are; the release format has no query
     column, so such a file replays with ``queries = 1`` per row. Written atomically.
+    ``layout="bert"``: the release's BERT layout instead, one row per (layer, head)
+    (:func:`spatten.models.trace_bert.write_bert_csv`).
     """
     import pandas as pd
 
+    if layout == "bert":
+        from spatten.models.trace_bert import write_bert_csv
+
+        return write_bert_csv(trace, path, config_name)
+    if layout != "gpt2":
+        raise ValueError(f"layout = {layout!r} must be 'gpt2' or 'bert'")
     missing = [c for c in TRACE_COLUMNS if c not in trace.columns]
     if missing:
         raise ValueError(f"trace is missing column(s) {', '.join(missing)}")
@@ -856,7 +882,11 @@ def write_release_csv(trace, path: str | os.PathLike, config_name: str | None = 
     )
     if config_name is not None and ("," in config_name or "\n" in config_name or not config_name):
         raise ValueError(f"config_name = {config_name!r} must be non-empty without commas or newlines")
-    p = Path(path)
+    write_table(rel, Path(path), config_name)
+
+
+def write_table(rel, p: Path, config_name: str | None) -> None:
+    """Write a release-layout table, then the config line if any; atomically, no partial file on failure."""
     if p.exists() and not p.is_file():  # a device or a folder: renaming over it would replace it
         raise ValueError(f"{str(p)[:80]!r} is not a regular file: the trace is written only to a file")
     tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
@@ -864,7 +894,7 @@ def write_release_csv(trace, path: str | os.PathLike, config_name: str | None = 
         with open(tmp, "w", newline="") as f:
             rel.to_csv(f, index=False, lineterminator="\n")
             if config_name is not None:
-                f.write(config_name + "," * (len(RELEASE_COLUMNS) - 1) + "\n")
+                f.write(config_name + "," * (len(rel.columns) - 1) + "\n")
         tmp.replace(p)
     finally:  # no partial file is left behind on failure
         if tmp.exists():

@@ -32,6 +32,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--out", default=None, metavar="FILE.csv", help="write the trace in the release CSV format"
     )
+    p.add_argument(
+        "--layout",
+        choices=["gpt2", "bert"],
+        default="gpt2",
+        help="release CSV layout of --out: gpt2 (one row per step, layer, head; default) or bert (one row "
+        "per layer and head, the C++ BERT model's input; summarization workloads only)",
+    )
     p.set_defaults(func=run)
 
 
@@ -46,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--seq-len does not apply to minilm: the length is the text's token count")
     w = workload_preset(args.workload, prompt_len=args.seq_len)
     m = w.model
+    if args.layout == "bert" and m.mode == "generation":
+        raise ValueError(f"--layout bert holds one summarization pass; {m.name} is a generation workload")
     if args.steps is not None and m.mode != "generation":
         raise ValueError(f"--steps applies to generation workloads only; {m.name} is {m.mode}")
     if not 0 <= args.seed < 2**32:
@@ -79,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
     if out is not None:
         src = f"text:{Path(args.text).name if args.text else 'built-in'}" if real else f"seed{args.seed}"
         try:
-            write_release_csv(r.trace, out, config_name=f"spatten-golden:{m.name}:{args.mode}:{src}")
+            name = f"spatten-golden:{m.name}:{args.mode}:{src}"
+            write_release_csv(r.trace, out, config_name=name, layout=args.layout)
         except OSError as e:  # the folder changed during the run
             raise ValueError(
                 f"--out {str(out)!r}: cannot write there: {e.strerror or type(e).__name__}"
