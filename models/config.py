@@ -74,8 +74,12 @@ class AcceleratorConfig:
         Bytes of each of the K and V SRAMs (196 KB: 2 x 1024 x 64 x 12 bit).
     hbm_channels : int
         HBM2 channels (16).
+    dram_model : {"hbm2", "peak"}
+        How the DRAM stage times a request's reads: ``hbm2`` (default) from the HBM2 device timings,
+        bank by bank (``sim/hbm.py``; what a channel sustains: 14.6 B per DRAM clock for a dense stream);
+        ``peak``, the earlier assumed figure of ``bytes_per_channel_cycle`` per core cycle.
     bytes_per_channel_cycle : float
-        Peak bytes one channel moves per core cycle (128 bit x 2 Gb/s = 32 B/ns at 1 GHz).
+        ``peak`` model only: bytes one channel moves per core cycle (128 bit x 2 Gb/s = 32 B/ns at 1 GHz).
     transaction_bytes : int
         DRAM access granularity, interleaved across channels (32 B).
     dram_tcl, dram_trcd, dram_trp, dram_burst : int
@@ -101,6 +105,7 @@ class AcceleratorConfig:
     topk_parallelism: int = 16
     kv_sram_bytes: int = 196_608
     hbm_channels: int = 16
+    dram_model: str = "hbm2"
     bytes_per_channel_cycle: float = 32.0
     transaction_bytes: int = 32
     dram_tcl: int = 7
@@ -128,6 +133,8 @@ class AcceleratorConfig:
         check_int(f"{p}.topk_parallelism", self.topk_parallelism, 1, 1024)
         check_int(f"{p}.kv_sram_bytes", self.kv_sram_bytes, 1, 1 << 34)
         check_int(f"{p}.hbm_channels", self.hbm_channels, 1, 1024)
+        if self.dram_model not in ("hbm2", "peak"):
+            raise ValueError(f"{p}.dram_model = {self.dram_model!r} must be 'hbm2' or 'peak'")
         check_float(f"{p}.bytes_per_channel_cycle", self.bytes_per_channel_cycle, 0.0, 4096.0, lo_open=True)
         check_int(f"{p}.transaction_bytes", self.transaction_bytes, 1, 4096)
         for n in ("dram_tcl", "dram_trcd", "dram_trp"):

@@ -1,8 +1,8 @@
 """A bank-level HBM2 channel from the device's own timings: a cycle-level reference and a fast estimate.
 
 What one HBM2 channel sustains for a stream of 32-byte reads, and how long a read waits, from the rules
-below rather than an assumed bytes-per-cycle figure. Standalone for now: ``spatten dram`` runs it; the
-simulator's DRAM stage still uses :mod:`spatten.sim.hbm` (issue "HBM2 timing").
+below rather than an assumed bytes-per-cycle figure. ``spatten dram`` runs it; the
+simulator's DRAM stage times requests with the same bounds (:func:`spatten.sim.hbm.hbm2_kind_cycles`).
 
 Device (:class:`HBM2Timing` defaults): the ``HBM2_8Gb`` organisation and ``HBM2_2Gbps`` speed of Ramulator 2
 (``src/dram/impl/HBM2.cpp``, CMU-SAFARI/ramulator2), the set-up of SpAtten's release: per channel 2
