@@ -34,7 +34,7 @@ SIM_KEYS = (
     "dram_bytes_total", "dram_reduction", "bounding_stage",
 )  # fmt: skip
 #: Bump when a change to the models, the harness or the simulator changes cached results.
-VERSION = 4
+VERSION = 5
 
 
 @dataclass(frozen=True)
