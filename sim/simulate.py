@@ -376,8 +376,69 @@ def _traffic(w: Workload, cols: dict[str, np.ndarray]) -> _Traffic:
     return _Traffic(cols, bt, seqs, state, work, tx_total, dram_cyc, rows_total)
 
 
+@dataclass
+class _Counts:
+    """Per-row work of one query before it becomes service cycles: what the baselines adjust.
+
+    ``vkeys``/``vtk``: the keys and k of a row's local value top-k (``has_v``), ``keys``/``ttk`` those of its
+    token top-k (``has_t``); ``p`` the top-k comparators; ``kpc`` keys per Q.K cycle.
+    """
+
+    q: np.ndarray
+    keys: np.ndarray
+    kpq: np.ndarray
+    vals: np.ndarray
+    vkeys: np.ndarray
+    vtk: np.ndarray
+    ttk: np.ndarray
+    has_v: np.ndarray
+    has_t: np.ndarray
+    p: int
+    kpc: np.ndarray
+    exact_keys: np.ndarray
+    pv_vals: np.ndarray
+    topk_cyc: np.ndarray
+    topk_cmp: np.ndarray
+
+
+def _sort_topk(opt: Options, c: _Counts) -> None:
+    """The generic top-k of the breakdown: a full sort on the same P comparators, ``ceil(n ceil(log2 n) /
+    P)`` cycles (merge-sort comparisons), instead of quick-select."""
+    if not opt.sort_topk:
+        return
+
+    def sort_cycles(m: np.ndarray) -> np.ndarray:
+        return np.ceil(m * np.ceil(np.log2(np.maximum(m, 2.0))) / c.p)
+
+    c.topk_cyc = np.zeros_like(c.topk_cyc)
+    c.topk_cyc[c.has_v] = c.q[c.has_v] * sort_cycles(c.vkeys[c.has_v])
+    c.topk_cyc[c.has_t] += sort_cycles(c.keys[c.has_t])
+
+
+def _a3_candidates(opt: Options, c: _Counts) -> None:
+    """A3: a candidate search streams every key at the Q.K rate (in the top-k slot); exact Q.K, softmax and
+    prob.V run on ``candidate_fraction`` of the keys."""
+    if opt.candidate_fraction is None:
+        return
+    c.exact_keys = np.maximum(1.0, np.ceil(opt.candidate_fraction * c.kpq))
+    c.pv_vals = np.minimum(c.vals, c.exact_keys)
+    c.topk_cyc = c.q * np.ceil(c.kpq / c.kpc)
+    c.topk_cmp = c.q * c.kpq
+
+
+def _mnnfast_skip(opt: Options, c: _Counts) -> None:
+    """MNNFast: prob.V skips near-zero probabilities, multiplying ``value_fraction`` of the values."""
+    if opt.value_fraction is not None:
+        c.pv_vals = np.maximum(1.0, np.ceil(opt.value_fraction * c.vals))
+
+
+BASELINE_ADJUSTMENTS = (_sort_topk, _a3_candidates, _mnnfast_skip)
+"""Each baseline is one small function of (options, counts) that changes SpAtten's per-row work; MNNFast's
+back-to-back sequence is :func:`_serial_solve`."""
+
+
 def _compute(w: Workload, opt: Options, tr: _Traffic) -> _Compute:
-    """Service cycles of Q.K, softmax, top-k and prob.V per row; the baselines adjust the counts here."""
+    """Service cycles of Q.K, softmax, top-k and prob.V per row, after the baselines' adjustments."""
     acc, cols, work, seqs = w.accelerator, tr.cols, tr.work, tr.seqs
     n = seqs.size
     q = cols["queries"].astype(np.float64)
@@ -399,41 +460,28 @@ def _compute(w: Workload, opt: Options, tr: _Traffic) -> _Compute:
     # the value top-k of a causal row: over its mean keys, keeping the same fraction
     vkeys = np.where(causal, np.maximum(1.0, np.round(kpq)), keys)
     vtk = np.where(causal & has_v, np.clip(np.round(vtk * kpq / np.maximum(keys, 1.0)), 1.0, vkeys), vtk)
-    # the table lookups only for rows that run a top-k (most summarization rows do not)
+    # the quick-select table lookups only for rows that run a top-k (most summarization rows do not)
     topk_cyc = np.zeros(n)
-    if opt.sort_topk:
-
-        def sort_cycles(m: np.ndarray) -> np.ndarray:
-            return np.ceil(m * np.ceil(np.log2(np.maximum(m, 2.0))) / p)
-
-        topk_cyc[has_v] = q[has_v] * sort_cycles(vkeys[has_v])
-        topk_cyc[has_t] += sort_cycles(keys[has_t])
-    else:
-        topk_cyc[has_v] = q[has_v] * expected_cycles(vkeys[has_v], vtk[has_v], p)
-        topk_cyc[has_t] += expected_cycles(keys[has_t], ttk[has_t], p)
+    topk_cyc[has_v] = q[has_v] * expected_cycles(vkeys[has_v], vtk[has_v], p)
+    topk_cyc[has_t] += expected_cycles(keys[has_t], ttk[has_t], p)
     # comparisons: the search rounds' elements plus one final pass over the candidates
     topk_cmp = np.zeros(n)
     topk_cmp[has_v] = q[has_v] * (expected_elements(vkeys[has_v], vtk[has_v])[0] + vkeys[has_v])
     topk_cmp[has_t] += expected_elements(keys[has_t], ttk[has_t])[0] + keys[has_t]
-    exact_keys, pv_vals = kpq, vals
-    if opt.candidate_fraction is not None:  # A3
-        exact_keys = np.maximum(1.0, np.ceil(opt.candidate_fraction * kpq))
-        pv_vals = np.minimum(vals, exact_keys)
-        topk_cyc = q * np.ceil(kpq / kpc)  # candidate search visits every key
-        topk_cmp = q * kpq
-    if opt.value_fraction is not None:  # MNNFast
-        pv_vals = np.maximum(1.0, np.ceil(opt.value_fraction * vals))
+    c = _Counts(q, keys, kpq, vals, vkeys, vtk, ttk, has_v, has_t, p, kpc, kpq, vals, topk_cyc, topk_cmp)
+    for adjust in BASELINE_ADJUSTMENTS:
+        adjust(opt, c)
     # a KV policy's selection: Quest's page bounds on the Q.K unit, H2O's eviction / Quest's page choice on
     # the top-k engine
     sel = work["select_n"] > work["select_k"]
     if sel.any():
         sn, sk = work["select_n"][sel], work["select_k"][sel]
-        topk_cyc[sel] += expected_cycles(sn, sk, p)
-        topk_cmp[sel] += expected_elements(sn, sk)[0] + sn
-    qk_cyc = (q * np.ceil(exact_keys / kpc) * passes + np.ceil(work["bound_keys"] / kpc)) * seqs
-    pv_cyc = q * np.ceil(pv_vals / vpc) * seqs
-    service = np.vstack([tr.cycles, qk_cyc, qk_cyc, topk_cyc * seqs, pv_cyc])
-    return _Compute(q, keys, kpq, vals, exact_keys, pv_vals, passes, topk_cmp * seqs, service)
+        c.topk_cyc[sel] += expected_cycles(sn, sk, p)
+        c.topk_cmp[sel] += expected_elements(sn, sk)[0] + sn
+    qk_cyc = (q * np.ceil(c.exact_keys / kpc) * passes + np.ceil(work["bound_keys"] / kpc)) * seqs
+    pv_cyc = q * np.ceil(c.pv_vals / vpc) * seqs
+    service = np.vstack([tr.cycles, qk_cyc, qk_cyc, c.topk_cyc * seqs, pv_cyc])
+    return _Compute(q, keys, kpq, vals, c.exact_keys, c.pv_vals, passes, c.topk_cmp * seqs, service)
 
 
 def _solve(acc: Any, opt: Options, service: np.ndarray) -> tuple[PipelineResult, np.ndarray]:
@@ -447,15 +495,19 @@ def _solve(acc: Any, opt: Options, service: np.ndarray) -> tuple[PipelineResult,
             acc.pv_latency,
         ]
     )
-    if not opt.serial:
-        return run_pipeline(service, latency, acc.stage_buffer), latency
-    # MNNFast: the fetcher prefetches as usual, but a query's Q.K, softmax, selection and prob.V run one
-    # after the other (latencies exposed) before the next query starts: one compute "stage".
+    if opt.serial:
+        return _serial_solve(acc, service, latency), latency
+    return run_pipeline(service, latency, acc.stage_buffer), latency
+
+
+def _serial_solve(acc: Any, service: np.ndarray, latency: np.ndarray) -> PipelineResult:
+    """MNNFast: the fetcher prefetches as usual, but a query's Q.K, softmax, selection and prob.V run one
+    after the other (latencies exposed) before the next query starts: one compute "stage"."""
     compute = service[1:].sum(axis=0) + latency[1:].sum()
     pr2 = run_pipeline(np.vstack([service[0], compute]), np.array([latency[0], 0.0]), acc.stage_buffer)
     start = np.vstack([pr2.start[0], np.repeat(pr2.start[1:], len(STAGES) - 1, axis=0)])
     dep = np.vstack([pr2.depart[0], np.repeat(pr2.depart[1:], len(STAGES) - 1, axis=0)])
-    return PipelineResult(start, start + service, dep, pr2.makespan, pr2.passes, pr2.converged), latency
+    return PipelineResult(start, start + service, dep, pr2.makespan, pr2.passes, pr2.converged)
 
 
 def _macs(tr: _Traffic, cp: _Compute) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
