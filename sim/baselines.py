@@ -72,7 +72,11 @@ def run_baseline(w: Workload, trace: Any, name: str) -> SimResult:
         return run(w, dense, Options("dense"))
     cfg = load_settings()["baselines"]
     if name == "a3":
-        return run(w, dense, Options("a3", candidate_fraction=float(cfg["a3"]["candidate_fraction"])))
+        a3 = cfg["a3"]
+        return run(
+            w, dense, Options("a3", candidate_fraction=float(a3["candidate_fraction"]),
+                              candidate_search_speed=float(a3.get("candidate_search_speed", 1.0))),
+        )  # fmt: skip
     if name == "mnnfast":
         m = cfg["mnnfast"]
         return run(
@@ -112,7 +116,8 @@ def roofline_seconds(w: Workload, platform: str) -> float:
     eff = float(p["efficiency"])
     t_compute = work["flops"] / (float(p["peak_gflops"]) * 1e9 * eff)
     t_memory = work["bytes"] / (float(p["bandwidth_gbs"]) * 1e9 * eff)
-    overhead = work["layer_launches"] * float(p["kernels_per_layer"]) * float(p["kernel_overhead_us"]) * 1e-6
+    kernels = float(p["kernels_per_layer"][w.model.mode])  # the PyTorch eager op sequence of one layer
+    overhead = work["layer_launches"] * kernels * float(p["kernel_overhead_us"]) * 1e-6
     return max(t_compute, t_memory) + overhead
 
 

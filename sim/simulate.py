@@ -103,6 +103,9 @@ class Options:
     candidate_fraction : float or None
         A3: exact Q.K / softmax / prob.V run on this fraction of the keys after a candidate search that
         streams every key at the Q.K rate (in the ``topk`` slot). None: no candidate search.
+    candidate_search_speed : float
+        A3: keys the candidate search visits per cycle, relative to the Q.K rate (1: one key per dot-product
+        tree and cycle).
     value_fraction : float or None
         MNNFast: prob.V skips near-zero probabilities and multiplies this fraction of the values.
     sort_topk : bool
@@ -116,6 +119,7 @@ class Options:
     name: str = "spatten"
     topk_parallelism: int | None = None
     candidate_fraction: float | None = None
+    candidate_search_speed: float = 1.0
     value_fraction: float | None = None
     serial: bool = False
     sort_topk: bool = False
@@ -422,7 +426,7 @@ def _a3_candidates(opt: Options, c: _Counts) -> None:
         return
     c.exact_keys = np.maximum(1.0, np.ceil(opt.candidate_fraction * c.kpq))
     c.pv_vals = np.minimum(c.vals, c.exact_keys)
-    c.topk_cyc = c.q * np.ceil(c.kpq / c.kpc)
+    c.topk_cyc = c.q * np.ceil(c.kpq / (c.kpc * opt.candidate_search_speed))
     c.topk_cmp = c.q * c.kpq
 
 

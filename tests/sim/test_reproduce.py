@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from spatten.sim.baselines import load_settings, roofline_seconds
 from spatten.sim.reproduce import benchmarks
@@ -20,7 +21,7 @@ def test_thirty_benchmarks() -> None:
 
 
 def test_roofline_by_hand() -> None:
-    from spatten.models.config import workload_preset
+    from spatten.models.config import replace_path, workload_preset
 
     w = workload_preset("bert-base", prompt_len=100)
     p = load_settings()["platforms"]["titan-xp"]
@@ -28,8 +29,15 @@ def test_roofline_by_hand() -> None:
     nbytes = 12 * 12 * 3 * 100 * 64 * 4
     eff = p["efficiency"]
     t = max(flops / (p["peak_gflops"] * 1e9 * eff), nbytes / (p["bandwidth_gbs"] * 1e9 * eff))
-    t += 12 * p["kernels_per_layer"] * p["kernel_overhead_us"] * 1e-6
+    t += 12 * 6 * p["kernel_overhead_us"] * 1e-6  # 12 layers x BertSelfAttention's 6 kernels
     assert roofline_seconds(w, "titan-xp") == pytest.approx(t, rel=1e-12)
+    g = replace_path(workload_preset("gpt2-small", prompt_len=100), "model.gen_tokens", 4)
+    seq = np.arange(101, 105)
+    flops = 12 * 12 * sum(2 * 2 * s * 64 for s in seq)
+    nbytes = 12 * 12 * sum((2 * s + 1) * 64 * 4 for s in seq)
+    t = max(flops / (p["peak_gflops"] * 1e9 * eff), nbytes / (p["bandwidth_gbs"] * 1e9 * eff))
+    t += 12 * 4 * 12 * p["kernel_overhead_us"] * 1e-6  # 12 layers x 4 steps x GPT-2's 12 kernels
+    assert roofline_seconds(g, "titan-xp") == pytest.approx(t, rel=1e-12)
 
 
 def test_reproduce_writes_everything(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
