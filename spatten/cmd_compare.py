@@ -8,8 +8,7 @@ import sys
 from typing import Any
 
 from spatten.models.config import ACCELERATORS, MODELS, load_yaml, workload_preset
-from spatten.sim.api import BASELINES as DESIGNS
-from spatten.sim.api import OWN_HARDWARE
+from spatten.sim.api import BASELINES, OWN_HARDWARE
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("config_b", metavar="B.yaml", help="second configuration")
     p.add_argument("--workload", choices=list(MODELS), default="gpt2-medium", help="preset both override")
     p.add_argument("--accelerator", choices=list(ACCELERATORS), default="spatten", help="hardware preset")
-    p.add_argument("--design", choices=DESIGNS, default="spatten", help="what runs (default spatten)")
+    p.add_argument("--design", choices=BASELINES, default="spatten", help="what runs (default spatten)")
     p.add_argument(
         "--tech-nm", type=int, default=40, help="technology node of the energy model, 22..90 (default 40)"
     )

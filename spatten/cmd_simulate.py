@@ -22,7 +22,6 @@ from spatten.models.config import (
 from spatten.models.hf_config import HF_PRESETS
 from spatten.sim.api import BASELINES
 
-DESIGNS = BASELINES
 # Policy fields a design other than SpAtten runs without (dense and the baselines prune and quantize nothing).
 POLICY_KEEPS = {("quant", "unquantized_bits"), ("quant", "reference_bits")}
 
@@ -112,10 +111,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--config", metavar="FILE.yaml", help="YAML overriding accelerator/model/pruning/quant fields"
     )
     p.add_argument("--accelerator", choices=list(ACCELERATORS), default="spatten", help="hardware preset")
-    p.add_argument("--design", choices=DESIGNS, default="spatten", help="what runs (default spatten)")
+    p.add_argument("--design", choices=BASELINES, default="spatten", help="what runs (default spatten)")
     p.add_argument(
         "--baseline",
-        choices=DESIGNS,
+        choices=BASELINES,
         default="dense",
         help="what it is compared with besides dense on the same hardware (default dense)",
     )
