@@ -146,7 +146,9 @@ def _base_workload(args: argparse.Namespace) -> Workload:
                            beyond_max_position=args.beyond_max_position)  # fmt: skip
     if args.beyond_max_position:
         raise ValueError("--beyond-max-position applies to --hf-config and the Hugging Face presets only")
-    w = workload_preset(args.workload or "gpt2-medium", args.accelerator, prompt_len=args.seq_len)
+    w = workload_preset(
+        args.workload or _default_model(args.trace), args.accelerator, prompt_len=args.seq_len
+    )
     if args.gen_tokens is not None:
         if w.model.mode != "generation":
             raise ValueError(
@@ -160,6 +162,21 @@ def _base_workload(args: argparse.Namespace) -> Workload:
             raise ValueError(f"--batch applies to generation workloads; {w.model.name} is {w.model.mode}")
         w = dataclasses.replace(w, model=dataclasses.replace(w.model, batch=args.batch))
     return w
+
+
+def _default_model(trace: str | None) -> str:
+    """The preset when --workload is not given: bert-base for a release BERT file, else gpt2-medium."""
+    from spatten.models.trace_bert import is_bert_header
+
+    if trace:
+        try:
+            with open(trace, encoding="utf-8-sig", errors="replace") as f:
+                header = f.readline(1 << 16).strip().split(",")
+        except OSError:  # the trace reader names the problem later, in its own words
+            return "gpt2-medium"
+        if is_bert_header(header):
+            return "bert-base"
+    return "gpt2-medium"
 
 
 def build_workload(args: argparse.Namespace) -> Workload:

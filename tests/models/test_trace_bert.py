@@ -170,6 +170,7 @@ def test_spatten_simulate_replays_a_bert_file_and_refuses_a_bad_one(tmp_path: Pa
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert '"dram_bytes_k_msb": 704' in r.stdout.replace(".0,", ",")
+    assert '"workload": "bert-base"' in r.stdout  # a BERT file without --workload is labelled as BERT
     rows = list(ROWS)
     rows[2] = rows[2].replace(",3,3,", ",3,4,", 1)
     bad = _file(tmp_path, rows, name="bad.csv")
