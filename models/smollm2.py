@@ -502,6 +502,12 @@ def _blas():
     return ThreadpoolController()
 
 
+@functools.cache
+def _blas_libs() -> tuple:
+    """The BLAS libraries' controllers, to set their thread count around a decoding step's attention."""
+    return tuple(_blas().select(user_api="blas").lib_controllers)
+
+
 def forward(
     ids,
     model: LlamaModel | None = None,
@@ -601,12 +607,18 @@ def _forward(m: LlamaModel, ids: np.ndarray, pos0: int, caches: list[KVCache] | 
     cos, sin = _rope_tables(c, pos0, n)
     nq, nk = h * hd, kvh * hd
     x = m.embed[ids.reshape(-1)]
+    # A few tokens' attention is small: its matrix products on one BLAS thread skip the second thread's
+    # wake-up (about 25 us per layer of a decoding step); the weight products keep the caller's threads.
+    libs = _blas_libs() if n <= FEW_TOKENS else ()
+    weight_threads = [lib.get_num_threads() for lib in libs]
     for li, layer in enumerate(m.layers):
         qkv = (_rmsnorm(x, layer.attn_norm, c.rms_eps) @ layer.wqkv.T).reshape(nb, n, -1)
         ctx = np.empty((nb, n, nq), dtype=np.float32)
+        for lib in libs:
+            lib.set_num_threads(1)
         for b in range(nb):
-            q = _rope(qkv[b, :, :nq].reshape(n, h, hd).transpose(1, 0, 2), cos, sin)
-            k = _rope(qkv[b, :, nq : nq + nk].reshape(n, kvh, hd).transpose(1, 0, 2), cos, sin)
+            qk = _rope(qkv[b, :, : nq + nk].reshape(n, h + kvh, hd).transpose(1, 0, 2), cos, sin)
+            q, k = qk[:h], qk[h:]  # one rotation call for Q's and K's heads (element by element)
             v = np.ascontiguousarray(qkv[b, :, nq + nk :].reshape(n, kvh, hd).transpose(1, 0, 2))
             if caches is not None:
                 k, v = caches[b]._append(li, k, v)
@@ -614,6 +626,8 @@ def _forward(m: LlamaModel, ids: np.ndarray, pos0: int, caches: list[KVCache] | 
             if out.shape != (h, n, hd):
                 raise ValueError(f"attention of layer {li} returned shape {out.shape}, expected {(h, n, hd)}")
             ctx[b] = out.transpose(1, 0, 2).reshape(n, nq)
+        for lib, t in zip(libs, weight_threads, strict=True):
+            lib.set_num_threads(t)
         x = x + ctx.reshape(nb * n, nq) @ layer.wo.T
         gu = _rmsnorm(x, layer.ffn_norm, c.rms_eps) @ layer.w_gate_up.T
         gate, up = gu[:, : c.intermediate], gu[:, c.intermediate :]
