@@ -1,19 +1,95 @@
 """cocotb testbench for ``rtl.qk.QKUnit``: random requests, idle/back-pressure, == against models.qk.
 
-Parameters arrive through the environment: HEAD_DIM, K_PAR, Q_WIDTH, K_WIDTH (must match the build),
-NS (comma-separated request lengths), IDLE and STALL (probabilities), SEED.
+The bench's shape is :mod:`spatten.testbench.topk_tb`'s: :class:`Params` (one dataclass for the tests and
+the simulator process), a :class:`KeyDriver` that offers the key beats, a :class:`ScoreMonitor` that takes
+the score beats, a :class:`QKModel` (``models.qk``) and a :class:`Scoreboard` that names the first
+differing score. One coroutine steps all of them each cycle, so the cycle count of a request is exact: with
+no idle or stall it must equal ``models.qk.qk_cycles``.
 """
 
 from __future__ import annotations
 
 import os
 import random
+from dataclasses import dataclass, fields
 
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 from spatten.models.qk import qk_cycles, qk_scores
+from spatten.testbench.compare import first_difference
+
+CLOCK_NS = 10
+
+
+@dataclass(frozen=True)
+class Params:
+    """What the bench takes: the unit's build parameters and the stimulus (:meth:`env` / :meth:`from_env`)."""
+
+    head_dim: int = 16
+    k_par: int = 4
+    q_width: int = 16
+    k_width: int = 12
+    ns: tuple[int, ...] = (1, 7, 64, 257)
+    idle: float = 0.0
+    stall: float = 0.0
+    seed: int = 7
+
+    ENV = {"head_dim": "HEAD_DIM", "k_par": "K_PAR", "q_width": "Q_WIDTH", "k_width": "K_WIDTH", "ns": "NS",
+           "idle": "IDLE", "stall": "STALL", "seed": "SEED"}  # fmt: skip
+
+    @property
+    def score_width(self) -> int:
+        """Bits of one score lane: the product width plus the adder tree's growth."""
+        return (
+            self.q_width + self.k_width + (int(np.ceil(np.log2(self.head_dim))) if self.head_dim > 1 else 0)
+        )
+
+    def unit(self):
+        """The QKUnit these parameters build."""
+        from spatten.rtl.qk import QKUnit
+
+        return QKUnit(self.head_dim, self.k_par, self.q_width, self.k_width)
+
+    def env(self) -> dict[str, str]:
+        """The bench's environment."""
+        return {var: ",".join(map(str, v)) if isinstance(v := getattr(self, f), tuple) else str(v)
+                for f, var in self.ENV.items()}  # fmt: skip
+
+    @classmethod
+    def from_env(cls) -> Params:
+        """The parameters the environment describes (inside the simulator)."""
+        kinds = {f.name: f.default for f in fields(cls)}
+        out: dict[str, object] = {}
+        for f, var in cls.ENV.items():
+            v = os.environ.get(var)
+            if not v:
+                continue
+            k = kinds[f]
+            out[f] = tuple(int(x) for x in v.split(",")) if isinstance(k, tuple) else type(k)(float(v))
+        return cls(**out)
+
+
+@dataclass(frozen=True)
+class QKRequest:
+    """One query against ``n`` keys (integer codes)."""
+
+    query: np.ndarray
+    keys: np.ndarray
+
+
+class QKModel:
+    """The golden twin: ``models.qk`` scores and cycle count."""
+
+    def __init__(self, p: Params) -> None:
+        self.p = p
+
+    def scores(self, req: QKRequest) -> list[int]:
+        return qk_scores(req.query, req.keys, self.p.q_width, self.p.k_width).tolist()
+
+    def cycles(self, n: int) -> int:
+        return qk_cycles(n, self.p.k_par, self.p.head_dim)
 
 
 def _pack(values, width: int) -> int:
@@ -24,57 +100,131 @@ def _signed(x: int, width: int) -> int:
     return x - (1 << width) if x >> (width - 1) else x
 
 
+class KeyDriver:
+    """Offers a request's keys K_PAR rows per beat (the last beat masked), skipping cycles at ``idle``."""
+
+    def __init__(self, dut, p: Params, rng: random.Random) -> None:
+        self.dut, self.p, self.rng = dut, p, rng
+        self.beats: list[np.ndarray] = []
+        self.sent = 0
+        self.valid = False
+
+    def load(self, req: QKRequest) -> None:
+        self.dut.query.value = _pack(req.query, self.p.q_width)
+        kp = self.p.k_par
+        self.beats = [req.keys[b : b + kp] for b in range(0, len(req.keys), kp)]
+        self.sent = 0
+
+    def drive(self) -> None:
+        """Before the cycle's sampling: put the next beat on the port, valid unless idle."""
+        self.valid = self.sent < len(self.beats) and self.rng.random() >= self.p.idle
+        if self.sent < len(self.beats):
+            beat = self.beats[self.sent]
+            pad = np.zeros((self.p.k_par - len(beat), self.p.head_dim), dtype=np.int64)
+            self.dut.k_data.value = _pack(np.concatenate([beat, pad]).ravel(), self.p.k_width)
+            self.dut.k_mask.value = (1 << len(beat)) - 1
+            self.dut.k_last.value = int(self.sent == len(self.beats) - 1)
+        self.dut.k_valid.value = int(self.valid)
+
+    def handshake(self) -> None:
+        """In ReadOnly: count the beat the unit accepted."""
+        if self.valid and self.dut.k_ready.value == 1:
+            self.sent += 1
+
+    def stop(self) -> None:
+        self.dut.k_valid.value = 0
+
+
+class ScoreMonitor:
+    """Takes score beats (ready low at ``stall``) and collects the masked lanes, sign-extended."""
+
+    def __init__(self, dut, p: Params, rng: random.Random) -> None:
+        self.dut, self.p, self.rng = dut, p, rng
+        self.got: list[int] = []
+        self.last = False
+
+    def start(self) -> None:
+        self.got, self.last = [], False
+
+    def drive(self) -> None:
+        self.dut.s_ready.value = int(self.rng.random() >= self.p.stall)
+
+    def sample(self) -> None:
+        if self.dut.s_valid.value == 1 and self.dut.s_ready.value == 1:
+            sw = self.p.score_width
+            data, mask = int(self.dut.s_data.value), int(self.dut.s_mask.value)
+            self.got += [_signed((data >> (j * sw)) & ((1 << sw) - 1), sw) for j in range(self.p.k_par)
+                         if mask >> j & 1]  # fmt: skip
+            self.last = self.dut.s_last.value == 1
+
+
+class Scoreboard:
+    """Compares a request's scores and (with no idle or stall) its cycles with the model."""
+
+    def __init__(self, model: QKModel) -> None:
+        self.model = model
+
+    def check(self, req: QKRequest, got: list[int], cycles: int, timed: bool) -> None:
+        n = len(req.keys)
+        diff = first_difference(got, self.model.scores(req), "score")
+        assert diff is None, f"stage qk, n={n}: {diff}"
+        if timed:  # cycles counts edges from the first beat driven to the last score seen: no bubbles
+            want = self.model.cycles(n)
+            assert cycles == want, f"stage qk, n={n}: {cycles} cycles, model {want}"
+
+
+class QKTestbench:
+    """Clock, reset and the per-cycle loop that steps the driver and the monitor."""
+
+    def __init__(self, dut, p: Params) -> None:
+        self.dut, self.p = dut, p
+        rng = random.Random(p.seed)
+        self.driver, self.monitor = KeyDriver(dut, p, rng), ScoreMonitor(dut, p, rng)
+        self.scoreboard = Scoreboard(QKModel(p))
+
+    async def reset(self) -> None:
+        cocotb.start_soon(Clock(self.dut.clk, CLOCK_NS, unit="ns").start())
+        self.dut.rst.value = 1
+        self.dut.k_valid.value = 0
+        self.dut.s_ready.value = 0
+        await RisingEdge(self.dut.clk)
+        self.dut.rst.value = 0
+
+    async def run(self, req: QKRequest) -> int:
+        """One request through the unit, checked; returns its cycles."""
+        n = len(req.keys)
+        self.driver.load(req)
+        self.monitor.start()
+        cycles = 0
+        while not self.monitor.last:
+            if cycles > 50 * (n + 50):
+                raise AssertionError(f"stage qk: timeout, n={n}, {len(self.monitor.got)} of {n} scores out")
+            self.driver.drive()
+            self.monitor.drive()
+            await ReadOnly()
+            self.monitor.sample()
+            self.driver.handshake()
+            await RisingEdge(self.dut.clk)
+            cycles += 1
+        self.driver.stop()
+        self.scoreboard.check(req, self.monitor.got, cycles, self.p.idle == 0 and self.p.stall == 0)
+        return cycles
+
+
+def random_request(p: Params, n: int, rng: np.random.Generator) -> QKRequest:
+    """A query and ``n`` keys drawn over the full signed code ranges (the most negative code left out)."""
+    qw, kw = p.q_width, p.k_width
+    query = rng.integers(-(1 << (qw - 1)) + 1, 1 << (qw - 1), p.head_dim)
+    keys = rng.integers(-(1 << (kw - 1)) + 1, 1 << (kw - 1), (n, p.head_dim))
+    return QKRequest(query, keys)
+
+
 @cocotb.test()
 async def qk_requests(dut) -> None:
-    hd, kp = int(os.environ["HEAD_DIM"]), int(os.environ["K_PAR"])
-    qw, kw = int(os.environ["Q_WIDTH"]), int(os.environ["K_WIDTH"])
-    ns = [int(x) for x in os.environ["NS"].split(",")]
-    idle, stall = float(os.environ.get("IDLE", "0")), float(os.environ.get("STALL", "0"))
-    seed = int(os.environ.get("SEED", "1"))
-    sw = qw + kw + (int(np.ceil(np.log2(hd))) if hd > 1 else 0)
-    rng, nprng = random.Random(seed), np.random.default_rng(seed)
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-    dut.rst.value = 1
-    dut.k_valid.value = 0
-    dut.s_ready.value = 0
-    await RisingEdge(dut.clk)
-    dut.rst.value = 0
-    for n in ns:
-        query = nprng.integers(-(1 << (qw - 1)) + 1, 1 << (qw - 1), hd)
-        keys = nprng.integers(-(1 << (kw - 1)) + 1, 1 << (kw - 1), (n, hd))
-        want = qk_scores(query, keys, qw, kw).tolist()
-        beats = [keys[b : b + kp] for b in range(0, n, kp)]
-        dut.query.value = _pack(query, qw)
-        got: list[int] = []
-        sent, cycles, done = 0, 0, False
-        while not done:
-            if cycles > 50 * (n + 50):
-                raise AssertionError(f"stage qk: timeout, n={n}, {len(got)} of {n} scores out")
-            valid = sent < len(beats) and rng.random() >= idle
-            if sent < len(beats):
-                beat = beats[sent]
-                pad = np.zeros((kp - len(beat), hd), dtype=np.int64)
-                dut.k_data.value = _pack(np.concatenate([beat, pad]).ravel(), kw)
-                dut.k_mask.value = (1 << len(beat)) - 1
-                dut.k_last.value = int(sent == len(beats) - 1)
-            dut.k_valid.value = int(valid)
-            dut.s_ready.value = int(rng.random() >= stall)
-            await ReadOnly()
-            if dut.s_valid.value == 1 and dut.s_ready.value == 1:
-                data, mask = int(dut.s_data.value), int(dut.s_mask.value)
-                got += [_signed((data >> (j * sw)) & ((1 << sw) - 1), sw) for j in range(kp) if mask >> j & 1]
-                done = dut.s_last.value == 1
-            if valid and dut.k_ready.value == 1:
-                sent += 1
-            await RisingEdge(dut.clk)
-            cycles += 1
-        dut.k_valid.value = 0
-        for i, (g, w) in enumerate(zip(got, want, strict=False)):
-            assert g == w, f"stage qk, n={n}, score {i}: expected {w}, got {g}"
-        assert len(got) == n, f"stage qk, n={n}: expected {n} scores, got {len(got)}"
-        if idle == 0 and stall == 0:
-            # cycles counts edges from the first beat driven to the last score seen: no bubbles allowed
-            assert cycles == qk_cycles(n, kp, hd), (
-                f"stage qk, n={n}: {cycles} cycles, model {qk_cycles(n, kp, hd)}"
-            )
+    p = Params.from_env()
+    tb = QKTestbench(dut, p)
+    await tb.reset()
+    nprng = np.random.default_rng(p.seed)
+    for n in p.ns:
+        cycles = await tb.run(random_request(p, n, nprng))
         dut._log.info("qk n=%d: %d cycles", n, cycles)

@@ -1,7 +1,7 @@
 """QKUnit under Verilator + cocotb against models.qk (one build per parameter set, lengths at run time)."""
 
 import pytest
-from spatten.rtl.qk import QKUnit
+from spatten.testbench.qk_tb import Params
 from spatten.testbench.runner import run_cocotb
 
 from tests.cosim.paths import BUILD_ROOT
@@ -19,24 +19,17 @@ pytestmark = pytest.mark.cosim
     ],
 )
 def test_qk_cosim(head_dim: int, k_par: int, ns: str, idle: float, stall: float) -> None:
-    qw, kw = 16, 12
+    p = Params(head_dim, k_par, 16, 12, tuple(int(x) for x in ns.split(",")), idle, stall, seed=7)
     build = BUILD_ROOT / f"qk-hd{head_dim}-kp{k_par}"
-    env = {
-        "HEAD_DIM": str(head_dim),
-        "K_PAR": str(k_par),
-        "Q_WIDTH": str(qw),
-        "K_WIDTH": str(kw),
-        "NS": ns,
-        "IDLE": str(idle),
-        "STALL": str(stall),
-        "SEED": "7",
-    }
     res = run_cocotb(
-        QKUnit(head_dim, k_par, qw, kw),
-        "qk_unit",
-        "spatten.testbench.qk_tb",
-        build,
-        extra_env=env,
-        waves_on_failure=True,
+        p.unit(), "qk_unit", "spatten.testbench.qk_tb", build, extra_env=p.env(), waves_on_failure=True
     )
     assert res.ok, res.report()
+
+
+def test_params_round_trip_through_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    p = Params(64, 8, 14, 10, (3, 1024), 0.25, 0.5, seed=11)
+    for var, value in p.env().items():
+        monkeypatch.setenv(var, value)
+    assert Params.from_env() == p
+    assert p.score_width == 14 + 10 + 6
