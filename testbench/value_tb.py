@@ -1,19 +1,85 @@
-"""cocotb testbench for ``rtl.value_unit.ValueUnit``: kept rows at ratios KEEPS, idle/back-pressure,
+"""cocotb testbench for ``rtl.value_unit.ValueUnit``: kept rows at ratios ``keeps``, back-pressure,
 == against models.value_unit.prob_v.
 
-Environment: HEAD_DIM, V_PAR, P_WIDTH, V_WIDTH, MAX_N (must match the build), NS, KEEPS, STALL, SEED.
+The shape of :mod:`spatten.testbench.topk_tb`: :class:`Params` (one dataclass for the tests and the simulator
+process), a :class:`RowDriver` offering (probability, value row) beats, a :class:`SumMonitor` taking the one
+output beat of a request, :class:`ValueModel` and a :class:`Scoreboard` naming the first differing element.
+Unused lanes of the last beat carry the largest probability and all-ones values, so a lane mask the unit did
+not honour shows in the sums.
 """
 
 from __future__ import annotations
 
 import os
 import random
+from dataclasses import dataclass, fields
 
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 from spatten.models.value_unit import prob_v
+from spatten.testbench.compare import first_difference
+
+CLOCK_NS = 10
+
+
+@dataclass(frozen=True)
+class Params:
+    """What the bench takes: the unit's build parameters and the stimulus (:meth:`env` / :meth:`from_env`)."""
+
+    head_dim: int = 16
+    v_par: int = 4
+    p_width: int = 12
+    v_width: int = 6
+    max_n: int = 1024
+    ns: tuple[int, ...] = (1, 7, 64, 257, 1024)
+    keeps: tuple[float, ...] = (1.0, 0.3, 0.2)
+    stall: float = 0.0
+    seed: int = 5
+
+    ENV = {"head_dim": "HEAD_DIM", "v_par": "V_PAR", "p_width": "P_WIDTH", "v_width": "V_WIDTH",
+           "max_n": "MAX_N", "ns": "NS", "keeps": "KEEPS", "stall": "STALL", "seed": "SEED"}  # fmt: skip
+
+    @property
+    def acc_width(self) -> int:
+        """Bits of one output element: product, sign and the sum of up to ``max_n`` rows."""
+        return self.p_width + 1 + self.v_width + max(1, (self.max_n - 1).bit_length())
+
+    def unit(self):
+        """The ValueUnit these parameters build."""
+        from spatten.rtl.value_unit import ValueUnit
+
+        return ValueUnit(self.head_dim, self.v_par, self.p_width, self.v_width, self.max_n)
+
+    def env(self) -> dict[str, str]:
+        """The bench's environment."""
+        return {var: ",".join(map(str, v)) if isinstance(v := getattr(self, f), tuple) else str(v)
+                for f, var in self.ENV.items()}  # fmt: skip
+
+    @classmethod
+    def from_env(cls) -> Params:
+        """The parameters the environment describes (inside the simulator)."""
+        kinds = {f.name: f.default for f in fields(cls)}
+        out: dict[str, object] = {}
+        for f, var in cls.ENV.items():
+            v = os.environ.get(var)
+            if not v:
+                continue
+            k = kinds[f]
+            if isinstance(k, tuple):
+                out[f] = tuple(type(k[0])(x) for x in v.split(","))
+            else:
+                out[f] = type(k)(float(v))
+        return cls(**out)
+
+
+@dataclass(frozen=True)
+class ValueRequest:
+    """The kept rows of one request: their probabilities and value rows (integer codes)."""
+
+    probs: np.ndarray
+    values: np.ndarray
 
 
 def _pack(values, width: int) -> int:
@@ -24,51 +90,123 @@ def _signed(x: int, width: int) -> int:
     return x - (1 << width) if x >> (width - 1) else x
 
 
+class ValueModel:
+    """The golden twin: ``models.value_unit.prob_v``."""
+
+    def expect(self, req: ValueRequest) -> list[int]:
+        return prob_v(req.probs, req.values).tolist()
+
+
+class RowDriver:
+    """Offers V_PAR (probability, value row) pairs per beat, valid low at ``stall``."""
+
+    def __init__(self, dut, p: Params, rng: random.Random) -> None:
+        self.dut, self.p, self.rng = dut, p, rng
+        self.req: ValueRequest | None = None
+        self.starts: list[int] = []
+        self.sent = 0
+        self.valid = False
+
+    def load(self, req: ValueRequest) -> None:
+        self.req, self.starts, self.sent = req, list(range(0, len(req.probs), self.p.v_par)), 0
+
+    def drive(self) -> None:
+        p, req = self.p, self.req
+        assert req is not None
+        self.valid = self.sent < len(self.starts) and self.rng.random() >= p.stall
+        if self.sent < len(self.starts):
+            b = self.starts[self.sent]
+            pr, v = req.probs[b : b + p.v_par], req.values[b : b + p.v_par]
+            pad = p.v_par - len(pr)
+            self.dut.i_prob.value = _pack(list(pr) + [(1 << p.p_width) - 1] * pad, p.p_width)
+            self.dut.i_value.value = _pack(np.concatenate([v, np.ones((pad, p.head_dim), np.int64)]).ravel(),
+                                           p.v_width)  # fmt: skip
+            self.dut.i_mask.value = (1 << len(pr)) - 1
+            self.dut.i_last.value = int(self.sent == len(self.starts) - 1)
+        self.dut.i_valid.value = int(self.valid)
+
+    def handshake(self) -> None:
+        if self.valid and self.dut.i_ready.value == 1:
+            self.sent += 1
+
+    def stop(self) -> None:
+        self.dut.i_valid.value = 0
+
+
+class SumMonitor:
+    """Takes the request's one output beat (ready low at ``stall``): head_dim signed sums."""
+
+    def __init__(self, dut, p: Params, rng: random.Random) -> None:
+        self.dut, self.p, self.rng = dut, p, rng
+        self.got: list[int] | None = None
+
+    def start(self) -> None:
+        self.got = None
+
+    def drive(self) -> None:
+        self.dut.o_ready.value = int(self.rng.random() >= self.p.stall)
+
+    def sample(self) -> None:
+        if self.dut.o_valid.value == 1 and self.dut.o_ready.value == 1:
+            aw, data = self.p.acc_width, int(self.dut.o_data.value)
+            self.got = [_signed((data >> (e * aw)) & ((1 << aw) - 1), aw) for e in range(self.p.head_dim)]
+
+
+class Scoreboard:
+    def __init__(self, model: ValueModel) -> None:
+        self.model = model
+
+    def check(self, req: ValueRequest, got: list[int], what: str) -> None:
+        diff = first_difference(got, self.model.expect(req))
+        assert diff is None, f"stage value, {what}: {diff}"
+
+
+class ValueTestbench:
+    """Clock, reset and the per-cycle loop that steps the driver and the monitor."""
+
+    def __init__(self, dut, p: Params) -> None:
+        self.dut, self.p = dut, p
+        rng = random.Random(p.seed)
+        self.driver, self.monitor = RowDriver(dut, p, rng), SumMonitor(dut, p, rng)
+        self.scoreboard = Scoreboard(ValueModel())
+
+    async def reset(self) -> None:
+        cocotb.start_soon(Clock(self.dut.clk, CLOCK_NS, unit="ns").start())
+        self.dut.rst.value = 1
+        self.dut.i_valid.value = 0
+        self.dut.o_ready.value = 0
+        await RisingEdge(self.dut.clk)
+        self.dut.rst.value = 0
+
+    async def run(self, req: ValueRequest, what: str) -> int:
+        """One request through the unit, checked; returns its cycles."""
+        self.driver.load(req)
+        self.monitor.start()
+        cycles = 0
+        while self.monitor.got is None:
+            if cycles > 20 * (len(req.probs) + 50):
+                raise AssertionError(f"stage value: timeout {what}")
+            self.driver.drive()
+            self.monitor.drive()
+            await ReadOnly()
+            self.monitor.sample()
+            self.driver.handshake()
+            await RisingEdge(self.dut.clk)
+            cycles += 1
+        self.driver.stop()
+        self.scoreboard.check(req, self.monitor.got, what)
+        return cycles
+
+
 @cocotb.test()
 async def value_requests(dut) -> None:
-    hd, vp = int(os.environ["HEAD_DIM"]), int(os.environ["V_PAR"])
-    pw, vw, max_n = int(os.environ["P_WIDTH"]), int(os.environ["V_WIDTH"]), int(os.environ["MAX_N"])
-    aw = pw + 1 + vw + max(1, (max_n - 1).bit_length())
-    ns = [int(x) for x in os.environ["NS"].split(",")]
-    keeps = [float(x) for x in os.environ["KEEPS"].split(",")]
-    stall = float(os.environ.get("STALL", "0"))
-    rng, nprng = random.Random(int(os.environ.get("SEED", "1"))), np.random.default_rng(3)
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-    dut.rst.value = 1
-    dut.i_valid.value = 0
-    dut.o_ready.value = 0
-    await RisingEdge(dut.clk)
-    dut.rst.value = 0
-    for n in ns:
-        for keep in keeps:
+    p = Params.from_env()
+    tb = ValueTestbench(dut, p)
+    await tb.reset()
+    nprng = np.random.default_rng(3)
+    for n in p.ns:
+        for keep in p.keeps:
             m = max(1, round(keep * n))
-            probs = nprng.integers(0, 1 << pw, m)
-            values = nprng.integers(-(1 << (vw - 1)) + 1, 1 << (vw - 1), (m, hd))
-            want = prob_v(probs, values).tolist()
-            beats = list(range(0, m, vp))
-            sent, got, cycles = 0, None, 0
-            while got is None:
-                if cycles > 20 * (m + 50):
-                    raise AssertionError(f"stage value: timeout n={n} keep={keep}")
-                valid = sent < len(beats) and rng.random() >= stall
-                if sent < len(beats):
-                    b = beats[sent]
-                    p, v = probs[b : b + vp], values[b : b + vp]
-                    pad = vp - len(p)
-                    dut.i_prob.value = _pack(list(p) + [(1 << pw) - 1] * pad, pw)
-                    dut.i_value.value = _pack(np.concatenate([v, np.ones((pad, hd), np.int64)]).ravel(), vw)
-                    dut.i_mask.value = (1 << len(p)) - 1
-                    dut.i_last.value = int(sent == len(beats) - 1)
-                dut.i_valid.value = int(valid)
-                dut.o_ready.value = int(rng.random() >= stall)
-                await ReadOnly()
-                if dut.o_valid.value == 1 and dut.o_ready.value == 1:
-                    data = int(dut.o_data.value)
-                    got = [_signed((data >> (e * aw)) & ((1 << aw) - 1), aw) for e in range(hd)]
-                if valid and dut.i_ready.value == 1:
-                    sent += 1
-                await RisingEdge(dut.clk)
-                cycles += 1
-            dut.i_valid.value = 0
-            for e, (g, w) in enumerate(zip(got, want, strict=True)):
-                assert g == w, f"stage value, n={n}, keep={keep}, element {e}: expected {w}, got {g}"
+            probs = nprng.integers(0, 1 << p.p_width, m)
+            values = nprng.integers(-(1 << (p.v_width - 1)) + 1, 1 << (p.v_width - 1), (m, p.head_dim))
+            await tb.run(ValueRequest(probs, values), f"n={n}, keep={keep}")

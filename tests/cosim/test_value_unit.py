@@ -1,8 +1,8 @@
 """ValueUnit under Verilator + cocotb against models.value_unit (one build, request shapes at run time)."""
 
 import pytest
-from spatten.rtl.value_unit import ValueUnit
 from spatten.testbench.runner import run_cocotb
+from spatten.testbench.value_tb import Params
 
 from tests.cosim.paths import BUILD_ROOT
 
@@ -11,18 +11,16 @@ pytestmark = pytest.mark.cosim
 
 @pytest.mark.parametrize("stall", [pytest.param(0.0, id="ready"), pytest.param(0.3, id="idle-stall")])
 def test_value_unit_cosim(stall: float) -> None:
-    hd, vp, pw, vw, max_n = 16, 4, 12, 6, 1024
-    env = {
-        "HEAD_DIM": str(hd), "V_PAR": str(vp), "P_WIDTH": str(pw), "V_WIDTH": str(vw), "MAX_N": str(max_n),
-        "NS": "1,7,64,257,1024", "KEEPS": "1.0,0.3,0.2", "STALL": str(stall), "SEED": "5",
-    }  # fmt: skip
-    dut = ValueUnit(hd, vp, pw, vw, max_n)
-    res = run_cocotb(
-        dut,
-        "value_unit",
-        "spatten.testbench.value_tb",
-        BUILD_ROOT / f"value-hd{hd}-vp{vp}",
-        extra_env=env,
-        waves_on_failure=True,
-    )
+    p = Params(stall=stall)  # D = 16, V_PAR = 4, 12-bit probabilities, 6-bit values, max_n 1024
+    build = BUILD_ROOT / f"value-hd{p.head_dim}-vp{p.v_par}"
+    res = run_cocotb(p.unit(), "value_unit", "spatten.testbench.value_tb", build, extra_env=p.env(),
+                     waves_on_failure=True)  # fmt: skip
     assert res.ok, res.report()
+
+
+def test_params_round_trip_through_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    p = Params(64, 8, 10, 8, 512, (2, 300), (1.0, 0.25), 0.5, 9)
+    for var, value in p.env().items():
+        monkeypatch.setenv(var, value)
+    assert Params.from_env() == p
+    assert p.acc_width == 10 + 1 + 8 + 9
