@@ -9,22 +9,18 @@ no idle or stall it must equal ``models.qk.qk_cycles``.
 
 from __future__ import annotations
 
-import os
 import random
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
-from cocotb.triggers import ReadOnly, RisingEdge
 from spatten.models.qk import qk_cycles, qk_scores
+from spatten.testbench.bench import EnvParams, LaneMonitor, reset, step_until
 from spatten.testbench.compare import first_difference
-
-CLOCK_NS = 10
 
 
 @dataclass(frozen=True)
-class Params:
+class Params(EnvParams):
     """What the bench takes: the unit's build parameters and the stimulus (:meth:`env` / :meth:`from_env`)."""
 
     head_dim: int = 16
@@ -51,24 +47,6 @@ class Params:
         from spatten.rtl.qk import QKUnit
 
         return QKUnit(self.head_dim, self.k_par, self.q_width, self.k_width)
-
-    def env(self) -> dict[str, str]:
-        """The bench's environment."""
-        return {var: ",".join(map(str, v)) if isinstance(v := getattr(self, f), tuple) else str(v)
-                for f, var in self.ENV.items()}  # fmt: skip
-
-    @classmethod
-    def from_env(cls) -> Params:
-        """The parameters the environment describes (inside the simulator)."""
-        kinds = {f.name: f.default for f in fields(cls)}
-        out: dict[str, object] = {}
-        for f, var in cls.ENV.items():
-            v = os.environ.get(var)
-            if not v:
-                continue
-            k = kinds[f]
-            out[f] = tuple(int(x) for x in v.split(",")) if isinstance(k, tuple) else type(k)(float(v))
-        return cls(**out)
 
 
 @dataclass(frozen=True)
@@ -126,7 +104,7 @@ class KeyDriver:
             self.dut.k_last.value = int(self.sent == len(self.beats) - 1)
         self.dut.k_valid.value = int(self.valid)
 
-    def handshake(self) -> None:
+    def handshake(self, cycle: int) -> None:
         """In ReadOnly: count the beat the unit accepted."""
         if self.valid and self.dut.k_ready.value == 1:
             self.sent += 1
@@ -135,27 +113,17 @@ class KeyDriver:
         self.dut.k_valid.value = 0
 
 
-class ScoreMonitor:
-    """Takes score beats (ready low at ``stall``) and collects the masked lanes, sign-extended."""
+class ScoreMonitor(LaneMonitor):
+    """Takes score beats (ready low at ``stall``): the masked lanes, sign-extended."""
 
     def __init__(self, dut, p: Params, rng: random.Random) -> None:
-        self.dut, self.p, self.rng = dut, p, rng
-        self.got: list[int] = []
-        self.last = False
+        super().__init__(dut, "s_", p.stall, rng)
+        self.p = p
 
-    def start(self) -> None:
-        self.got, self.last = [], False
-
-    def drive(self) -> None:
-        self.dut.s_ready.value = int(self.rng.random() >= self.p.stall)
-
-    def sample(self) -> None:
-        if self.dut.s_valid.value == 1 and self.dut.s_ready.value == 1:
-            sw = self.p.score_width
-            data, mask = int(self.dut.s_data.value), int(self.dut.s_mask.value)
-            self.got += [_signed((data >> (j * sw)) & ((1 << sw) - 1), sw) for j in range(self.p.k_par)
-                         if mask >> j & 1]  # fmt: skip
-            self.last = self.dut.s_last.value == 1
+    def lanes(self) -> list[int]:
+        sw, kp = self.p.score_width, self.p.k_par
+        data, mask = int(self.dut.s_data.value), int(self.dut.s_mask.value)
+        return [_signed((data >> (j * sw)) & ((1 << sw) - 1), sw) for j in range(kp) if mask >> j & 1]
 
 
 class Scoreboard:
@@ -183,30 +151,14 @@ class QKTestbench:
         self.scoreboard = Scoreboard(QKModel(p))
 
     async def reset(self) -> None:
-        cocotb.start_soon(Clock(self.dut.clk, CLOCK_NS, unit="ns").start())
-        self.dut.rst.value = 1
-        self.dut.k_valid.value = 0
-        self.dut.s_ready.value = 0
-        await RisingEdge(self.dut.clk)
-        self.dut.rst.value = 0
+        await reset(self.dut, ("k_valid", "s_ready"))
 
     async def run(self, req: QKRequest) -> int:
         """One request through the unit, checked; returns its cycles."""
         n = len(req.keys)
         self.driver.load(req)
         self.monitor.start()
-        cycles = 0
-        while not self.monitor.last:
-            if cycles > 50 * (n + 50):
-                raise AssertionError(f"stage qk: timeout, n={n}, {len(self.monitor.got)} of {n} scores out")
-            self.driver.drive()
-            self.monitor.drive()
-            await ReadOnly()
-            self.monitor.sample()
-            self.driver.handshake()
-            await RisingEdge(self.dut.clk)
-            cycles += 1
-        self.driver.stop()
+        cycles = await step_until(self.dut, self.driver, self.monitor, 50 * (n + 50), f"stage qk, n={n}")
         self.scoreboard.check(req, self.monitor.got, cycles, self.p.idle == 0 and self.p.stall == 0)
         return cycles
 

@@ -1,87 +1,164 @@
 """cocotb testbench for ``rtl.softmax.Softmax`` (default spec): random rows, idle/back-pressure,
 == against models.softmax.softmax_fixed and within its stated float64 bound.
 
-Environment: NS (comma-separated row lengths), STALL (probability), SEED, LANES (the built core's
-``lanes``, default 1: scores per input beat, the last beat of a row partial, unused lanes filled with
-the largest code so that a lane mask that is not honoured shows). With STALL = 0 every row must take
-``3 * ceil(n / LANES) + 1`` cycles from its first input beat to its last output beat.
+The shape of :mod:`spatten.testbench.topk_tb`: :class:`Params` (one dataclass for the tests and the simulator
+process), a :class:`ScoreDriver` offering ``lanes`` scores per beat (the last beat partial, unused lanes
+filled with the largest code so that a lane mask that is not honoured shows), a :class:`ProbMonitor`,
+:class:`SoftmaxModel` and a :class:`Scoreboard`. With ``stall`` = 0 every row must take
+``3 * ceil(n / lanes) + 1`` cycles from its first input beat to its last output beat.
 """
 
 from __future__ import annotations
 
-import os
 import random
+from dataclasses import dataclass
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
-from cocotb.triggers import ReadOnly, RisingEdge
 from spatten.models.softmax import DEFAULT_SPEC, error_bound, softmax_fixed, softmax_float
+from spatten.testbench.bench import EnvParams, LaneMonitor, reset, step_until
+from spatten.testbench.compare import first_difference
+
+SPEC = DEFAULT_SPEC
+
+
+@dataclass(frozen=True)
+class Params(EnvParams):
+    """The block's lanes and longest row, and the stimulus (:meth:`env` / :meth:`from_env`)."""
+
+    lanes: int = 1
+    max_n: int = 1024
+    ns: tuple[int, ...] = (1, 7, 64, 257, 1024)
+    stall: float = 0.0
+    seed: int = 11
+
+    ENV = {"lanes": "LANES", "max_n": "MAX_N", "ns": "NS", "stall": "STALL", "seed": "SEED"}
+
+    def unit(self):
+        """The Softmax block these parameters build (the default spec)."""
+        from spatten.rtl.softmax import Softmax
+
+        return Softmax(SPEC, max_n=self.max_n, lanes=self.lanes)
 
 
 def _pack(values, width: int) -> int:
     return sum((int(v) & ((1 << width) - 1)) << (j * width) for j, v in enumerate(values))
 
 
+class SoftmaxModel:
+    """The golden twin (``softmax_fixed``) and its float64 reference with the stated per-element bound."""
+
+    def expect(self, row: np.ndarray) -> list[int]:
+        return softmax_fixed(row, SPEC).tolist()
+
+    def within_bound(self, row: np.ndarray, got: list[int]) -> bool:
+        p = softmax_float(row.astype(np.float64) * SPEC.scale / (1 << SPEC.frac_bits))
+        per_elem, _ = error_bound(p, SPEC)
+        return bool(np.all(np.abs(np.asarray(got) / (1 << SPEC.out_bits) - p) <= per_elem))
+
+
+class ScoreDriver:
+    """Offers a row ``lanes`` scores per beat, valid low at ``stall``; notes the first accepted beat."""
+
+    LIM = (1 << (SPEC.in_bits - 1)) - 1
+
+    def __init__(self, dut, p: Params, rng: random.Random) -> None:
+        self.dut, self.p, self.rng = dut, p, rng
+        self.beats: list[np.ndarray] = []
+        self.sent = 0
+        self.valid = False
+        self.first: int | None = None
+
+    def load(self, row: np.ndarray) -> None:
+        lanes = self.p.lanes
+        self.beats = [row[b : b + lanes] for b in range(0, len(row), lanes)]
+        self.sent, self.first = 0, None
+
+    def drive(self) -> None:
+        lanes = self.p.lanes
+        self.valid = self.sent < len(self.beats) and self.rng.random() >= self.p.stall
+        if self.sent < len(self.beats):
+            beat = self.beats[self.sent]
+            if lanes == 1:
+                self.dut.i_score.value = int(beat[0])
+            else:
+                self.dut.i_score.value = _pack(list(beat) + [self.LIM] * (lanes - len(beat)), SPEC.in_bits)
+                self.dut.i_mask.value = (1 << len(beat)) - 1
+            self.dut.i_last.value = int(self.sent == len(self.beats) - 1)
+        self.dut.i_valid.value = int(self.valid)
+
+    def handshake(self, cycle: int) -> None:
+        if self.valid and self.dut.i_ready.value == 1:
+            if self.first is None:
+                self.first = cycle
+            self.sent += 1
+
+    def stop(self) -> None:
+        self.dut.i_valid.value = 0
+
+
+class ProbMonitor(LaneMonitor):
+    """Takes probability beats (ready low at ``stall``): the masked lanes."""
+
+    def __init__(self, dut, p: Params, rng: random.Random) -> None:
+        super().__init__(dut, "o_", p.stall, rng)
+        self.p = p
+
+    def lanes(self) -> list[int]:
+        lanes, bits = self.p.lanes, SPEC.out_bits
+        word = int(self.dut.o_prob.value)
+        mask = int(self.dut.o_mask.value) if lanes > 1 else 1
+        return [(word >> (j * bits)) & ((1 << bits) - 1) for j in range(lanes) if mask >> j & 1]
+
+
+class Scoreboard:
+    """Bit-exact outputs, the float64 bound, and (with no stall) the row's exact cycle span."""
+
+    def __init__(self, model: SoftmaxModel) -> None:
+        self.model = model
+
+    def check(self, row: np.ndarray, got: list[int], span: int, beats: int, timed: bool) -> None:
+        n = len(row)
+        diff = first_difference(got, self.model.expect(row))
+        assert diff is None, f"stage softmax, n={n}: {diff}"
+        assert self.model.within_bound(row, got), f"stage softmax, n={n}: outside the float64 bound"
+        if timed:
+            want = 3 * beats + 1
+            assert span == want, f"stage softmax, n={n}: {span} cycles, expected {want}"
+
+
+class SoftmaxTestbench:
+    """Clock, reset and the per-cycle loop that steps the driver and the monitor."""
+
+    def __init__(self, dut, p: Params) -> None:
+        self.dut, self.p = dut, p
+        rng = random.Random(p.seed)
+        self.driver, self.monitor = ScoreDriver(dut, p, rng), ProbMonitor(dut, p, rng)
+        self.scoreboard = Scoreboard(SoftmaxModel())
+
+    async def reset(self) -> None:
+        await reset(self.dut, ("i_valid", "o_ready"))
+
+    async def run(self, row: np.ndarray) -> int:
+        """One row through the block, checked; returns the cycles from its first input beat to its last
+        output beat."""
+        n = len(row)
+        self.driver.load(row)
+        self.monitor.start()
+        cycles = await step_until(self.dut, self.driver, self.monitor, 20 * (n + 50), f"stage softmax, n={n}")
+        assert self.driver.first is not None
+        span = cycles - self.driver.first
+        self.scoreboard.check(row, self.monitor.got, span, len(self.driver.beats), self.p.stall == 0)
+        return span
+
+
 @cocotb.test()
 async def softmax_rows(dut) -> None:
-    spec = DEFAULT_SPEC
-    ns = [int(x) for x in os.environ["NS"].split(",")]
-    stall = float(os.environ.get("STALL", "0"))
-    seed = int(os.environ.get("SEED", "1"))
-    lanes = int(os.environ.get("LANES", "1"))
-    s_bits, p_bits = spec.in_bits, spec.out_bits
-    rng, nprng = random.Random(seed), np.random.default_rng(seed)
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-    dut.rst.value = 1
-    dut.i_valid.value = 0
-    dut.o_ready.value = 0
-    await RisingEdge(dut.clk)
-    dut.rst.value = 0
-    lim = (1 << (spec.in_bits - 1)) - 1
-    for r, n in enumerate(ns):
-        spread = [lim, 2000, 300][r % 3]
-        row = nprng.integers(-spread, spread + 1, n)
-        want = softmax_fixed(row, spec).tolist()
-        beats = [row[b : b + lanes] for b in range(0, n, lanes)]
-        got: list[int] = []
-        sent, cycles, done = 0, 0, False
-        first = None
-        while not done:
-            if cycles > 20 * (n + 50):
-                raise AssertionError(f"stage softmax: timeout, n={n}, {len(got)} of {n} out")
-            valid = sent < len(beats) and rng.random() >= stall
-            if sent < len(beats):
-                beat = beats[sent]
-                if lanes == 1:
-                    dut.i_score.value = int(beat[0])
-                else:
-                    dut.i_score.value = _pack(list(beat) + [lim] * (lanes - len(beat)), s_bits)
-                    dut.i_mask.value = (1 << len(beat)) - 1
-                dut.i_last.value = int(sent == len(beats) - 1)
-            dut.i_valid.value = int(valid)
-            dut.o_ready.value = int(rng.random() >= stall)
-            await ReadOnly()
-            if dut.o_valid.value == 1 and dut.o_ready.value == 1:
-                word = int(dut.o_prob.value)
-                mask = int(dut.o_mask.value) if lanes > 1 else 1
-                got += [(word >> (j * p_bits)) & ((1 << p_bits) - 1) for j in range(lanes) if mask >> j & 1]
-                done = dut.o_last.value == 1
-            if valid and dut.i_ready.value == 1:
-                if first is None:
-                    first = cycles
-                sent += 1
-            await RisingEdge(dut.clk)
-            cycles += 1
-        dut.i_valid.value = 0
-        for j, (g, w) in enumerate(zip(got, want, strict=False)):
-            assert g == w, f"stage softmax, n={n}, element {j}: expected {w}, got {g}"
-        assert len(got) == n, f"stage softmax, n={n}: expected {n} outputs, got {len(got)}"
-        p = softmax_float(row.astype(np.float64) * spec.scale / (1 << spec.frac_bits))
-        per_elem, _ = error_bound(p, spec)
-        assert np.all(np.abs(np.asarray(got) / (1 << spec.out_bits) - p) <= per_elem), "softmax bound"
-        span = cycles - first
-        if stall == 0:
-            want_span = 3 * len(beats) + 1
-            assert span == want_span, f"stage softmax, n={n}: {span} cycles, expected {want_span}"
-        dut._log.info("softmax n=%d lanes=%d: %d cycles first beat to last output", n, lanes, span)
+    p = Params.from_env()
+    tb = SoftmaxTestbench(dut, p)
+    await tb.reset()
+    nprng = np.random.default_rng(p.seed)
+    for r, n in enumerate(p.ns):
+        spread = [ScoreDriver.LIM, 2000, 300][r % 3]  # saturated, wide and narrow score ranges in turn
+        span = await tb.run(nprng.integers(-spread, spread + 1, n))
+        dut._log.info("softmax n=%d lanes=%d: %d cycles first beat to last output", n, p.lanes, span)

@@ -27,16 +27,16 @@ consumer).
 from __future__ import annotations
 
 import json
-import os
 import random
 from collections import deque
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import Event, First, RisingEdge, Timer
 from spatten.models.topk import QuickSelectTrace, quickselect_trace, topk_ref
 from spatten.rtl.topk import k_layout, out_layout, score_layout
+from spatten.testbench.bench import EnvParams
 from spatten.testbench.compare import first_difference
 from spatten.testbench.stream import Beat, CycleClock, LevelProbe, StreamDriver, StreamMonitor
 
@@ -53,7 +53,7 @@ class Request:
 
 
 @dataclass(frozen=True)
-class Params:
+class Params(EnvParams):
     """Everything the bench takes, in one place for the CLI, the cosim tests and the benchmarks.
 
     The first four fields build the engine (:meth:`engine`); the rest drive the stimulus. :meth:`env`
@@ -88,25 +88,6 @@ class Params:
         from spatten.rtl.topk import TopKEngine
 
         return TopKEngine(self.width, self.max_n, self.parallelism, in_lanes=self.in_lanes)
-
-    def env(self) -> dict[str, str]:
-        """The bench's environment (fields left at None are not written)."""
-        return {var: str(getattr(self, f)) for f, var in self.ENV.items() if getattr(self, f) is not None}
-
-    @classmethod
-    def from_env(cls) -> Params:
-        """The parameters the environment describes (inside the simulator)."""
-        kinds = {f.name: f.default for f in fields(cls)}
-        out: dict[str, object] = {}
-        for f, var in cls.ENV.items():
-            v = os.environ.get(var)
-            if not v:
-                continue
-            if f in ("vectors", "report"):
-                out[f] = v
-            else:
-                out[f] = float(v) if isinstance(kinds[f], float) else int(v)
-        return cls(**out)
 
 
 def directed_requests(max_n: int, width: int) -> list[Request]:

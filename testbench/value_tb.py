@@ -10,22 +10,18 @@ not honour shows in the sums.
 
 from __future__ import annotations
 
-import os
 import random
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
-from cocotb.triggers import ReadOnly, RisingEdge
 from spatten.models.value_unit import prob_v
+from spatten.testbench.bench import EnvParams, reset, step_until
 from spatten.testbench.compare import first_difference
-
-CLOCK_NS = 10
 
 
 @dataclass(frozen=True)
-class Params:
+class Params(EnvParams):
     """What the bench takes: the unit's build parameters and the stimulus (:meth:`env` / :meth:`from_env`)."""
 
     head_dim: int = 16
@@ -51,27 +47,6 @@ class Params:
         from spatten.rtl.value_unit import ValueUnit
 
         return ValueUnit(self.head_dim, self.v_par, self.p_width, self.v_width, self.max_n)
-
-    def env(self) -> dict[str, str]:
-        """The bench's environment."""
-        return {var: ",".join(map(str, v)) if isinstance(v := getattr(self, f), tuple) else str(v)
-                for f, var in self.ENV.items()}  # fmt: skip
-
-    @classmethod
-    def from_env(cls) -> Params:
-        """The parameters the environment describes (inside the simulator)."""
-        kinds = {f.name: f.default for f in fields(cls)}
-        out: dict[str, object] = {}
-        for f, var in cls.ENV.items():
-            v = os.environ.get(var)
-            if not v:
-                continue
-            k = kinds[f]
-            if isinstance(k, tuple):
-                out[f] = tuple(type(k[0])(x) for x in v.split(","))
-            else:
-                out[f] = type(k)(float(v))
-        return cls(**out)
 
 
 @dataclass(frozen=True)
@@ -125,7 +100,7 @@ class RowDriver:
             self.dut.i_last.value = int(self.sent == len(self.starts) - 1)
         self.dut.i_valid.value = int(self.valid)
 
-    def handshake(self) -> None:
+    def handshake(self, cycle: int) -> None:
         if self.valid and self.dut.i_ready.value == 1:
             self.sent += 1
 
@@ -145,6 +120,9 @@ class SumMonitor:
 
     def drive(self) -> None:
         self.dut.o_ready.value = int(self.rng.random() >= self.p.stall)
+
+    def done(self) -> bool:
+        return self.got is not None
 
     def sample(self) -> None:
         if self.dut.o_valid.value == 1 and self.dut.o_ready.value == 1:
@@ -171,29 +149,15 @@ class ValueTestbench:
         self.scoreboard = Scoreboard(ValueModel())
 
     async def reset(self) -> None:
-        cocotb.start_soon(Clock(self.dut.clk, CLOCK_NS, unit="ns").start())
-        self.dut.rst.value = 1
-        self.dut.i_valid.value = 0
-        self.dut.o_ready.value = 0
-        await RisingEdge(self.dut.clk)
-        self.dut.rst.value = 0
+        await reset(self.dut, ("i_valid", "o_ready"))
 
     async def run(self, req: ValueRequest, what: str) -> int:
         """One request through the unit, checked; returns its cycles."""
         self.driver.load(req)
         self.monitor.start()
-        cycles = 0
-        while self.monitor.got is None:
-            if cycles > 20 * (len(req.probs) + 50):
-                raise AssertionError(f"stage value: timeout {what}")
-            self.driver.drive()
-            self.monitor.drive()
-            await ReadOnly()
-            self.monitor.sample()
-            self.driver.handshake()
-            await RisingEdge(self.dut.clk)
-            cycles += 1
-        self.driver.stop()
+        budget = 20 * (len(req.probs) + 50)
+        cycles = await step_until(self.dut, self.driver, self.monitor, budget, f"stage value, {what}")
+        assert self.monitor.got is not None
         self.scoreboard.check(req, self.monitor.got, what)
         return cycles
 

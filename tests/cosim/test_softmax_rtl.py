@@ -2,9 +2,8 @@
 run time)."""
 
 import pytest
-from spatten.models.softmax import DEFAULT_SPEC
-from spatten.rtl.softmax import Softmax
 from spatten.testbench.runner import run_cocotb
+from spatten.testbench.softmax_tb import Params
 
 from tests.cosim.paths import BUILD_ROOT
 
@@ -22,10 +21,15 @@ pytestmark = pytest.mark.cosim
     ],
 )
 def test_softmax_cosim(lanes: int, ns: str, stall: float) -> None:
-    env = {"NS": ns, "STALL": str(stall), "SEED": "11", "LANES": str(lanes)}
-    dut = Softmax(DEFAULT_SPEC, max_n=1024, lanes=lanes)
+    p = Params(lanes, 1024, tuple(int(x) for x in ns.split(",")), stall, seed=11)
     build = BUILD_ROOT / ("softmax-n1024" + (f"-l{lanes}" if lanes > 1 else ""))
-    res = run_cocotb(
-        dut, "softmax", "spatten.testbench.softmax_tb", build, extra_env=env, waves_on_failure=True
-    )
+    res = run_cocotb(p.unit(), "softmax", "spatten.testbench.softmax_tb", build, extra_env=p.env(),
+                     waves_on_failure=True)  # fmt: skip
     assert res.ok, res.report()
+
+
+def test_params_round_trip_through_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    p = Params(8, 512, (1, 9, 512), 0.25, 3)
+    for var, value in p.env().items():
+        monkeypatch.setenv(var, value)
+    assert Params.from_env() == p

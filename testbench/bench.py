@@ -1,0 +1,129 @@
+"""What the signal-level benches (Q.K, softmax, value unit) share: parameters through the environment and the
+per-cycle loop that steps a driver and a monitor.
+
+Those blocks' ports are ``x_valid`` / ``x_ready`` / data signals rather than ``lib.stream`` ports, so the
+benches step their driver and monitor in one coroutine, each cycle: drive, ``ReadOnly``, sample, count the
+handshake, next edge. That keeps every request's cycle count exact for the cycle checks.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import fields
+from typing import Any, Protocol
+
+import cocotb
+from cocotb.clock import Clock
+from cocotb.triggers import ReadOnly, RisingEdge
+
+__all__ = ["EnvParams", "Driver", "Monitor", "LaneMonitor", "reset", "step_until"]
+
+CLOCK_NS = 10
+
+
+class EnvParams:
+    """A frozen dataclass's fields through environment variables (``ENV`` maps field -> variable).
+
+    Tuples are written comma-separated; a field is read back as its default's type (a tuple's elements as
+    its first element's), or by its annotation when the default is None (``int | None``, ``str | None``).
+    """
+
+    ENV: dict[str, str] = {}
+
+    def env(self) -> dict[str, str]:
+        """The bench's environment (fields left at None are not written)."""
+        out = {}
+        for f, var in self.ENV.items():
+            v = getattr(self, f)
+            if v is not None:
+                out[var] = ",".join(map(str, v)) if isinstance(v, tuple) else str(v)
+        return out
+
+    @classmethod
+    def from_env(cls) -> Any:
+        """The parameters the environment describes (inside the simulator)."""
+        spec = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
+        out: dict[str, object] = {}
+        for name, var in cls.ENV.items():
+            v = os.environ.get(var)
+            if not v:
+                continue
+            default = spec[name].default
+            if isinstance(default, tuple):
+                out[name] = tuple(type(default[0])(x) for x in v.split(","))
+            elif isinstance(default, bool | int | float):
+                out[name] = type(default)(float(v))
+            else:  # None default: the annotation names the type
+                out[name] = int(v) if "int" in str(spec[name].type) else v
+        return cls(**out)
+
+
+class Driver(Protocol):
+    def drive(self) -> None: ...  # put this cycle's beat (and valid) on the ports
+    def handshake(self, cycle: int) -> None: ...  # in ReadOnly: count what the block accepted
+    def stop(self) -> None: ...
+
+
+class Monitor(Protocol):
+    def drive(self) -> None: ...  # this cycle's ready
+    def sample(self) -> None: ...  # in ReadOnly: take an output beat
+    def done(self) -> bool: ...
+
+
+class LaneMonitor:
+    """Takes beats on ``<prefix>valid`` / ``<prefix>ready`` (ready low with probability ``stall``) until one
+    carries ``<prefix>last``, collecting what :meth:`lanes` decodes from each beat."""
+
+    def __init__(self, dut, prefix: str, stall: float, rng: Any) -> None:
+        self.dut, self.prefix, self.stall, self.rng = dut, prefix, stall, rng
+        self.got: list[int] = []
+        self.last = False
+
+    def start(self) -> None:
+        self.got, self.last = [], False
+
+    def drive(self) -> None:
+        getattr(self.dut, self.prefix + "ready").value = int(self.rng.random() >= self.stall)
+
+    def done(self) -> bool:
+        return self.last
+
+    def sample(self) -> None:
+        d, pre = self.dut, self.prefix
+        if getattr(d, pre + "valid").value == 1 and getattr(d, pre + "ready").value == 1:
+            self.got += self.lanes()
+            self.last = getattr(d, pre + "last").value == 1
+
+    def lanes(self) -> list[int]:
+        """The values of the beat on the port now (its masked lanes)."""
+        raise NotImplementedError
+
+
+async def reset(dut, low: tuple[str, ...]) -> None:
+    """Start the clock, hold reset one cycle with the ``low`` ports (valids, readies) at 0."""
+    cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns").start())
+    dut.rst.value = 1
+    for name in low:
+        getattr(dut, name).value = 0
+    await RisingEdge(dut.clk)
+    dut.rst.value = 0
+
+
+async def step_until(dut, driver: Driver, monitor: Monitor, budget: int, what: str) -> int:
+    """Step ``driver`` and ``monitor`` a cycle at a time until the monitor is done; returns the cycles.
+
+    Raises AssertionError naming ``what`` after ``budget`` cycles.
+    """
+    cycles = 0
+    while not monitor.done():
+        if cycles > budget:
+            raise AssertionError(f"{what}: timeout after {budget} cycles")
+        driver.drive()
+        monitor.drive()
+        await ReadOnly()
+        monitor.sample()
+        driver.handshake(cycles)
+        await RisingEdge(dut.clk)
+        cycles += 1
+    driver.stop()
+    return cycles
