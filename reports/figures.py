@@ -678,13 +678,14 @@ def _run_setting(rows: Any, gen_tokens: int | None) -> str:
 
 def _roofs(settings: Mapping[str, Any]) -> list[dict[str, Any]]:
     from spatten.models.config import ACCELERATORS
+    from spatten.sim.hbm import stream_gbs
 
     def roof(name: str, acc: Any) -> dict[str, Any]:
-        # 2 ops (multiply + add) per multiplier per cycle; bandwidth of all HBM channels
+        # 2 ops (multiply + add) per multiplier per cycle; what the DRAM model streams over all channels
         return {
             "name": name,
             "peak_gops": 2.0 * (acc.qk_multipliers + acc.pv_multipliers) * acc.clock_ghz,
-            "bandwidth_gbs": acc.peak_bytes_per_cycle * acc.clock_ghz,
+            "bandwidth_gbs": round(stream_gbs(acc), 1),
         }
 
     gpu = settings["platforms"]["titan-xp"]

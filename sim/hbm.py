@@ -59,6 +59,7 @@ __all__ = [
     "peak_kind_cycles",
     "hbm2_timing",
     "first_data_latency",
+    "stream_gbs",
     "t_burst",
 ]
 
@@ -113,6 +114,14 @@ def kind_cycles(
     if acc.dram_model == "peak":
         return peak_kind_cycles(acc, nbytes, span_bytes, contiguous)
     return hbm2_kind_cycles(acc, nbytes, span_bytes, contiguous)
+
+
+def stream_gbs(acc: AcceleratorConfig) -> float:
+    """GB/s the DRAM model gives one long sequential stream over all channels (a roofline's memory roof):
+    64 MiB through :func:`kind_cycles`, so the roof is what the simulator itself charges."""
+    nbytes = np.array([float(1 << 26)])
+    cycles = kind_cycles(acc, nbytes, nbytes, contiguous=True)[1][0]
+    return float(nbytes[0] / (cycles / acc.clock_ghz))
 
 
 def hbm2_timing(acc: AcceleratorConfig) -> HBM2Timing:

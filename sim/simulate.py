@@ -384,8 +384,8 @@ def _traffic(w: Workload, cols: dict[str, np.ndarray]) -> _Traffic:
 class _Counts:
     """Per-row work of one query before it becomes service cycles: what the baselines adjust.
 
-    ``vkeys``/``vtk``: the keys and k of a row's local value top-k (``has_v``), ``keys``/``ttk`` those of its
-    token top-k (``has_t``); ``p`` the top-k comparators; ``kpc`` keys per Q.K cycle.
+    ``vkeys``: the keys of a row's local value top-k (``has_v``), ``keys`` those of its token top-k
+    (``has_t``); ``p`` the top-k comparators; ``kpc`` keys per Q.K cycle.
     """
 
     q: np.ndarray
@@ -393,8 +393,6 @@ class _Counts:
     kpq: np.ndarray
     vals: np.ndarray
     vkeys: np.ndarray
-    vtk: np.ndarray
-    ttk: np.ndarray
     has_v: np.ndarray
     has_t: np.ndarray
     p: int
@@ -472,7 +470,7 @@ def _compute(w: Workload, opt: Options, tr: _Traffic) -> _Compute:
     topk_cmp = np.zeros(n)
     topk_cmp[has_v] = q[has_v] * (expected_elements(vkeys[has_v], vtk[has_v])[0] + vkeys[has_v])
     topk_cmp[has_t] += expected_elements(keys[has_t], ttk[has_t])[0] + keys[has_t]
-    c = _Counts(q, keys, kpq, vals, vkeys, vtk, ttk, has_v, has_t, p, kpc, kpq, vals, topk_cyc, topk_cmp)
+    c = _Counts(q, keys, kpq, vals, vkeys, has_v, has_t, p, kpc, kpq, vals, topk_cyc, topk_cmp)
     for adjust in BASELINE_ADJUSTMENTS:
         adjust(opt, c)
     # a KV policy's selection: Quest's page bounds on the Q.K unit, H2O's eviction / Quest's page choice on

@@ -128,3 +128,14 @@ def test_hbm2_pruning_pays_and_channels_matter() -> None:
     assert wide["cycles"] < 0.95 * pruned["cycles"]
     old = simulate(replace_path(w, "accelerator.dram_model", "peak")).summary
     assert old["cycles"] > pruned["cycles"]  # it charged a scattered read one row opening after another
+
+
+def test_stream_gbs_is_the_roof_each_model_charges() -> None:
+    # peak: 16 channels x 32 B per core cycle at 1 GHz
+    assert hbm.stream_gbs(AcceleratorConfig(dram_model="peak")) == 512.0
+    # hbm2: each pseudo-channel's bus moves 32 B per nBL = 4 clocks, two per channel, less refresh; the
+    # 16-read window adds a little (3-norm), so the roof sits just below the bus bound, at any core clock
+    bus_bound = 16 * 2 * 32 / 4 * (3900 - 350) / 3900
+    got = hbm.stream_gbs(AcceleratorConfig())
+    assert 0.97 * bus_bound < got < bus_bound
+    assert hbm.stream_gbs(AcceleratorConfig(clock_ghz=2.0)) == pytest.approx(got, rel=1e-12)
