@@ -34,13 +34,23 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def check_int(name: str, value: Any, lo: int, hi: int | None = None) -> None:
-    """Raise unless ``value`` is an int in ``lo..hi`` (``hi`` None: unbounded)."""
+def check_int(name: str, value: Any, lo: int, hi: int | None = None) -> int:
+    """The one integer-parameter check (configs, CLI options and RTL constructors): ``value`` unchanged
+    when it is an int (not a bool) in ``lo..hi`` (``hi`` None: unbounded).
+
+    Raises
+    ------
+    TypeError
+        ``<name> must be an integer, got <value>`` for a bool, float, string, ...
+    ValueError
+        ``<name> = <value> is outside the allowed range <lo>..<hi>``.
+    """
     if not _is_int(value):
         raise TypeError(f"{name} must be an integer, got {value!r}")
     if value < lo or (hi is not None and value > hi):
         rng = f"{lo}..{hi}" if hi is not None else f">= {lo}"
         raise ValueError(f"{name} = {value} is outside the allowed range {rng}")
+    return value
 
 
 def check_float(name: str, value: Any, lo: float, hi: float, lo_open: bool = False) -> None:

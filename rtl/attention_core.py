@@ -16,7 +16,7 @@ from amaranth.lib.wiring import In, Out
 from spatten.models.attention import softmax_spec
 from spatten.models.attention_core import topk_lanes
 from spatten.models.softmax import SoftmaxSpec
-from spatten.rtl.params import check_int, check_power_of_two
+from spatten.rtl.params import check_int, check_power_of_two, rejected_quietly
 from spatten.rtl.qk import QKUnit
 from spatten.rtl.requant import RequantDecision
 from spatten.rtl.softmax import Softmax
@@ -120,7 +120,7 @@ class AttentionCore(wiring.Component):
         topk_p: int = 16,
         max_n: int = 1024,
     ) -> None:
-        try:  # every parameter is checked before any signature is built from it
+        with rejected_quietly(self):  # every parameter is checked before any signature is built
             self.head_dim = check_int("head_dim", head_dim, 1, 1024)
             self.k_par = check_int("k_par", k_par, 1, 64)
             self.v_par = check_int("v_par", v_par, 1, 64)
@@ -136,9 +136,6 @@ class AttentionCore(wiring.Component):
             if not isinstance(spec, SoftmaxSpec):
                 raise TypeError(f"spec must be a SoftmaxSpec, got {type(spec).__name__}")
             self.spec = spec
-        except (TypeError, ValueError):
-            self._MustUse__silence = True  # a rejected component is not an "unused elaboratable"
-            raise
         hd, p = head_dim, spec.out_bits
         # the top-k engine takes the softmax's K_PAR-wide beats whole when its P lanes can (K_PAR <= P);
         # otherwise they are serialized to one probability per cycle

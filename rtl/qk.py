@@ -8,7 +8,7 @@ import math
 from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
-from spatten.rtl.params import check_int
+from spatten.rtl.params import check_int, rejected_quietly
 
 __all__ = ["QKUnit"]
 
@@ -43,7 +43,7 @@ class QKUnit(wiring.Component):
     """
 
     def __init__(self, head_dim: int = 64, k_par: int = 8, q_width: int = 16, k_width: int = 12):
-        try:  # every parameter is checked before the signature is built from it
+        with rejected_quietly(self):  # every parameter is checked before any signature is built
             for name, v, lo, hi in (
                 ("head_dim", head_dim, 1, 1024),
                 ("k_par", k_par, 1, 64),
@@ -51,9 +51,6 @@ class QKUnit(wiring.Component):
                 ("k_width", k_width, 2, 32),
             ):
                 check_int(name, v, lo, hi)
-        except (TypeError, ValueError):
-            self._MustUse__silence = True  # a rejected component is not an "unused elaboratable"
-            raise
         self.head_dim, self.k_par, self.q_width, self.k_width = head_dim, k_par, q_width, k_width
         self.levels = math.ceil(math.log2(head_dim)) if head_dim > 1 else 0
         self.score_width = q_width + k_width + self.levels

@@ -6,7 +6,7 @@ Twin: ``models.requant.refetch_decision`` (same compare as ``models.quant.pq_dec
 from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
-from spatten.rtl.params import check_int
+from spatten.rtl.params import check_int, rejected_quietly
 
 __all__ = ["RequantDecision"]
 
@@ -33,12 +33,9 @@ class RequantDecision(wiring.Component):
     """
 
     def __init__(self, p_width: int = 12, lanes: int = 8):
-        try:  # every parameter is checked before the signature is built from it
+        with rejected_quietly(self):  # every parameter is checked before any signature is built
             for name, v, lo, hi in (("p_width", p_width, 2, 32), ("lanes", lanes, 1, 64)):
                 check_int(name, v, lo, hi)
-        except (TypeError, ValueError):
-            self._MustUse__silence = True  # a rejected component is not an "unused elaboratable"
-            raise
         self.p_width, self.lanes = p_width, lanes
         super().__init__(
             {

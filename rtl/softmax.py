@@ -13,7 +13,7 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from spatten.models.softmax import DEFAULT_SPEC, SoftmaxSpec, exp_table, log2e_constant
-from spatten.rtl.params import check_int
+from spatten.rtl.params import check_int, rejected_quietly
 
 __all__ = ["Softmax"]
 
@@ -69,14 +69,11 @@ class Softmax(wiring.Component):
     """
 
     def __init__(self, spec: SoftmaxSpec = DEFAULT_SPEC, max_n: int = 1024, lanes: int = 1):
-        try:  # every parameter is checked before the signature is built from it
+        with rejected_quietly(self):  # every parameter is checked before any signature is built
             if not isinstance(spec, SoftmaxSpec):
                 raise TypeError(f"spec must be a SoftmaxSpec, got {type(spec).__name__}")
             check_int("max_n", max_n, 1, 65536)
             check_int("lanes", lanes, 1, MAX_LANES)
-        except (TypeError, ValueError):
-            self._MustUse__silence = True  # a rejected component is not an "unused elaboratable"
-            raise
         self.spec, self.max_n, self.lanes = spec, max_n, lanes
         L = lanes  # noqa: N806
         ports = {

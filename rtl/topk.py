@@ -9,7 +9,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from spatten.models.topk import LFSR_MASK, pivot_lanes
-from spatten.rtl.params import check_int, check_power_of_two
+from spatten.rtl.params import check_int, check_power_of_two, rejected_quietly
 from spatten.rtl.zero_eliminator import ZeroEliminator
 
 __all__ = ["TopKEngine", "score_layout", "k_layout", "out_layout"]
@@ -139,7 +139,7 @@ class TopKEngine(wiring.Component):
         buffer_depth: int | None = None,
         in_lanes: int = 1,
     ) -> None:
-        try:  # every parameter is checked before the signature is built from it
+        with rejected_quietly(self):  # every parameter is checked before any signature is built
             self.score_width = check_int("score_width", score_width, 2, 64)
             self.max_n = check_int("max_n", max_n, 1, MAX_N_LIMIT)
             self.parallelism = check_power_of_two("parallelism", parallelism, 32)
@@ -149,9 +149,6 @@ class TopKEngine(wiring.Component):
             self.buffer_depth = check_int("buffer_depth", buffer_depth, rows_needed, MAX_N_LIMIT)
             # at most P: a beat's scores then fall on distinct lane memories (one write port each)
             self.in_lanes = check_int("in_lanes", in_lanes, 1, parallelism)
-        except (TypeError, ValueError):
-            self._MustUse__silence = True  # a rejected component is not an "unused elaboratable"
-            raise
         super().__init__(
             {
                 "i": In(stream.Signature(score_layout(score_width, in_lanes))),

@@ -8,7 +8,7 @@ import math
 from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
-from spatten.rtl.params import check_int
+from spatten.rtl.params import check_int, rejected_quietly
 
 __all__ = ["ValueUnit"]
 
@@ -46,7 +46,7 @@ class ValueUnit(wiring.Component):
     def __init__(
         self, head_dim: int = 64, v_par: int = 8, p_width: int = 12, v_width: int = 6, max_n: int = 1024
     ):
-        try:  # every parameter is checked before the signature is built from it
+        with rejected_quietly(self):  # every parameter is checked before any signature is built
             for name, v, lo, hi in (
                 ("head_dim", head_dim, 1, 1024),
                 ("v_par", v_par, 1, 64),
@@ -55,9 +55,6 @@ class ValueUnit(wiring.Component):
                 ("max_n", max_n, 1, 65536),
             ):
                 check_int(name, v, lo, hi)
-        except (TypeError, ValueError):
-            self._MustUse__silence = True  # a rejected component is not an "unused elaboratable"
-            raise
         self.head_dim, self.v_par, self.p_width, self.v_width, self.max_n = (
             head_dim,
             v_par,

@@ -6,7 +6,7 @@ Golden twin: :mod:`models.zero_eliminator`.
 from amaranth import Const, Module, Shape, ShapeCastable, Signal, Value
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
-from spatten.rtl.params import check_power_of_two
+from spatten.rtl.params import check_power_of_two, rejected_quietly
 
 __all__ = ["ZeroEliminator"]
 
@@ -39,13 +39,10 @@ class ZeroEliminator(wiring.Component):
     """
 
     def __init__(self, shape: object, lanes: int) -> None:
-        try:
+        with rejected_quietly(self):  # every parameter is checked before any signature is built
             if not isinstance(shape, ShapeCastable | Shape | int):
                 raise TypeError(f"shape must be an Amaranth shape, got {shape!r}")
             self._lanes = check_power_of_two("lanes", lanes, 32)
-        except (TypeError, ValueError):
-            self._MustUse__silence = True  # a rejected component is not an "unused elaboratable"
-            raise
         self._shape = shape
         super().__init__(
             {

@@ -52,7 +52,7 @@ def test_range_ends(block: str, name: str, lo: int, hi: int) -> None:
     for v in (lo - 1, hi + 1):
         with pytest.raises(ValueError, match=f"^{name} = {v} is outside the allowed range {lo}..{hi}$"):
             make(**{**base, name: v})
-    with pytest.raises(TypeError, match=f"^{name} must be an int, got True$"):
+    with pytest.raises(TypeError, match=f"^{name} must be an integer, got True$"):
         make(**{**base, name: True})
 
 
@@ -75,9 +75,9 @@ def test_power_of_two_lanes(make, name: str) -> None:
 
 def test_check_helpers() -> None:
     assert check_int("x", 3, 3, 3) == 3 and check_power_of_two("p", 16, 16) == 16
-    with pytest.raises(TypeError, match="x must be an int, got 2.0"):
+    with pytest.raises(TypeError, match="x must be an integer, got 2.0"):
         check_int("x", 2.0, 0, 4)
-    with pytest.raises(TypeError, match="p must be an int, got '4'"):
+    with pytest.raises(TypeError, match="p must be an integer, got '4'"):
         check_power_of_two("p", "4", 8)
 
 

@@ -115,8 +115,8 @@ def test_softmax_lanes_odd_count_and_spec() -> None:
     [
         ({"lanes": 0}, ValueError, "lanes = 0 is outside the allowed range 1..64"),
         ({"lanes": 65}, ValueError, "lanes = 65 is outside the allowed range 1..64"),
-        ({"lanes": 2.0}, TypeError, "lanes must be an int, got 2.0"),
-        ({"lanes": True}, TypeError, "lanes must be an int, got True"),
+        ({"lanes": 2.0}, TypeError, "lanes must be an integer, got 2.0"),
+        ({"lanes": True}, TypeError, "lanes must be an integer, got True"),
         ({"max_n": 0}, ValueError, "max_n = 0 is outside the allowed range 1..65536"),
     ],
 )
