@@ -7,10 +7,8 @@ ValueUnit``. Twin: :func:`models.attention_core.attention_core_ref` (stages) and
 
 from __future__ import annotations
 
-import math
-
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from spatten.models.attention import softmax_spec
@@ -18,12 +16,22 @@ from spatten.models.attention_core import topk_lanes
 from spatten.models.softmax import SoftmaxSpec
 from spatten.rtl.params import check_int, check_power_of_two, rejected_quietly
 from spatten.rtl.qk import QKUnit
-from spatten.rtl.requant import RequantDecision
+from spatten.rtl.requant import RequantDecision, decision_layout
 from spatten.rtl.softmax import Softmax
 from spatten.rtl.topk import TopKEngine
-from spatten.rtl.value_unit import ValueUnit
+from spatten.rtl.value_unit import ValueUnit, acc_width, sum_layout
 
-__all__ = ["AttentionCore"]
+__all__ = ["AttentionCore", "Phase"]
+
+
+class Phase(enum.Enum, shape=3):
+    """The core's phase, one per state of its control FSM (the ``phase`` port)."""
+
+    IDLE = 0  # ready for a request
+    MSB = 1  # MSB keys through Q.K and the softmax, until the refetch decision
+    FLUSH = 2  # refetch: the top-k engine's MSB-pass request ended with k = 0
+    LSB = 3  # LSB keys through Q.K and the softmax again
+    SELECT = 4  # top-k, kept indices, value rows, probabilities and the output
 
 
 class AttentionCore(wiring.Component):
@@ -100,9 +108,9 @@ class AttentionCore(wiring.Component):
     score_valid, score_pass, score_mask, score_data : Out(1), Out(1), Out(k_par), Out(k_par*in_bits)
         Observation only (no handshake): a beat of softmax input scores leaving Q.K, with the pass
         (0 MSB estimate, 1 reassembled keys), its lanes and the packed signed scores.
-    phase : Out(3)
-        Current phase (for latency measurement): 0 idle, 1 MSB keys and softmax, 2 flush, 3 LSB keys and
-        softmax, 4 top-k, value rows and outputs.
+    phase : Out(Phase), 3 bits
+        Current phase (for latency measurement): :class:`Phase` IDLE 0, MSB 1 (MSB keys and softmax),
+        FLUSH 2, LSB 3 (LSB keys and softmax), SELECT 4 (top-k, value rows and outputs).
     """
 
     def __init__(
@@ -142,7 +150,7 @@ class AttentionCore(wiring.Component):
         self.topk_lanes = topk_lanes(k_par, self.topk_p)
         self.k_bits = k_msb_bits + lsb_bits
         self.index_width = max(1, (max_n - 1).bit_length())
-        self.acc_width = p + 1 + v_bits + max(1, math.ceil(math.log2(max_n)))
+        self.acc_width = acc_width(p, v_bits, max_n)
         self.req_layout = data.StructLayout(
             {"query": unsigned(hd * q_bits), "k": unsigned(max_n.bit_length()), "seed": 16,
              "threshold": unsigned(p + 1)}
@@ -153,11 +161,11 @@ class AttentionCore(wiring.Component):
         self.lsb_layout = data.StructLayout(
             {"lsb": unsigned(max(1, k_par * hd * lsb_bits)), "mask": k_par, "last": 1}
         )
-        self.decision_layout = data.StructLayout({"refetch": 1, "max_prob": p})
+        self.decision_layout = decision_layout(p)
         self.prob_layout = data.StructLayout({"prob": p, "last": 1})
         self.kept_layout = data.StructLayout({"index": self.index_width, "last": 1})
         self.value_layout = data.StructLayout({"value": unsigned(v_par * hd * v_bits)})
-        self.out_layout = data.StructLayout({"data": unsigned(hd * self.acc_width)})
+        self.out_layout = sum_layout(hd, self.acc_width)
         super().__init__(
             {
                 "req": In(stream.Signature(self.req_layout)),
@@ -172,7 +180,7 @@ class AttentionCore(wiring.Component):
                 "score_pass": Out(1),
                 "score_mask": Out(k_par),
                 "score_data": Out(k_par * spec.in_bits),
-                "phase": Out(3),
+                "phase": Out(Phase),
             }
         )
 
@@ -198,7 +206,7 @@ class AttentionCore(wiring.Component):
         thr = Signal(pw + 1)
         n = Signal(cnt)  # keys in this request (known when the MSB pass's scores are all written)
         m_keep = Signal(cnt)  # value rows kept: min(max(k, 1), n)
-        m.d.comb += [qk.query.eq(query), rq.threshold.eq(thr)]
+        m.d.comb += [qk.query.eq(query), rq.threshold.eq(thr), rq.o.ready.eq(1)]  # decisions taken at once
 
         # --- key buffer: the MSB rows, re-read for the LSB pass -----------------------------------------
         rows_k = -(-self.max_n // kp)
@@ -220,37 +228,37 @@ class AttentionCore(wiring.Component):
                 k_elems.append(Cat(low, msb_e))
             else:
                 k_elems.append(self.key.payload.msb[e * mb : (e + 1) * mb])
-        m.d.comb += qk.k_data.eq(Cat(*k_elems))
+        m.d.comb += qk.k.payload.data.eq(Cat(*k_elems))
         # --- Q.K scores straight into the softmax, k_par lanes per beat ---------------------------------
         # The softmax takes one k_par-wide beat per cycle in LOAD, the rate Q.K produces them, and it is
         # back in LOAD before a pass's first key beat, so Q.K never waits (s_ready only guards that).
-        m.d.comb += qk.s_ready.eq(sm.i_ready)
+        m.d.comb += qk.s.ready.eq(sm.i.ready)
         wr_count = Signal(cnt)  # scores of this pass handed to the softmax so far
         hi, lo = (1 << (sw_in - 1)) - 1, -(1 << (sw_in - 1))
         sh = self.score_shift
         scaled = []
         for j in range(kp):
-            raw = qk.s_data[j * qk.score_width : (j + 1) * qk.score_width].as_signed()
+            raw = qk.s.payload.data[j]
             x = Signal(signed(qk.score_width + 1), name=f"shifted{j}")
             m.d.comb += x.eq((raw + (1 << (sh - 1))) >> sh if sh else raw)
             s = Signal(signed(sw_in), name=f"score{j}")
             m.d.comb += s.eq(Mux(x > hi, hi, Mux(x < lo, lo, x)))
             scaled.append(s)
-        popcount = sum(qk.s_mask[j] for j in range(kp)) if kp > 1 else qk.s_mask[0]
+        s_mask = qk.s.payload.mask
+        popcount = sum(s_mask[j] for j in range(kp)) if kp > 1 else s_mask[0]
         m.d.comb += [
-            self.score_valid.eq(qk.s_valid),
+            self.score_valid.eq(qk.s.valid),
             self.score_pass.eq(refetching),
-            self.score_mask.eq(qk.s_mask),
+            self.score_mask.eq(s_mask),
             self.score_data.eq(Cat(*scaled)),
-            sm.i_valid.eq(qk.s_valid),
-            sm.i_score.eq(Cat(*scaled)),
-            sm.i_last.eq(qk.s_last),
+            sm.i.valid.eq(qk.s.valid),
+            sm.i.payload.data.eq(Cat(*scaled)),
+            sm.i.payload.mask.eq(s_mask),
+            sm.i.payload.last.eq(qk.s.payload.last),
         ]
-        if kp > 1:
-            m.d.comb += sm.i_mask.eq(qk.s_mask)
-        with m.If(sm.i_valid & sm.i_ready):
+        with m.If(sm.i.valid & sm.i.ready):
             m.d.sync += wr_count.eq(wr_count + popcount)
-            with m.If(sm.i_last):
+            with m.If(sm.i.payload.last):
                 m.d.sync += n.eq(wr_count + popcount)
 
         # --- softmax output into the probability buffer, the refetch decision and the top-k engine: whole
@@ -265,25 +273,25 @@ class AttentionCore(wiring.Component):
             pb_w, pb_r = pbuf.write_port(), pbuf.read_port(domain="comb")
             pr_row = Signal(range(rows_p + 1))
             pr_lane = Signal(range(kp))
-            tk_scores = Cat(*(Cat(sm.o_prob[j * pw : (j + 1) * pw], Const(0, 1)) for j in range(kp)))
+            probs = sm.o.payload
+            tk_scores = Cat(*(Cat(probs.data[j], Const(0, 1)) for j in range(kp)))
             m.d.comb += [
-                tk.i.valid.eq(sm.o_valid),
+                tk.i.valid.eq(sm.o.valid),
                 tk.i.payload.score.eq(tk_scores),
-                tk.i.payload.mask.eq(sm.o_mask),
-                tk.i.payload.last.eq(sm.o_last),
-                sm.o_ready.eq(tk.i.ready),
-                sm_take.eq(sm.o_valid & tk.i.ready),
+                tk.i.payload.mask.eq(probs.mask),
+                tk.i.payload.last.eq(probs.last),
+                sm.o.ready.eq(tk.i.ready),
+                sm_take.eq(sm.o.valid & tk.i.ready),
                 pb_w.addr.eq(pw_pos),
-                pb_w.data.eq(sm.o_prob),
+                pb_w.data.eq(probs.data),
                 pb_w.en.eq(sm_take),
-                rq.i_valid.eq(sm_take),
-                rq.i_last.eq(sm.o_last),
-                rq.i_prob.eq(sm.o_prob),
-                rq.i_mask.eq(sm.o_mask),
+                # the decision sees exactly the beats the top-k engine takes (same layout)
+                rq.i.valid.eq(sm_take),
+                rq.i.payload.eq(probs),
                 pb_r.addr.eq(pr_row),
             ]
             with m.If(sm_take):
-                m.d.sync += pw_pos.eq(Mux(sm.o_last, 0, pw_pos + 1))
+                m.d.sync += pw_pos.eq(Mux(probs.last, 0, pw_pos + 1))
             drain_prob = Array(pb_r.data[j * pw : (j + 1) * pw] for j in range(kp))[pr_lane]
         else:
             m.submodules.pbuf = pbuf = Memory(shape=unsigned(pw), depth=self.max_n, init=[])
@@ -292,27 +300,27 @@ class AttentionCore(wiring.Component):
             lane_prob = Signal(pw)
             beat_end = Signal()  # out_lane is the beat's last live lane
             if kp > 1:
-                live = Cat(sm.o_mask, Const(0, 1))
+                live = Cat(sm.o.payload.mask, Const(0, 1))
                 m.d.comb += [
-                    lane_prob.eq(Array(sm.o_prob[j * pw : (j + 1) * pw] for j in range(kp))[out_lane]),
+                    lane_prob.eq(Array(sm.o.payload.data[j] for j in range(kp))[out_lane]),
                     beat_end.eq(~live.bit_select(out_lane + 1, 1)),
                 ]
             else:
-                m.d.comb += [lane_prob.eq(sm.o_prob), beat_end.eq(1)]
-            prob_last = sm.o_last & beat_end
+                m.d.comb += [lane_prob.eq(sm.o.payload.data[0]), beat_end.eq(1)]
+            prob_last = sm.o.payload.last & beat_end
             m.d.comb += [
-                tk.i.valid.eq(sm.o_valid),
+                tk.i.valid.eq(sm.o.valid),
                 tk.i.payload.score.eq(lane_prob),
                 tk.i.payload.last.eq(prob_last),
-                sm.o_ready.eq(tk.i.ready & beat_end),
-                sm_take.eq(sm.o_valid & tk.i.ready),
+                sm.o.ready.eq(tk.i.ready & beat_end),
+                sm_take.eq(sm.o.valid & tk.i.ready),
                 pb_w.addr.eq(pw_pos),
                 pb_w.data.eq(lane_prob),
                 pb_w.en.eq(sm_take),
-                rq.i_valid.eq(sm_take),
-                rq.i_last.eq(prob_last),
-                rq.i_prob.eq(lane_prob),
-                rq.i_mask.eq(1),
+                rq.i.valid.eq(sm_take),
+                rq.i.payload.last.eq(prob_last),
+                rq.i.payload.data[0].eq(lane_prob),
+                rq.i.payload.mask.eq(1),
                 pb_r.addr.eq(pr_pos),
             ]
             with m.If(sm_take):
@@ -384,23 +392,19 @@ class AttentionCore(wiring.Component):
         for _, rp in lanes_v:
             m.d.comb += rp.addr.eq(v_row)
         m.d.comb += [
-            vu.i_valid.eq(self.value.valid & v_ok),
-            self.value.ready.eq(vu.i_ready & v_ok),
-            vu.i_value.eq(self.value.payload.value),
-            vu.i_prob.eq(Cat(*(rp.data for _, rp in lanes_v))),
-            vu.i_mask.eq(Cat(*((v_pos + j) < m_keep for j in range(vp)))),
-            vu.i_last.eq(v_pos + vp >= m_keep),
+            vu.i.valid.eq(self.value.valid & v_ok),
+            self.value.ready.eq(vu.i.ready & v_ok),
+            vu.i.payload.value.eq(self.value.payload.value),
+            vu.i.payload.prob.eq(Cat(*(rp.data for _, rp in lanes_v))),
+            vu.i.payload.mask.eq(Cat(*((v_pos + j) < m_keep for j in range(vp)))),
+            vu.i.payload.last.eq(v_pos + vp >= m_keep),
         ]
-        with m.If(vu.i_valid & vu.i_ready):
+        with m.If(vu.i.valid & vu.i.ready):
             m.d.sync += [v_pos.eq(v_pos + vp), v_row.eq(v_row + 1)]
 
         # --- output vector -------------------------------------------------------------------------------
         out_done = Signal()
-        m.d.comb += [
-            self.out.valid.eq(vu.o_valid),
-            self.out.payload.data.eq(vu.o_data),
-            vu.o_ready.eq(self.out.ready),
-        ]
+        wiring.connect(m, vu.o, wiring.flipped(self.out))
         with m.If(self.out.valid & self.out.ready):
             m.d.sync += out_done.eq(1)
 
@@ -415,9 +419,12 @@ class AttentionCore(wiring.Component):
             # n is known: the softmax has taken its last score before the decision pulse
             return [draining.eq(1), k_sent.eq(0), m_keep.eq(Mux(k_req == 0, 1, Mux(k_req > n, n, k_req)))]
 
-        with m.FSM(name="core_fsm"):
-            with m.State("IDLE"):
-                m.d.comb += [self.req.ready.eq(1), self.phase.eq(0)]
+        # the control FSM: its state register is the `phase` port
+        state = Signal(Phase)
+        m.d.comb += self.phase.eq(state)
+        with m.Switch(state):
+            with m.Case(Phase.IDLE):
+                m.d.comb += self.req.ready.eq(1)
                 with m.If(self.req.valid):
                     m.d.sync += [
                         query.eq(self.req.payload.query),
@@ -438,55 +445,52 @@ class AttentionCore(wiring.Component):
                     if tl > 1:
                         m.d.sync += [pr_row.eq(0), pr_lane.eq(0)]
                     m.d.sync += start_pass()
-                    m.next = "MSB"
-            with m.State("MSB"):
+                    m.d.sync += state.eq(Phase.MSB)
+            with m.Case(Phase.MSB):
                 m.d.comb += [
-                    self.phase.eq(1),
-                    qk.k_valid.eq(self.key.valid & ~keys_done),
-                    self.key.ready.eq(qk.k_ready & ~keys_done),
-                    qk.k_last.eq(self.key.payload.last),
-                    qk.k_mask.eq(self.key.payload.mask),
+                    qk.k.valid.eq(self.key.valid & ~keys_done),
+                    self.key.ready.eq(qk.k.ready & ~keys_done),
+                    qk.k.payload.last.eq(self.key.payload.last),
+                    qk.k.payload.mask.eq(self.key.payload.mask),
                 ]
                 if lb:
                     m.d.comb += kb_w.en.eq(self.key.valid & self.key.ready)
                 with m.If(self.key.valid & self.key.ready):
                     m.d.sync += [key_row.eq(key_row + 1), keys_done.eq(self.key.payload.last)]
-                with m.If(rq.o_valid):
-                    refetch = rq.o_refetch if lb else Const(0, 1)
+                with m.If(rq.o.valid):
+                    refetch = rq.o.payload.refetch if lb else Const(0, 1)
                     m.d.sync += [
                         self.decision.valid.eq(1),
                         self.decision.payload.refetch.eq(refetch),
-                        self.decision.payload.max_prob.eq(rq.o_max),
+                        self.decision.payload.max_prob.eq(rq.o.payload.max_prob),
                     ]
                     with m.If(refetch):
-                        m.next = "FLUSH"
+                        m.d.sync += state.eq(Phase.FLUSH)
                     with m.Else():
                         m.d.sync += to_select()
-                        m.next = "SELECT"
-            with m.State("FLUSH"):  # end the engine's MSB-pass request: k = 0, one empty beat
-                m.d.comb += [self.phase.eq(2), tk.k.valid.eq(~k_sent), tk.k.payload.k.eq(0), tk.o.ready.eq(1)]
+                        m.d.sync += state.eq(Phase.SELECT)
+            with m.Case(Phase.FLUSH):  # end the engine's MSB-pass request: k = 0, one empty beat
+                m.d.comb += [tk.k.valid.eq(~k_sent), tk.k.payload.k.eq(0), tk.o.ready.eq(1)]
                 with m.If(tk.k.valid & tk.k.ready):
                     m.d.sync += k_sent.eq(1)
                 with m.If(tk.o.valid & tk.o.payload.last):
                     m.d.sync += [k_sent.eq(0), refetching.eq(1)]
                     m.d.sync += start_pass()
-                    m.next = "LSB"
-            with m.State("LSB"):
+                    m.d.sync += state.eq(Phase.LSB)
+            with m.Case(Phase.LSB):
                 m.d.comb += [
-                    self.phase.eq(3),
-                    qk.k_valid.eq(self.lsb.valid & ~keys_done),
-                    self.lsb.ready.eq(qk.k_ready & ~keys_done),
-                    qk.k_last.eq(self.lsb.payload.last),
-                    qk.k_mask.eq(self.lsb.payload.mask),
+                    qk.k.valid.eq(self.lsb.valid & ~keys_done),
+                    self.lsb.ready.eq(qk.k.ready & ~keys_done),
+                    qk.k.payload.last.eq(self.lsb.payload.last),
+                    qk.k.payload.mask.eq(self.lsb.payload.mask),
                 ]
                 with m.If(self.lsb.valid & self.lsb.ready):
                     m.d.sync += [key_row.eq(key_row + 1), keys_done.eq(self.lsb.payload.last)]
-                with m.If(rq.o_valid):
+                with m.If(rq.o.valid):
                     m.d.sync += to_select()
-                    m.next = "SELECT"
-            with m.State("SELECT"):
+                    m.d.sync += state.eq(Phase.SELECT)
+            with m.Case(Phase.SELECT):
                 m.d.comb += [
-                    self.phase.eq(4),
                     tk.k.valid.eq(~k_sent),
                     tk.k.payload.k.eq(Mux(k_req == 0, 1, k_req)),
                     tk.k.payload.seed.eq(seed),
@@ -496,5 +500,5 @@ class AttentionCore(wiring.Component):
                 with m.If(tk.k.valid & tk.k.ready):
                     m.d.sync += k_sent.eq(1)
                 with m.If(out_done & ~draining & ~self.decision.valid & k_sent):
-                    m.next = "IDLE"
+                    m.d.sync += state.eq(Phase.IDLE)
         return m

@@ -6,11 +6,27 @@ Twin: ``models.qk.qk_scores`` (values) and ``models.qk.qk_latency`` (pipeline de
 import math
 
 from amaranth.hdl import Module, Signal, signed
-from amaranth.lib import wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
+from spatten.rtl.layouts import lane_beat
 from spatten.rtl.params import check_int, rejected_quietly
 
-__all__ = ["QKUnit"]
+__all__ = ["QKUnit", "key_layout", "score_layout", "score_width"]
+
+
+def score_width(head_dim: int, q_width: int, k_width: int) -> int:
+    """Bits of one score: the product width plus one per adder-tree level, ``ceil(log2(head_dim))``."""
+    return q_width + k_width + (math.ceil(math.log2(head_dim)) if head_dim > 1 else 0)
+
+
+def key_layout(head_dim: int, k_par: int, k_width: int) -> data.StructLayout:
+    """Key beats: ``k_par`` lanes of ``head_dim`` signed codes (key j element i at ``data[j][i]``)."""
+    return lane_beat(data.ArrayLayout(signed(k_width), head_dim), k_par)
+
+
+def score_layout(k_par: int, width: int) -> data.StructLayout:
+    """Score beats: ``k_par`` signed scores of ``width`` bits."""
+    return lane_beat(signed(width), k_par)
 
 
 class QKUnit(wiring.Component):
@@ -27,18 +43,17 @@ class QKUnit(wiring.Component):
 
     Ports
     -----
-    query : In(head_dim * q_width)
-        Packed signed query codes (element i at bits [i*q_width, (i+1)*q_width)); held for a request.
-    k_valid, k_ready, k_last : handshake of the key stream (``k_last`` marks the request's last beat).
-    k_data : In(k_par * head_dim * k_width)
-        Packed signed key codes, key j element i at index ``j*head_dim + i``.
-    k_mask : In(k_par)
-        Lane j holds a real key (the last beat of a request may be partial).
-    s_valid, s_ready, s_last, s_mask : handshake of the score stream, same beat structure as the input.
-    s_data : Out(k_par * score_width)
-        Packed signed scores, ``score_width = q_width + k_width + ceil(log2(head_dim))``.
+    query : In, ``ArrayLayout(signed(q_width), head_dim)`` (``head_dim * q_width`` bits)
+        The query codes, element i at bits [i*q_width, (i+1)*q_width); held for a request.
+    k : In, stream of ``key_layout(head_dim, k_par, k_width)`` (``k_par * head_dim * k_width + k_par + 1``
+        bits)
+        ``data[j][i]`` key j's element i (signed); ``mask`` lane j holds a real key (only a request's last
+        beat may be partial); ``last`` the request's last beat.
+    s : Out, stream of ``score_layout(k_par, score_width)`` (``k_par * score_width + k_par + 1`` bits)
+        ``data[j]`` key j's signed score, ``score_width = q_width + k_width + ceil(log2(head_dim))``;
+        ``mask`` and ``last`` as on the key beat it came from.
 
-    The whole pipeline advances when ``s_ready`` or when the output register is empty, so with ready
+    The whole pipeline advances when ``s.ready`` or when the output register is empty, so with ready
     inputs and outputs it accepts one beat every cycle (no bubbles).
     """
 
@@ -53,32 +68,23 @@ class QKUnit(wiring.Component):
                 check_int(name, v, lo, hi)
         self.head_dim, self.k_par, self.q_width, self.k_width = head_dim, k_par, q_width, k_width
         self.levels = math.ceil(math.log2(head_dim)) if head_dim > 1 else 0
-        self.score_width = q_width + k_width + self.levels
+        self.score_width = score_width(head_dim, q_width, k_width)
         super().__init__(
             {
-                "query": In(head_dim * q_width),
-                "k_valid": In(1),
-                "k_ready": Out(1),
-                "k_last": In(1),
-                "k_mask": In(k_par),
-                "k_data": In(k_par * head_dim * k_width),
-                "s_valid": Out(1),
-                "s_ready": In(1),
-                "s_last": Out(1),
-                "s_mask": Out(k_par),
-                "s_data": Out(k_par * self.score_width),
+                "query": In(data.ArrayLayout(signed(q_width), head_dim)),
+                "k": In(stream.Signature(key_layout(head_dim, k_par, k_width))),
+                "s": Out(stream.Signature(score_layout(k_par, self.score_width))),
             }
         )
 
     def elaborate(self, platform):
         m = Module()
         hd, kp, qw, kw = self.head_dim, self.k_par, self.q_width, self.k_width
-        sw = self.score_width
         advance = Signal()
-        m.d.comb += advance.eq(self.s_ready | ~self.s_valid)
-        m.d.comb += self.k_ready.eq(advance)
+        m.d.comb += advance.eq(self.s.ready | ~self.s.valid)
+        m.d.comb += self.k.ready.eq(advance)
 
-        q = [self.query[i * qw : (i + 1) * qw].as_signed() for i in range(hd)]
+        q = self.query
         # Stage 0: multiplier registers, one per (key lane, element).
         valid = Signal(name="v0")
         last = Signal(name="l0")
@@ -87,14 +93,13 @@ class QKUnit(wiring.Component):
         for j in range(kp):
             row = []
             for i in range(hd):
-                base = (j * hd + i) * kw
                 p = Signal(signed(qw + kw), name=f"p_{j}_{i}")
                 with m.If(advance):
-                    m.d.sync += p.eq(q[i] * self.k_data[base : base + kw].as_signed())
+                    m.d.sync += p.eq(q[i] * self.k.payload.data[j][i])
                 row.append(p)
             level.append(row)
         with m.If(advance):
-            m.d.sync += [valid.eq(self.k_valid), last.eq(self.k_last), mask.eq(self.k_mask)]
+            m.d.sync += [valid.eq(self.k.valid), last.eq(self.k.payload.last), mask.eq(self.k.payload.mask)]
         # Adder tree: one register level per halving; odd leftovers pass through a register.
         width = qw + kw
         for lv in range(self.levels):
@@ -114,7 +119,7 @@ class QKUnit(wiring.Component):
             with m.If(advance):
                 m.d.sync += [nv.eq(valid), nl.eq(last), nm.eq(mask)]
             level, valid, last, mask = new_level, nv, nl, nm
-        m.d.comb += [self.s_valid.eq(valid), self.s_last.eq(last), self.s_mask.eq(mask)]
+        m.d.comb += [self.s.valid.eq(valid), self.s.payload.last.eq(last), self.s.payload.mask.eq(mask)]
         for j in range(kp):
-            m.d.comb += self.s_data[j * sw : (j + 1) * sw].eq(level[j][0])
+            m.d.comb += self.s.payload.data[j].eq(level[j][0])
         return m

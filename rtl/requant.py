@@ -3,12 +3,18 @@
 Twin: ``models.requant.refetch_decision`` (same compare as ``models.quant.pq_decide``).
 """
 
-from amaranth.hdl import Module, Mux, Signal
-from amaranth.lib import wiring
+from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
+from spatten.rtl.layouts import lane_beat
 from spatten.rtl.params import check_int, rejected_quietly
 
-__all__ = ["RequantDecision"]
+__all__ = ["RequantDecision", "decision_layout"]
+
+
+def decision_layout(p_width: int) -> data.StructLayout:
+    """A row's decision: ``refetch`` (1 bit) then ``max_prob``, the row maximum (``p_width`` bits)."""
+    return data.StructLayout({"refetch": 1, "max_prob": p_width})
 
 
 class RequantDecision(wiring.Component):
@@ -23,13 +29,15 @@ class RequantDecision(wiring.Component):
 
     Ports
     -----
-    threshold : In(p_width + 1), threshold code (``models.quant.threshold_code``), runtime input.
-    i_valid, i_last : a beat of probabilities (this block never stalls its input); ``i_last`` ends a row.
-    i_prob : In(lanes * p_width), packed unsigned probability codes, lane j at bits [j*p_width, ...).
-    i_mask : In(lanes), lanes holding real probabilities.
-    o_valid : Out(1), one-cycle pulse the cycle after the row's last beat.
-    o_refetch : Out(1), row maximum < threshold (valid with ``o_valid``).
-    o_max : Out(p_width), the row maximum (valid with ``o_valid``).
+    threshold : In(p_width + 1)
+        Threshold code (``models.quant.threshold_code``), runtime input.
+    i : In, stream of ``lane_beat(unsigned(p_width), lanes)`` (``lanes * p_width + lanes + 1`` bits)
+        ``data[j]`` lane j's unsigned probability code, ``mask`` the lanes holding one, ``last`` the row's
+        last beat. The block never stalls its input: ``ready`` is always 1.
+    o : Out, stream of ``decision_layout(p_width)`` (``1 + p_width`` bits)
+        One beat per row, valid from the cycle after the row's last beat until taken; ``refetch`` = row
+        maximum < threshold; ``max_prob`` the row maximum. (A consumer with ``ready`` held high sees a
+        one-cycle pulse; one that waits longer than a row takes the latest row's decision.)
     """
 
     def __init__(self, p_width: int = 12, lanes: int = 8):
@@ -40,13 +48,9 @@ class RequantDecision(wiring.Component):
         super().__init__(
             {
                 "threshold": In(p_width + 1),
-                "i_valid": In(1),
-                "i_last": In(1),
-                "i_prob": In(lanes * p_width),
-                "i_mask": In(lanes),
-                "o_valid": Out(1),
-                "o_refetch": Out(1),
-                "o_max": Out(p_width),
+                # not always_ready: a constant ready cannot be a top-level port (timing, area runs)
+                "i": In(stream.Signature(lane_beat(unsigned(p_width), lanes))),
+                "o": Out(stream.Signature(decision_layout(p_width))),
             }
         )
 
@@ -55,20 +59,23 @@ class RequantDecision(wiring.Component):
         pw = self.p_width
         running = Signal(pw)  # max of the beats before this one in the current row
         best = running
+        beat = self.i.payload
         for j in range(self.lanes):
-            p = self.i_prob[j * pw : (j + 1) * pw]
-            cand = Mux(self.i_mask[j] & (p > best), p, best)
+            p = beat.data[j]
+            cand = Mux(beat.mask[j] & (p > best), p, best)
             nxt = Signal(pw, name=f"max_{j}")
             m.d.comb += nxt.eq(cand)
             best = nxt
-        m.d.sync += self.o_valid.eq(0)
-        with m.If(self.i_valid):
-            with m.If(self.i_last):
+        m.d.comb += self.i.ready.eq(1)
+        with m.If(self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        with m.If(self.i.valid):
+            with m.If(beat.last):
                 m.d.sync += [
                     running.eq(0),
-                    self.o_valid.eq(1),
-                    self.o_max.eq(best),
-                    self.o_refetch.eq(best < self.threshold),
+                    self.o.valid.eq(1),
+                    self.o.payload.max_prob.eq(best),
+                    self.o.payload.refetch.eq(best < self.threshold),
                 ]
             with m.Else():
                 m.d.sync += running.eq(best)

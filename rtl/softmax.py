@@ -8,14 +8,26 @@ datapath; max and the integer sum are associative, so reducing a row's lanes bef
 sum gives the model's result exactly.
 """
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
-from amaranth.lib import wiring
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from spatten.models.softmax import DEFAULT_SPEC, SoftmaxSpec, exp_table, log2e_constant
+from spatten.rtl.layouts import lane_beat
 from spatten.rtl.params import check_int, rejected_quietly
 
-__all__ = ["Softmax"]
+__all__ = ["Softmax", "score_layout", "prob_layout"]
+
+
+def score_layout(spec: SoftmaxSpec, lanes: int) -> data.StructLayout:
+    """Input beats: ``lanes`` signed ``spec.in_bits`` score codes."""
+    return lane_beat(signed(spec.in_bits), lanes)
+
+
+def prob_layout(spec: SoftmaxSpec, lanes: int) -> data.StructLayout:
+    """Output beats: ``lanes`` unsigned ``spec.out_bits`` probability codes."""
+    return lane_beat(unsigned(spec.out_bits), lanes)
+
 
 MAX_LANES = 64
 
@@ -52,20 +64,13 @@ class Softmax(wiring.Component):
 
     Ports
     -----
-    i_valid, i_ready, i_last : In(1), Out(1), In(1)
-        Score stream handshake; ``i_last`` marks a row's last beat.
-    i_score : In(signed(in_bits)) when L = 1, else In(L * in_bits)
-        Score codes with ``frac_bits`` fraction bits; with L > 1 packed, lane j (signed) at bits
-        [j*in_bits, (j+1)*in_bits), element order = lane order within a beat, beats in row order.
-    i_mask : In(L), only when L > 1
-        Lanes holding scores: a non-empty prefix (lane 0 always set); only a row's last beat may be
-        partial.
-    o_valid, o_ready, o_last : Out(1), In(1), Out(1)
-        Probability stream handshake; same beat structure as the input (``o_last`` on the row's last beat).
-    o_prob : Out(out_bits) when L = 1, else Out(L * out_bits)
-        Unsigned probability codes, packed like ``i_score`` with ``out_bits`` per lane.
-    o_mask : Out(L), only when L > 1
-        Lanes holding probabilities (the prefix given on the matching input beat).
+    i : In, stream of ``score_layout(spec, L)`` (``L * in_bits + L + 1`` bits)
+        ``data[j]`` lane j's signed score code (``frac_bits`` fraction bits), element order = lane order
+        within a beat, beats in row order; ``mask`` the lanes holding scores, a non-empty prefix (lane 0
+        always set; only a row's last beat may be partial); ``last`` the row's last beat.
+    o : Out, stream of ``prob_layout(spec, L)`` (``L * out_bits + L + 1`` bits)
+        ``data[j]`` lane j's unsigned probability code; ``mask`` and ``last`` as on the matching input
+        beat.
     """
 
     def __init__(self, spec: SoftmaxSpec = DEFAULT_SPEC, max_n: int = 1024, lanes: int = 1):
@@ -75,21 +80,12 @@ class Softmax(wiring.Component):
             check_int("max_n", max_n, 1, 65536)
             check_int("lanes", lanes, 1, MAX_LANES)
         self.spec, self.max_n, self.lanes = spec, max_n, lanes
-        L = lanes  # noqa: N806
-        ports = {
-            "i_valid": In(1),
-            "i_ready": Out(1),
-            "i_last": In(1),
-            "i_score": In(signed(spec.in_bits) if L == 1 else L * spec.in_bits),
-            "o_valid": Out(1),
-            "o_ready": In(1),
-            "o_last": Out(1),
-            "o_prob": Out(spec.out_bits * L),
-        }
-        if L > 1:
-            ports["i_mask"] = In(L)
-            ports["o_mask"] = Out(L)
-        super().__init__(ports)
+        super().__init__(
+            {
+                "i": In(stream.Signature(score_layout(spec, lanes))),
+                "o": Out(stream.Signature(prob_layout(spec, lanes))),
+            }
+        )
 
     def _exp(self, m: Module, mx, s, lut, j: int):
         """Steps 3-6 for one lane: e = 2**E * 2**(-(mx - s) * K / 2**(F + C)), rounded as the model."""
@@ -145,9 +141,9 @@ class Softmax(wiring.Component):
         m.d.comb += [live[j].eq(base + j < count) for j in range(L)]
 
         # LOAD: the beat's max over its masked lanes (identity: the most negative code).
-        mask = self.i_mask if L > 1 else Const(1, 1)
+        mask = self.i.payload.mask
         lowest = Const(-(1 << (S - 1)), signed(S))
-        ins = [self.i_score[j * S : (j + 1) * S].as_signed() for j in range(L)]
+        ins = [self.i.payload.data[j] for j in range(L)]
         beat_max = _tree([Mux(mask[j], ins[j], lowest) for j in range(L)], lambda a, b: Mux(b > a, b, a))
         bmax = Signal(signed(S))
         m.d.comb += bmax.eq(beat_max)
@@ -167,19 +163,17 @@ class Softmax(wiring.Component):
             p = Signal(P, name=f"p{j}")
             m.d.comb += p.eq(Mux(prod > pmax, pmax, prod))
             probs.append(p)
-        m.d.comb += self.o_prob.eq(Cat(*probs))
-        if L > 1:
-            m.d.comb += self.o_mask.eq(Cat(*live))
+        m.d.comb += [self.o.payload.data.eq(Cat(*probs)), self.o.payload.mask.eq(Cat(*live))]
 
         with m.FSM():
             with m.State("LOAD"):
-                m.d.comb += [self.i_ready.eq(1), sw.addr.eq(rows), sw.data.eq(self.i_score)]
-                with m.If(self.i_valid):
+                m.d.comb += [self.i.ready.eq(1), sw.addr.eq(rows), sw.data.eq(self.i.payload.data)]
+                with m.If(self.i.valid):
                     m.d.comb += sw.en.eq(1)
                     m.d.sync += [count.eq(count + popcount), rows.eq(rows + 1)]
                     with m.If((count == 0) | (bmax > mx)):
                         m.d.sync += mx.eq(bmax)
-                    with m.If(self.i_last):
+                    with m.If(self.i.payload.last):
                         m.d.sync += [idx.eq(0), base.eq(0), total.eq(0)]
                         m.next = "EXP"
             with m.State("EXP"):
@@ -191,8 +185,8 @@ class Softmax(wiring.Component):
                 m.d.sync += [rcp.eq(Const(1 << (E + R), E + R + 1) // total), idx.eq(0), base.eq(0)]
                 m.next = "OUT"
             with m.State("OUT"):
-                m.d.comb += [self.o_valid.eq(1), self.o_last.eq(last_row)]
-                with m.If(self.o_ready):
+                m.d.comb += [self.o.valid.eq(1), self.o.payload.last.eq(last_row)]
+                with m.If(self.o.ready):
                     m.d.sync += [idx.eq(idx + 1), base.eq(base + L)]
                     with m.If(last_row):
                         m.d.sync += [count.eq(0), rows.eq(0)]

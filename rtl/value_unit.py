@@ -5,12 +5,33 @@ Twin: ``models.value_unit.prob_v``.
 
 import math
 
-from amaranth.hdl import Module, Mux, Signal, signed
-from amaranth.lib import wiring
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from spatten.rtl.params import check_int, rejected_quietly
 
-__all__ = ["ValueUnit"]
+__all__ = ["ValueUnit", "row_layout", "sum_layout", "acc_width"]
+
+
+def acc_width(p_width: int, v_width: int, max_n: int) -> int:
+    """Accumulator bits: product width, one more for the sign, and ``ceil(log2(max_n))`` of growth."""
+    return p_width + 1 + v_width + max(1, math.ceil(math.log2(max_n)))
+
+
+def row_layout(head_dim: int, v_par: int, p_width: int, v_width: int) -> data.StructLayout:
+    """Input beats: ``prob`` (``v_par`` unsigned codes), ``value`` (``v_par`` rows of ``head_dim`` signed
+    codes, row j element e at ``value[j][e]``), ``mask`` (``v_par``) and ``last``."""
+    return data.StructLayout({
+        "prob": data.ArrayLayout(unsigned(p_width), v_par),
+        "value": data.ArrayLayout(data.ArrayLayout(signed(v_width), head_dim), v_par),
+        "mask": v_par,
+        "last": 1,
+    })  # fmt: skip
+
+
+def sum_layout(head_dim: int, width: int) -> data.StructLayout:
+    """Output beats: ``data``, ``head_dim`` signed sums of ``width`` bits (element e at ``data[e]``)."""
+    return data.StructLayout({"data": data.ArrayLayout(signed(width), head_dim)})
 
 
 class ValueUnit(wiring.Component):
@@ -31,13 +52,14 @@ class ValueUnit(wiring.Component):
 
     Ports
     -----
-    i_valid, i_ready, i_last : input handshake; ``i_last`` marks the request's last beat.
-    i_prob : In(v_par * p_width), packed unsigned probabilities, lane j at bits [j*p_width, ...).
-    i_value : In(v_par * head_dim * v_width), packed signed values, lane j element e at j*head_dim+e.
-    i_mask : In(v_par), lane j holds a kept row (masked lanes add nothing; an all-zero beat is allowed).
-    o_valid, o_ready : output handshake, one beat per request.
-    o_data : Out(head_dim * acc_width), packed signed accumulators,
-        ``acc_width = p_width + 1 + v_width + ceil(log2(max_n))``.
+    i : In, stream of ``row_layout(head_dim, v_par, p_width, v_width)`` (``v_par * (p_width + head_dim *
+        v_width) + v_par + 1`` bits)
+        ``prob[j]`` lane j's unsigned probability, ``value[j][e]`` its row's signed element e, ``mask``
+        lane j holds a kept row (masked lanes add nothing; an all-zero beat is allowed), ``last`` the
+        request's last beat.
+    o : Out, stream of ``sum_layout(head_dim, acc_width)`` (``head_dim * acc_width`` bits), one beat per
+        request
+        ``data[e]`` the signed sum of element e, ``acc_width = p_width + 1 + v_width + ceil(log2(max_n))``.
 
     Accumulation happens on each accepted beat; after the last beat the sums are held on ``o_data``
     until accepted. Input is not accepted while a result waits.
@@ -62,43 +84,32 @@ class ValueUnit(wiring.Component):
             v_width,
             max_n,
         )
-        self.acc_width = p_width + 1 + v_width + max(1, math.ceil(math.log2(max_n)))
+        self.acc_width = acc_width(p_width, v_width, max_n)
         super().__init__(
             {
-                "i_valid": In(1),
-                "i_ready": Out(1),
-                "i_last": In(1),
-                "i_mask": In(v_par),
-                "i_prob": In(v_par * p_width),
-                "i_value": In(v_par * head_dim * v_width),
-                "o_valid": Out(1),
-                "o_ready": In(1),
-                "o_data": Out(head_dim * self.acc_width),
+                "i": In(stream.Signature(row_layout(head_dim, v_par, p_width, v_width))),
+                "o": Out(stream.Signature(sum_layout(head_dim, self.acc_width))),
             }
         )
 
     def elaborate(self, platform):
         m = Module()
-        hd, vp, pw, vw, aw = self.head_dim, self.v_par, self.p_width, self.v_width, self.acc_width
+        hd, vp, aw = self.head_dim, self.v_par, self.acc_width
         acc = [Signal(signed(aw), name=f"acc_{e}") for e in range(hd)]
-        m.d.comb += self.i_ready.eq(~self.o_valid)
-        with m.If(self.o_valid & self.o_ready):
-            m.d.sync += self.o_valid.eq(0)
+        beat = self.i.payload
+        m.d.comb += self.i.ready.eq(~self.o.valid)
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
             m.d.sync += [a.eq(0) for a in acc]
-        with m.If(self.i_valid & self.i_ready):
+        with m.If(self.i.valid & self.i.ready):
             for e in range(hd):
-                terms = []
-                for j in range(vp):
-                    p = self.i_prob[j * pw : (j + 1) * pw].as_unsigned()
-                    base = (j * hd + e) * vw
-                    v = self.i_value[base : base + vw].as_signed()
-                    terms.append(Mux(self.i_mask[j], p * v, 0))
+                terms = [Mux(beat.mask[j], beat.prob[j] * beat.value[j][e], 0) for j in range(vp)]
                 total = terms[0]
                 for t in terms[1:]:
                     total = total + t
                 m.d.sync += acc[e].eq(acc[e] + total)
-            with m.If(self.i_last):
-                m.d.sync += self.o_valid.eq(1)
+            with m.If(beat.last):
+                m.d.sync += self.o.valid.eq(1)
         for e in range(hd):
-            m.d.comb += self.o_data[e * aw : (e + 1) * aw].eq(acc[e])
+            m.d.comb += self.o.payload.data[e].eq(acc[e])
         return m

@@ -1,9 +1,11 @@
-"""What the signal-level benches (Q.K, softmax, value unit) share: parameters through the environment and the
-per-cycle loop that steps a driver and a monitor.
+"""What the cycle-exact benches (Q.K, softmax, value unit) share: parameters through the environment, payload
+packing by the RTL's own layouts, and the per-cycle loop that steps a driver and a monitor.
 
-Those blocks' ports are ``x_valid`` / ``x_ready`` / data signals rather than ``lib.stream`` ports, so the
-benches step their driver and monitor in one coroutine, each cycle: drive, ``ReadOnly``, sample, count the
-handshake, next edge. That keeps every request's cycle count exact for the cycle checks.
+The blocks' ports are ``lib.stream`` ports (``<port>__valid``, ``__ready``, ``__payload`` in the Verilog);
+a payload is packed and unpacked with the block's layout (:func:`pack_fields`, :func:`unpack_fields`), so
+the field offsets are written once, in ``rtl/``. The benches step their driver and monitor in one
+coroutine, each cycle: drive, ``ReadOnly``, sample, count the handshake, next edge. That keeps every
+request's cycle count exact for the cycle checks.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
-__all__ = ["EnvParams", "Driver", "Monitor", "LaneMonitor", "reset", "step_until"]
+__all__ = ["EnvParams", "Driver", "Monitor", "LaneMonitor", "pack_fields", "unpack_fields", "pack_lanes",
+           "unpack_lanes", "reset", "step_until"]  # fmt: skip
 
 CLOCK_NS = 10
 
@@ -58,6 +61,40 @@ class EnvParams:
         return cls(**out)
 
 
+def _width(shape: Any) -> int:
+    from amaranth.hdl import Shape
+
+    return Shape.cast(shape).width
+
+
+def pack_fields(layout: Any, **values: int) -> int:
+    """A payload integer from field values (raw bits; a field left out is 0), offsets from ``layout``."""
+    out = 0
+    for name, v in values.items():
+        f = layout[name]
+        out |= (int(v) & ((1 << _width(f.shape)) - 1)) << f.offset
+    return out
+
+
+def unpack_fields(layout: Any, raw: int) -> dict[str, int]:
+    """Each field's raw bits (unsigned) from a payload integer."""
+    return {name: (raw >> f.offset) & ((1 << _width(f.shape)) - 1) for name, f in layout}
+
+
+def pack_lanes(values: Any, width: int) -> int:
+    """Lane j's value (two's complement when negative) at bits [j*width, (j+1)*width)."""
+    return sum((int(v) & ((1 << width) - 1)) << (i * width) for i, v in enumerate(values))
+
+
+def unpack_lanes(raw: int, width: int, lanes: int, signed: bool = True) -> list[int]:
+    """The ``lanes`` values of ``width`` bits packed in ``raw``, sign-extended when ``signed``."""
+    out = []
+    for j in range(lanes):
+        x = (raw >> (j * width)) & ((1 << width) - 1)
+        out.append(x - (1 << width) if signed and x >> (width - 1) else x)
+    return out
+
+
 class Driver(Protocol):
     def drive(self) -> None: ...  # put this cycle's beat (and valid) on the ports
     def handshake(self, cycle: int) -> None: ...  # in ReadOnly: count what the block accepted
@@ -71,11 +108,14 @@ class Monitor(Protocol):
 
 
 class LaneMonitor:
-    """Takes beats on ``<prefix>valid`` / ``<prefix>ready`` (ready low with probability ``stall``) until one
-    carries ``<prefix>last``, collecting what :meth:`lanes` decodes from each beat."""
+    """Takes beats on stream port ``port`` (ready low with probability ``stall``) until one carries ``last``,
+    collecting what :meth:`lanes` decodes from each beat's fields (``layout``: the port's payload layout)."""
 
-    def __init__(self, dut, prefix: str, stall: float, rng: Any) -> None:
-        self.dut, self.prefix, self.stall, self.rng = dut, prefix, stall, rng
+    def __init__(self, dut, port: str, layout: Any, stall: float, rng: Any) -> None:
+        self.dut, self.layout, self.stall, self.rng = dut, layout, stall, rng
+        self.valid = getattr(dut, f"{port}__valid")
+        self.ready = getattr(dut, f"{port}__ready")
+        self.payload = getattr(dut, f"{port}__payload")
         self.got: list[int] = []
         self.last = False
 
@@ -83,19 +123,19 @@ class LaneMonitor:
         self.got, self.last = [], False
 
     def drive(self) -> None:
-        getattr(self.dut, self.prefix + "ready").value = int(self.rng.random() >= self.stall)
+        self.ready.value = int(self.rng.random() >= self.stall)
 
     def done(self) -> bool:
         return self.last
 
     def sample(self) -> None:
-        d, pre = self.dut, self.prefix
-        if getattr(d, pre + "valid").value == 1 and getattr(d, pre + "ready").value == 1:
-            self.got += self.lanes()
-            self.last = getattr(d, pre + "last").value == 1
+        if self.valid.value == 1 and self.ready.value == 1:
+            beat = unpack_fields(self.layout, int(self.payload.value))
+            self.got += self.lanes(beat)
+            self.last = beat["last"] == 1
 
-    def lanes(self) -> list[int]:
-        """The values of the beat on the port now (its masked lanes)."""
+    def lanes(self, beat: dict[str, int]) -> list[int]:
+        """The values of a beat (its fields' raw bits): its masked lanes."""
         raise NotImplementedError
 
 

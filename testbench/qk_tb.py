@@ -15,7 +15,15 @@ from dataclasses import dataclass
 import cocotb
 import numpy as np
 from spatten.models.qk import qk_cycles, qk_scores
-from spatten.testbench.bench import EnvParams, LaneMonitor, reset, step_until
+from spatten.testbench.bench import (
+    EnvParams,
+    LaneMonitor,
+    pack_fields,
+    pack_lanes,
+    reset,
+    step_until,
+    unpack_lanes,
+)
 from spatten.testbench.compare import first_difference
 
 
@@ -38,9 +46,9 @@ class Params(EnvParams):
     @property
     def score_width(self) -> int:
         """Bits of one score lane: the product width plus the adder tree's growth."""
-        return (
-            self.q_width + self.k_width + (int(np.ceil(np.log2(self.head_dim))) if self.head_dim > 1 else 0)
-        )
+        from spatten.rtl.qk import score_width
+
+        return score_width(self.head_dim, self.q_width, self.k_width)
 
     def unit(self):
         """The QKUnit these parameters build."""
@@ -70,25 +78,20 @@ class QKModel:
         return qk_cycles(n, self.p.k_par, self.p.head_dim)
 
 
-def _pack(values, width: int) -> int:
-    return sum((int(v) & ((1 << width) - 1)) << (i * width) for i, v in enumerate(values))
-
-
-def _signed(x: int, width: int) -> int:
-    return x - (1 << width) if x >> (width - 1) else x
-
-
 class KeyDriver:
     """Offers a request's keys K_PAR rows per beat (the last beat masked), skipping cycles at ``idle``."""
 
     def __init__(self, dut, p: Params, rng: random.Random) -> None:
+        from spatten.rtl.qk import key_layout
+
         self.dut, self.p, self.rng = dut, p, rng
+        self.layout = key_layout(p.head_dim, p.k_par, p.k_width)
         self.beats: list[np.ndarray] = []
         self.sent = 0
         self.valid = False
 
     def load(self, req: QKRequest) -> None:
-        self.dut.query.value = _pack(req.query, self.p.q_width)
+        self.dut.query.value = pack_lanes(req.query, self.p.q_width)
         kp = self.p.k_par
         self.beats = [req.keys[b : b + kp] for b in range(0, len(req.keys), kp)]
         self.sent = 0
@@ -99,31 +102,35 @@ class KeyDriver:
         if self.sent < len(self.beats):
             beat = self.beats[self.sent]
             pad = np.zeros((self.p.k_par - len(beat), self.p.head_dim), dtype=np.int64)
-            self.dut.k_data.value = _pack(np.concatenate([beat, pad]).ravel(), self.p.k_width)
-            self.dut.k_mask.value = (1 << len(beat)) - 1
-            self.dut.k_last.value = int(self.sent == len(self.beats) - 1)
-        self.dut.k_valid.value = int(self.valid)
+            self.dut.k__payload.value = pack_fields(
+                self.layout,
+                data=pack_lanes(np.concatenate([beat, pad]).ravel(), self.p.k_width),
+                mask=(1 << len(beat)) - 1,
+                last=int(self.sent == len(self.beats) - 1),
+            )
+        self.dut.k__valid.value = int(self.valid)
 
     def handshake(self, cycle: int) -> None:
         """In ReadOnly: count the beat the unit accepted."""
-        if self.valid and self.dut.k_ready.value == 1:
+        if self.valid and self.dut.k__ready.value == 1:
             self.sent += 1
 
     def stop(self) -> None:
-        self.dut.k_valid.value = 0
+        self.dut.k__valid.value = 0
 
 
 class ScoreMonitor(LaneMonitor):
     """Takes score beats (ready low at ``stall``): the masked lanes, sign-extended."""
 
     def __init__(self, dut, p: Params, rng: random.Random) -> None:
-        super().__init__(dut, "s_", p.stall, rng)
+        from spatten.rtl.qk import score_layout
+
+        super().__init__(dut, "s", score_layout(p.k_par, p.score_width), p.stall, rng)
         self.p = p
 
-    def lanes(self) -> list[int]:
-        sw, kp = self.p.score_width, self.p.k_par
-        data, mask = int(self.dut.s_data.value), int(self.dut.s_mask.value)
-        return [_signed((data >> (j * sw)) & ((1 << sw) - 1), sw) for j in range(kp) if mask >> j & 1]
+    def lanes(self, beat: dict[str, int]) -> list[int]:
+        vals = unpack_lanes(beat["data"], self.p.score_width, self.p.k_par)
+        return [v for j, v in enumerate(vals) if beat["mask"] >> j & 1]
 
 
 class Scoreboard:
@@ -151,7 +158,7 @@ class QKTestbench:
         self.scoreboard = Scoreboard(QKModel(p))
 
     async def reset(self) -> None:
-        await reset(self.dut, ("k_valid", "s_ready"))
+        await reset(self.dut, ("k__valid", "s__ready"))
 
     async def run(self, req: QKRequest) -> int:
         """One request through the unit, checked; returns its cycles."""

@@ -16,7 +16,15 @@ from dataclasses import dataclass
 import cocotb
 import numpy as np
 from spatten.models.softmax import DEFAULT_SPEC, error_bound, softmax_fixed, softmax_float
-from spatten.testbench.bench import EnvParams, LaneMonitor, reset, step_until
+from spatten.testbench.bench import (
+    EnvParams,
+    LaneMonitor,
+    pack_fields,
+    pack_lanes,
+    reset,
+    step_until,
+    unpack_lanes,
+)
 from spatten.testbench.compare import first_difference
 
 SPEC = DEFAULT_SPEC
@@ -41,10 +49,6 @@ class Params(EnvParams):
         return Softmax(SPEC, max_n=self.max_n, lanes=self.lanes)
 
 
-def _pack(values, width: int) -> int:
-    return sum((int(v) & ((1 << width) - 1)) << (j * width) for j, v in enumerate(values))
-
-
 class SoftmaxModel:
     """The golden twin (``softmax_fixed``) and its float64 reference with the stated per-element bound."""
 
@@ -63,7 +67,10 @@ class ScoreDriver:
     LIM = (1 << (SPEC.in_bits - 1)) - 1
 
     def __init__(self, dut, p: Params, rng: random.Random) -> None:
+        from spatten.rtl.softmax import score_layout
+
         self.dut, self.p, self.rng = dut, p, rng
+        self.layout = score_layout(SPEC, p.lanes)
         self.beats: list[np.ndarray] = []
         self.sent = 0
         self.valid = False
@@ -79,36 +86,36 @@ class ScoreDriver:
         self.valid = self.sent < len(self.beats) and self.rng.random() >= self.p.stall
         if self.sent < len(self.beats):
             beat = self.beats[self.sent]
-            if lanes == 1:
-                self.dut.i_score.value = int(beat[0])
-            else:
-                self.dut.i_score.value = _pack(list(beat) + [self.LIM] * (lanes - len(beat)), SPEC.in_bits)
-                self.dut.i_mask.value = (1 << len(beat)) - 1
-            self.dut.i_last.value = int(self.sent == len(self.beats) - 1)
-        self.dut.i_valid.value = int(self.valid)
+            self.dut.i__payload.value = pack_fields(
+                self.layout,
+                data=pack_lanes(list(beat) + [self.LIM] * (lanes - len(beat)), SPEC.in_bits),  # junk lanes
+                mask=(1 << len(beat)) - 1,
+                last=int(self.sent == len(self.beats) - 1),
+            )
+        self.dut.i__valid.value = int(self.valid)
 
     def handshake(self, cycle: int) -> None:
-        if self.valid and self.dut.i_ready.value == 1:
+        if self.valid and self.dut.i__ready.value == 1:
             if self.first is None:
                 self.first = cycle
             self.sent += 1
 
     def stop(self) -> None:
-        self.dut.i_valid.value = 0
+        self.dut.i__valid.value = 0
 
 
 class ProbMonitor(LaneMonitor):
     """Takes probability beats (ready low at ``stall``): the masked lanes."""
 
     def __init__(self, dut, p: Params, rng: random.Random) -> None:
-        super().__init__(dut, "o_", p.stall, rng)
+        from spatten.rtl.softmax import prob_layout
+
+        super().__init__(dut, "o", prob_layout(SPEC, p.lanes), p.stall, rng)
         self.p = p
 
-    def lanes(self) -> list[int]:
-        lanes, bits = self.p.lanes, SPEC.out_bits
-        word = int(self.dut.o_prob.value)
-        mask = int(self.dut.o_mask.value) if lanes > 1 else 1
-        return [(word >> (j * bits)) & ((1 << bits) - 1) for j in range(lanes) if mask >> j & 1]
+    def lanes(self, beat: dict[str, int]) -> list[int]:
+        vals = unpack_lanes(beat["data"], SPEC.out_bits, self.p.lanes, signed=False)
+        return [v for j, v in enumerate(vals) if beat["mask"] >> j & 1]
 
 
 class Scoreboard:
@@ -137,7 +144,7 @@ class SoftmaxTestbench:
         self.scoreboard = Scoreboard(SoftmaxModel())
 
     async def reset(self) -> None:
-        await reset(self.dut, ("i_valid", "o_ready"))
+        await reset(self.dut, ("i__valid", "o__ready"))
 
     async def run(self, row: np.ndarray) -> int:
         """One row through the block, checked; returns the cycles from its first input beat to its last

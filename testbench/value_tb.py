@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import cocotb
 import numpy as np
 from spatten.models.value_unit import prob_v
-from spatten.testbench.bench import EnvParams, reset, step_until
+from spatten.testbench.bench import EnvParams, pack_fields, pack_lanes, reset, step_until, unpack_lanes
 from spatten.testbench.compare import first_difference
 
 
@@ -40,7 +40,9 @@ class Params(EnvParams):
     @property
     def acc_width(self) -> int:
         """Bits of one output element: product, sign and the sum of up to ``max_n`` rows."""
-        return self.p_width + 1 + self.v_width + max(1, (self.max_n - 1).bit_length())
+        from spatten.rtl.value_unit import acc_width
+
+        return acc_width(self.p_width, self.v_width, self.max_n)
 
     def unit(self):
         """The ValueUnit these parameters build."""
@@ -57,14 +59,6 @@ class ValueRequest:
     values: np.ndarray
 
 
-def _pack(values, width: int) -> int:
-    return sum((int(v) & ((1 << width) - 1)) << (i * width) for i, v in enumerate(values))
-
-
-def _signed(x: int, width: int) -> int:
-    return x - (1 << width) if x >> (width - 1) else x
-
-
 class ValueModel:
     """The golden twin: ``models.value_unit.prob_v``."""
 
@@ -76,7 +70,10 @@ class RowDriver:
     """Offers V_PAR (probability, value row) pairs per beat, valid low at ``stall``."""
 
     def __init__(self, dut, p: Params, rng: random.Random) -> None:
+        from spatten.rtl.value_unit import row_layout
+
         self.dut, self.p, self.rng = dut, p, rng
+        self.layout = row_layout(p.head_dim, p.v_par, p.p_width, p.v_width)
         self.req: ValueRequest | None = None
         self.starts: list[int] = []
         self.sent = 0
@@ -93,19 +90,22 @@ class RowDriver:
             b = self.starts[self.sent]
             pr, v = req.probs[b : b + p.v_par], req.values[b : b + p.v_par]
             pad = p.v_par - len(pr)
-            self.dut.i_prob.value = _pack(list(pr) + [(1 << p.p_width) - 1] * pad, p.p_width)
-            self.dut.i_value.value = _pack(np.concatenate([v, np.ones((pad, p.head_dim), np.int64)]).ravel(),
-                                           p.v_width)  # fmt: skip
-            self.dut.i_mask.value = (1 << len(pr)) - 1
-            self.dut.i_last.value = int(self.sent == len(self.starts) - 1)
-        self.dut.i_valid.value = int(self.valid)
+            rows = np.concatenate([v, np.ones((pad, p.head_dim), np.int64)])
+            self.dut.i__payload.value = pack_fields(
+                self.layout,
+                prob=pack_lanes(list(pr) + [(1 << p.p_width) - 1] * pad, p.p_width),  # junk in masked lanes
+                value=pack_lanes(rows.ravel(), p.v_width),
+                mask=(1 << len(pr)) - 1,
+                last=int(self.sent == len(self.starts) - 1),
+            )
+        self.dut.i__valid.value = int(self.valid)
 
     def handshake(self, cycle: int) -> None:
-        if self.valid and self.dut.i_ready.value == 1:
+        if self.valid and self.dut.i__ready.value == 1:
             self.sent += 1
 
     def stop(self) -> None:
-        self.dut.i_valid.value = 0
+        self.dut.i__valid.value = 0
 
 
 class SumMonitor:
@@ -119,15 +119,15 @@ class SumMonitor:
         self.got = None
 
     def drive(self) -> None:
-        self.dut.o_ready.value = int(self.rng.random() >= self.p.stall)
+        self.dut.o__ready.value = int(self.rng.random() >= self.p.stall)
 
     def done(self) -> bool:
         return self.got is not None
 
     def sample(self) -> None:
-        if self.dut.o_valid.value == 1 and self.dut.o_ready.value == 1:
-            aw, data = self.p.acc_width, int(self.dut.o_data.value)
-            self.got = [_signed((data >> (e * aw)) & ((1 << aw) - 1), aw) for e in range(self.p.head_dim)]
+        if self.dut.o__valid.value == 1 and self.dut.o__ready.value == 1:
+            # one field, `data`, at offset 0: the payload is the packed sums
+            self.got = unpack_lanes(int(self.dut.o__payload.value), self.p.acc_width, self.p.head_dim)
 
 
 class Scoreboard:
@@ -149,7 +149,7 @@ class ValueTestbench:
         self.scoreboard = Scoreboard(ValueModel())
 
     async def reset(self) -> None:
-        await reset(self.dut, ("i_valid", "o_ready"))
+        await reset(self.dut, ("i__valid", "o__ready"))
 
     async def run(self, req: ValueRequest, what: str) -> int:
         """One request through the unit, checked; returns its cycles."""

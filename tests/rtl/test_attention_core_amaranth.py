@@ -141,7 +141,7 @@ def run_core(
                     got["kept"].append(ctx.get(dut.kept.payload.index))
                     got["cyc"]["kept_last"] = cyc
                 if ctx.get(dut.out.valid) and ctx.get(dut.out.ready):
-                    word = ctx.get(dut.out.payload.data)
+                    word = ctx.get(dut.out.payload.data.as_value())
                     aw = dut.acc_width
                     got["out"] = [_signed((word >> (e * aw)) & ((1 << aw) - 1), aw) for e in range(hd)]
                     got["cyc"]["out"] = cyc

@@ -48,31 +48,31 @@ CASES = {
         lambda: QKUnit(head_dim=20, k_par=4, q_width=8, k_width=6),
         {
             "query": 20 * 8,
-            "k_valid": 1, "k_ready": 1, "k_last": 1, "k_mask": 4, "k_data": 4 * 20 * 6,
+            **handshake("k", "s"), "k.data": 4 * 20 * 6, "k.mask": 4, "k.last": 1,
             # score width = 8 + 6 + ceil(log2 20) = 19
-            "s_valid": 1, "s_ready": 1, "s_last": 1, "s_mask": 4, "s_data": 4 * 19,
+            "s.data": 4 * 19, "s.mask": 4, "s.last": 1,
         },
     ),
     "requant": (
         lambda: RequantDecision(p_width=10, lanes=3),
-        {"threshold": 11, "i_valid": 1, "i_last": 1, "i_prob": 30, "i_mask": 3,
-         "o_valid": 1, "o_refetch": 1, "o_max": 10},
+        {"threshold": 11, **handshake("i", "o"), "i.data": 30, "i.mask": 3, "i.last": 1,
+         "o.refetch": 1, "o.max_prob": 10},
     ),
     "softmax-1": (
         lambda: Softmax(DEFAULT_SPEC, max_n=300, lanes=1),
-        {"i_valid": 1, "i_ready": 1, "i_last": 1, "i_score": 16, "o_valid": 1, "o_ready": 1, "o_last": 1,
-         "o_prob": 12},
+        {**handshake("i", "o"), "i.data": 16, "i.mask": 1, "i.last": 1,
+         "o.data": 12, "o.mask": 1, "o.last": 1},
     ),
     "softmax-4": (
         lambda: Softmax(DEFAULT_SPEC, max_n=300, lanes=4),
-        {"i_valid": 1, "i_ready": 1, "i_last": 1, "i_score": 64, "i_mask": 4,
-         "o_valid": 1, "o_ready": 1, "o_last": 1, "o_prob": 48, "o_mask": 4},
+        {**handshake("i", "o"), "i.data": 64, "i.mask": 4, "i.last": 1,
+         "o.data": 48, "o.mask": 4, "o.last": 1},
     ),
     "value": (
         lambda: ValueUnit(head_dim=20, v_par=2, p_width=10, v_width=5, max_n=300),
         # accumulator: 10 + 1 + 5 + ceil(log2 300) = 25 bits
-        {"i_valid": 1, "i_ready": 1, "i_last": 1, "i_mask": 2, "i_prob": 20, "i_value": 2 * 20 * 5,
-         "o_valid": 1, "o_ready": 1, "o_data": 20 * 25},
+        {**handshake("i", "o"), "i.prob": 20, "i.value": 2 * 20 * 5, "i.mask": 2, "i.last": 1,
+         "o.data": 20 * 25},
     ),
     "zero-eliminator": (
         lambda: ZeroEliminator(unsigned(7), 4),

@@ -34,23 +34,23 @@ def _run(head_dim: int, k_par: int, n: int, idle: float, stall: float, seed: int
     pyrng = random.Random(seed)
 
     async def producer(ctx):
-        ctx.set(dut.query, _pack(query, qw))
+        ctx.set(dut.query.as_value(), _pack(query, qw))
         for bi, beat in enumerate(beats):
             while pyrng.random() < idle:
-                ctx.set(dut.k_valid, 0)
+                ctx.set(dut.k.valid, 0)
                 await ctx.tick()
             pad = np.zeros((k_par - len(beat), head_dim), dtype=np.int64)
-            ctx.set(dut.k_data, _pack(np.concatenate([beat, pad]).ravel(), kw))
-            ctx.set(dut.k_mask, (1 << len(beat)) - 1)
-            ctx.set(dut.k_last, int(bi == len(beats) - 1))
-            ctx.set(dut.k_valid, 1)
-            await ctx.tick().until(dut.k_ready)
-        ctx.set(dut.k_valid, 0)
+            ctx.set(dut.k.payload.data.as_value(), _pack(np.concatenate([beat, pad]).ravel(), kw))
+            ctx.set(dut.k.payload.mask, (1 << len(beat)) - 1)
+            ctx.set(dut.k.payload.last, int(bi == len(beats) - 1))
+            ctx.set(dut.k.valid, 1)
+            await ctx.tick().until(dut.k.ready)
+        ctx.set(dut.k.valid, 0)
 
     async def consumer(ctx):
         while True:
             ready = int(pyrng.random() >= stall)
-            ctx.set(dut.s_ready, ready)
+            ctx.set(dut.s.ready, ready)
             await ctx.tick()
             cycles["n"] += 1
             if cycles["n"] > 20 * (n + 50):
@@ -60,7 +60,7 @@ def _run(head_dim: int, k_par: int, n: int, idle: float, stall: float, seed: int
 
     async def sampler(ctx):
         async for _clk, _rst, s_valid, s_ready, data, mask, last in ctx.tick().sample(
-            dut.s_valid, dut.s_ready, dut.s_data, dut.s_mask, dut.s_last
+            dut.s.valid, dut.s.ready, dut.s.payload.data.as_value(), dut.s.payload.mask, dut.s.payload.last
         ):
             if s_valid and s_ready:
                 for j in range(k_par):

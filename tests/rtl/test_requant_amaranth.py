@@ -23,23 +23,24 @@ def test_requant_matches_model(lanes: int) -> None:
     got: list[tuple[bool, int]] = []
 
     async def tb(ctx):
+        ctx.set(dut.o.ready, 1)  # the core takes each decision the cycle it appears
         for row, thr in rows:
             ctx.set(dut.threshold, thr)
             beats = range(0, len(row), lanes)
             for bi, b in enumerate(beats):
                 while rng.random() < 0.3:  # idle cycles must not disturb the running maximum
-                    ctx.set(dut.i_valid, 0)
+                    ctx.set(dut.i.valid, 0)
                     await ctx.tick()
                 chunk = row[b : b + lanes]
                 pad = [rng.randrange(1 << pw) for _ in range(lanes - len(chunk))]
-                ctx.set(dut.i_prob, sum(v << (j * pw) for j, v in enumerate(chunk + pad)))
-                ctx.set(dut.i_mask, (1 << len(chunk)) - 1)
-                ctx.set(dut.i_last, int(bi == len(beats) - 1))
-                ctx.set(dut.i_valid, 1)
+                ctx.set(dut.i.payload.data.as_value(), sum(v << (j * pw) for j, v in enumerate(chunk + pad)))
+                ctx.set(dut.i.payload.mask, (1 << len(chunk)) - 1)
+                ctx.set(dut.i.payload.last, int(bi == len(beats) - 1))
+                ctx.set(dut.i.valid, 1)
                 await ctx.tick()
-            ctx.set(dut.i_valid, 0)
-            assert ctx.get(dut.o_valid) == 1
-            got.append((bool(ctx.get(dut.o_refetch)), ctx.get(dut.o_max)))
+            ctx.set(dut.i.valid, 0)
+            assert ctx.get(dut.o.valid) == 1
+            got.append((bool(ctx.get(dut.o.payload.refetch)), ctx.get(dut.o.payload.max_prob)))
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)

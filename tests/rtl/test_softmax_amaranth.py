@@ -30,30 +30,27 @@ def run_rows(dut: Softmax, rows: list[np.ndarray], stall: float, seed: int = 2) 
             beats = [row[b : b + lanes] for b in range(0, len(row), lanes)]
             for j, beat in enumerate(beats):
                 while pyrng.random() < stall:
-                    ctx.set(dut.i_valid, 0)
+                    ctx.set(dut.i.valid, 0)
                     await ctx.tick()
-                if lanes == 1:
-                    ctx.set(dut.i_score, int(beat[0]))
-                else:
-                    junk = [(1 << (s_bits - 1)) - 1] * (lanes - len(beat))  # masked lanes must not count
-                    ctx.set(dut.i_score, _pack(list(beat) + junk, s_bits))
-                    ctx.set(dut.i_mask, (1 << len(beat)) - 1)
-                ctx.set(dut.i_last, int(j == len(beats) - 1))
-                ctx.set(dut.i_valid, 1)
-                await ctx.tick().until(dut.i_ready)
-            ctx.set(dut.i_valid, 0)
+                junk = [(1 << (s_bits - 1)) - 1] * (lanes - len(beat))  # masked lanes must not count
+                ctx.set(dut.i.payload.data.as_value(), _pack(list(beat) + junk, s_bits))
+                ctx.set(dut.i.payload.mask, (1 << len(beat)) - 1)
+                ctx.set(dut.i.payload.last, int(j == len(beats) - 1))
+                ctx.set(dut.i.valid, 1)
+                await ctx.tick().until(dut.i.ready)
+            ctx.set(dut.i.valid, 0)
 
     async def consumer(ctx):
         cur: list[int] = []
         for cycle in range(20000):
             ready = int(pyrng.random() >= stall)
-            ctx.set(dut.o_ready, ready)
-            if ready and ctx.get(dut.o_valid):
-                word = ctx.get(dut.o_prob)
-                mask = ctx.get(dut.o_mask) if lanes > 1 else 1
+            ctx.set(dut.o.ready, ready)
+            if ready and ctx.get(dut.o.valid):
+                word = ctx.get(dut.o.payload.data.as_value())
+                mask = ctx.get(dut.o.payload.mask)
                 assert mask & 1 and (mask & (mask + 1)) == 0, f"o_mask {mask:#x} is not a non-empty prefix"
                 cur += [(word >> (j * p_bits)) & ((1 << p_bits) - 1) for j in range(lanes) if mask >> j & 1]
-                if ctx.get(dut.o_last):
+                if ctx.get(dut.o.payload.last):
                     got.append(cur)
                     ends.append(cycle)
                     cur = []

@@ -41,26 +41,26 @@ def test_value_unit_matches_model(head_dim: int, v_par: int, keep: float, idle: 
             beats = range(0, len(probs), v_par)
             for bi, b in enumerate(beats):
                 while pyrng.random() < idle:
-                    ctx.set(dut.i_valid, 0)
+                    ctx.set(dut.i.valid, 0)
                     await ctx.tick()
                 p, v = probs[b : b + v_par], values[b : b + v_par]
                 pad = v_par - len(p)
-                ctx.set(dut.i_prob, _pack(list(p) + [pyrng.randrange(1 << pw) for _ in range(pad)], pw))
-                ctx.set(
-                    dut.i_value, _pack(np.concatenate([v, np.ones((pad, head_dim), np.int64)]).ravel(), vw)
-                )
-                ctx.set(dut.i_mask, (1 << len(p)) - 1)
-                ctx.set(dut.i_last, int(bi == len(beats) - 1))
-                ctx.set(dut.i_valid, 1)
-                await ctx.tick().until(dut.i_ready)
-            ctx.set(dut.i_valid, 0)
+                junk = [pyrng.randrange(1 << pw) for _ in range(pad)]
+                ctx.set(dut.i.payload.prob.as_value(), _pack(list(p) + junk, pw))
+                rows = np.concatenate([v, np.ones((pad, head_dim), np.int64)])
+                ctx.set(dut.i.payload.value.as_value(), _pack(rows.ravel(), vw))
+                ctx.set(dut.i.payload.mask, (1 << len(p)) - 1)
+                ctx.set(dut.i.payload.last, int(bi == len(beats) - 1))
+                ctx.set(dut.i.valid, 1)
+                await ctx.tick().until(dut.i.ready)
+            ctx.set(dut.i.valid, 0)
 
     async def consumer(ctx):
         for _ in range(5000):
             ready = int(pyrng.random() >= stall)
-            ctx.set(dut.o_ready, ready)
-            if ready and ctx.get(dut.o_valid):
-                data = ctx.get(dut.o_data)
+            ctx.set(dut.o.ready, ready)
+            if ready and ctx.get(dut.o.valid):
+                data = ctx.get(dut.o.payload.data.as_value())
                 results.append([_signed((data >> (e * aw)) & ((1 << aw) - 1), aw) for e in range(head_dim)])
             await ctx.tick()
             if len(results) == len(requests):
