@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from spatten.models.config import workload_preset  # noqa: E402
 from spatten.models.trace import TRACE_COLUMNS  # noqa: E402
-from spatten.testbench.attention_core_tb import CoreParams  # noqa: E402
+from spatten.testbench.attention_core_tb import CoreParams, CoreRun  # noqa: E402
 from spatten.testbench.runner import run_cocotb  # noqa: E402
 
 PARAMS = CoreParams(head_dim=64, k_par=8, v_par=8, max_n=1024)  # 8-bit codes, 8 + 4-bit keys, P = 16
@@ -87,14 +87,9 @@ def main() -> int:
     build.mkdir(parents=True, exist_ok=True)
     report = build / "report.jsonl"
     report.unlink(missing_ok=True)
-    env = PARAMS.env()
-    env.update(
-        AC_NS=str(N),
-        AC_RATIOS="1.0,0.2",
-        AC_THRESHOLDS="0,1",
-        AC_SEED=str(args.seed),
-        AC_REPORT=str(report.resolve()),
-    )
+    run = CoreRun(ns=(N,), ratios=(1.0, 0.2), thresholds=(0.0, 1.0), seed=args.seed,
+                  report=str(report.resolve()))  # fmt: skip
+    env = PARAMS.env() | run.env()
     dut = PARAMS.core()
     t0 = time.perf_counter()
     res = run_cocotb(dut, "attention_core", "spatten.testbench.attention_core_tb", build, extra_env=env)

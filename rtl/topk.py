@@ -35,13 +35,13 @@ def _row_median(values: list[Value]) -> Value:
 def score_layout(width: int, lanes: int = 1) -> data.StructLayout:
     """Payload of the score input stream, LSB first.
 
-    ``lanes == 1``: ``score`` (signed ``width`` bits) then ``last``. ``lanes > 1``: ``score``
-    (``lanes * width`` bits, lane j's signed score at bits [j*width, (j+1)*width)), ``mask`` (``lanes``
+    ``lanes == 1``: ``score`` (signed ``width`` bits) then ``last``. ``lanes > 1``: ``score``, an
+    ``ArrayLayout(signed(width), lanes)`` (lane j at bits [j*width, (j+1)*width)), ``mask`` (``lanes``
     bits, the live lanes) then ``last``.
     """
     if lanes == 1:
         return data.StructLayout({"score": signed(width), "last": 1})
-    return data.StructLayout({"score": unsigned(lanes * width), "mask": lanes, "last": 1})
+    return data.StructLayout({"score": data.ArrayLayout(signed(width), lanes), "mask": lanes, "last": 1})
 
 
 def k_layout(max_n: int) -> data.StructLayout:
@@ -365,8 +365,7 @@ class TopKEngine(wiring.Component):
             # c = popcount(mask) scores at positions n .. n + c - 1, clipped at max_n: lane memory l takes
             # beat lane (l - n) mod P, in row n // P or the next when l wrapped below n mod P (as in
             # compacted_write; L <= P keeps that to one score per lane memory).
-            in_view = self.i.payload.score
-            in_score = [in_view[j * w : (j + 1) * w].as_signed() for j in range(nl)]
+            in_score = [self.i.payload.score[j] for j in range(nl)]
             in_cnt = Signal(range(nl + 1))
             m.d.comb += in_cnt.eq(sum(self.i.payload.mask[j] for j in range(nl)))
             room = Signal(cnt_shape)  # positions left before max_n

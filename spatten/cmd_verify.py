@@ -171,7 +171,7 @@ def verify_attention_core(args: argparse.Namespace) -> int:
     K_PAR = V_PAR = 4, 8-bit codes, 8+4-bit keys, P = 16), run testbench.attention_core_tb: directed
     requests (n in 1, 7, 64 up to max_n; keep 1.0/0.3/0.2; refetch forced off and on) then ``--requests``
     random ones; print the summary; 0 on pass, 1 on failure."""
-    from spatten.testbench.attention_core_tb import CoreParams
+    from spatten.testbench.attention_core_tb import CoreParams, CoreRun
     from spatten.testbench.runner import run_cocotb
 
     for flag, value in (("--parallelism", args.parallelism), ("--width", args.width),
@@ -201,12 +201,9 @@ def verify_attention_core(args: argparse.Namespace) -> int:
     build.mkdir(parents=True, exist_ok=True)
     report = build / "report.jsonl"
     report.unlink(missing_ok=True)
-    env = params.env()
-    env.update(
-        AC_NS=",".join(str(n) for n in (1, 7, 64) if n <= max_n), AC_RATIOS="1.0,0.3,0.2",
-        AC_THRESHOLDS="0,1", AC_REQUESTS=str(requests), AC_SEED=str(args.seed),
-        AC_REPORT=str(report.resolve()),
-    )  # fmt: skip
+    run = CoreRun(ns=tuple(n for n in (1, 7, 64) if n <= max_n), requests=requests, seed=args.seed,
+                  report=str(report.resolve()))  # fmt: skip
+    env = params.env() | run.env()
     try:
         res = run_cocotb(dut, "attention_core", "spatten.testbench.attention_core_tb", build, extra_env=env,
                          waves=args.waves, waves_on_failure=True, simulator=args.simulator)  # fmt: skip

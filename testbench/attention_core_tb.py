@@ -7,16 +7,9 @@ Environment (set through :func:`testbench.runner.run_cocotb`'s ``extra_env``):
 ``AC_SCORE_SHIFT``, ``AC_TOPK_P``, ``AC_MAX_N``
     The core's parameters, written by :meth:`CoreParams.env` (must match the built Verilog; the softmax
     spec is ``softmax_spec(head_dim)``).
-``AC_NS``, ``AC_RATIOS``, ``AC_THRESHOLDS``
-    Comma lists: request lengths, value keep ratios, refetch thresholds in [0, 1] (0 never refetches,
-    1 always does, values between let the data decide). Every combination is one request.
-``AC_REQUESTS``
-    Extra random requests (random n in 1..max_n, ratio, threshold), default 0.
-``AC_IDLE``, ``AC_STALL``, ``AC_SEED``
-    Probability of an idle input cycle, of a not-ready output cycle; the stimulus seed.
+``AC_NS``, ``AC_RATIOS``, ``AC_THRESHOLDS``, ``AC_REQUESTS``, ``AC_IDLE``, ``AC_STALL``, ``AC_SEED``,
 ``AC_REPORT``
-    Optional path: one JSON line per request (shape, refetch, measured and modelled cycles, sim stage
-    model figures).
+    The run's stimulus, written by :meth:`CoreRun.env` (see :class:`CoreRun` for each field).
 
 Golden: :func:`models.attention.attention_request_fixed`; on a mismatch the stages of
 :func:`models.attention_core.attention_core_ref` are compared in pipeline order (scores of each pass as
@@ -43,14 +36,10 @@ from spatten.models.fixed import split
 from spatten.models.pruning import keep_count
 from spatten.models.quant import threshold_code
 from spatten.models.softmax import error_bound, softmax_float
+from spatten.testbench.bench import EnvParams
 from spatten.testbench.stream import pack, unpack
 
-__all__ = ["CoreParams", "Stimulus", "make_stimulus", "diff_report", "sim_stage_model"]
-
-
-def _env_int(name: str, default: int | None = None) -> int:
-    v = os.environ.get(name)
-    return int(v) if v is not None else int(default)  # type: ignore[arg-type]
+__all__ = ["CoreParams", "CoreRun", "Stimulus", "make_stimulus", "diff_report", "sim_stage_model"]
 
 
 @dataclass(frozen=True)
@@ -118,6 +107,30 @@ class CoreParams:
             f"hd{self.head_dim}-kp{self.k_par}-vp{self.v_par}-q{self.q_bits}-k{self.k_msb_bits}+{self.lsb_bits}"
             f"-v{self.v_bits}-s{self.shift}-p{self.topk_p}-n{self.max_n}"
         )
+
+
+@dataclass(frozen=True)
+class CoreRun(EnvParams):
+    """What one bench run sends through the core (the CLI, the tests and the benchmarks build one).
+
+    Every combination of ``ns`` x ``ratios`` x ``thresholds`` is one directed request, then ``requests``
+    random ones (n in 1..max_n). Thresholds are in [0, 1]: 0 never refetches, 1 always does, values
+    between let the data decide. ``idle`` / ``stall``: the probability of an idle input cycle and of a
+    not-ready output cycle. ``report``: a file that gets one JSON line per request (shape, refetch,
+    measured and modelled cycles, the sim stage model's figures).
+    """
+
+    ns: tuple[int, ...] = (1, 7)
+    ratios: tuple[float, ...] = (1.0, 0.3, 0.2)
+    thresholds: tuple[float, ...] = (0.0, 1.0)
+    requests: int = 0
+    idle: float = 0.0
+    stall: float = 0.0
+    seed: int = 1
+    report: str | None = None
+
+    ENV = {"ns": "AC_NS", "ratios": "AC_RATIOS", "thresholds": "AC_THRESHOLDS", "requests": "AC_REQUESTS",
+           "idle": "AC_IDLE", "stall": "AC_STALL", "seed": "AC_SEED", "report": "AC_REPORT"}  # fmt: skip
 
 
 def build_core():
@@ -394,14 +407,11 @@ def _check(core, s: Stimulus, idx: int, exact_cycles: bool) -> dict:
 async def attention_core_requests(dut) -> None:
     """Every (n, ratio, threshold) of the environment, then AC_REQUESTS random ones."""
     core = build_core()
-    ns = [int(x) for x in os.environ.get("AC_NS", "1,7").split(",") if x]
-    ratios = [float(x) for x in os.environ.get("AC_RATIOS", "1.0,0.3,0.2").split(",") if x]
-    thresholds = [float(x) for x in os.environ.get("AC_THRESHOLDS", "0,1").split(",") if x]
-    idle, stall = float(os.environ.get("AC_IDLE", "0")), float(os.environ.get("AC_STALL", "0"))
-    seed = _env_int("AC_SEED", 1)
-    rng, nprng = random.Random(seed), np.random.default_rng(seed)
-    stims = [make_stimulus(nprng, core, n, r, t) for n in ns for r in ratios for t in thresholds]
-    for _ in range(_env_int("AC_REQUESTS", 0)):
+    run = CoreRun.from_env()
+    ratios, idle, stall = list(run.ratios), run.idle, run.stall
+    rng, nprng = random.Random(run.seed), np.random.default_rng(run.seed)
+    stims = [make_stimulus(nprng, core, n, r, t) for n in run.ns for r in ratios for t in run.thresholds]
+    for _ in range(run.requests):
         n = int(nprng.integers(1, core.max_n + 1))
         stims.append(make_stimulus(nprng, core, n, float(rng.choice(ratios + [0.5])),
                                    float(rng.choice([0.0, 0.02, 0.05, 0.1, 1.0]))))  # fmt: skip
@@ -412,7 +422,7 @@ async def attention_core_requests(dut) -> None:
     await RisingEdge(dut.clk)
     await RisingEdge(dut.clk)
     dut.rst.value = 0
-    report = os.environ.get("AC_REPORT")
+    report = run.report
     rows = []
     for i, s in enumerate(stims):
         await _run_one(dut, core, s, rng, idle, stall)

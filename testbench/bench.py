@@ -2,8 +2,8 @@
 packing by the RTL's own layouts, and the per-cycle loop that steps a driver and a monitor.
 
 The blocks' ports are ``lib.stream`` ports (``<port>__valid``, ``__ready``, ``__payload`` in the Verilog);
-a payload is packed and unpacked with the block's layout (:func:`pack_fields`, :func:`unpack_fields`), so
-the field offsets are written once, in ``rtl/``. The benches step their driver and monitor in one
+a payload is packed and unpacked with the block's layout (:func:`testbench.stream.pack` and ``unpack``),
+so the field offsets are written once, in ``rtl/``. The benches step their driver and monitor in one
 coroutine, each cycle: drive, ``ReadOnly``, sample, count the handshake, next edge. That keeps every
 request's cycle count exact for the cycle checks.
 """
@@ -17,9 +17,18 @@ from typing import Any, Protocol
 import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
+from spatten.testbench.stream import unpack
 
-__all__ = ["EnvParams", "Driver", "Monitor", "LaneMonitor", "pack_fields", "unpack_fields", "pack_lanes",
-           "unpack_lanes", "reset", "step_until"]  # fmt: skip
+__all__ = [
+    "EnvParams",
+    "Driver",
+    "Monitor",
+    "LaneMonitor",
+    "pack_lanes",
+    "unpack_lanes",
+    "reset",
+    "step_until",
+]
 
 CLOCK_NS = 10
 
@@ -59,26 +68,6 @@ class EnvParams:
             else:  # None default: the annotation names the type
                 out[name] = int(v) if "int" in str(spec[name].type) else v
         return cls(**out)
-
-
-def _width(shape: Any) -> int:
-    from amaranth.hdl import Shape
-
-    return Shape.cast(shape).width
-
-
-def pack_fields(layout: Any, **values: int) -> int:
-    """A payload integer from field values (raw bits; a field left out is 0), offsets from ``layout``."""
-    out = 0
-    for name, v in values.items():
-        f = layout[name]
-        out |= (int(v) & ((1 << _width(f.shape)) - 1)) << f.offset
-    return out
-
-
-def unpack_fields(layout: Any, raw: int) -> dict[str, int]:
-    """Each field's raw bits (unsigned) from a payload integer."""
-    return {name: (raw >> f.offset) & ((1 << _width(f.shape)) - 1) for name, f in layout}
 
 
 def pack_lanes(values: Any, width: int) -> int:
@@ -130,7 +119,7 @@ class LaneMonitor:
 
     def sample(self) -> None:
         if self.valid.value == 1 and self.ready.value == 1:
-            beat = unpack_fields(self.layout, int(self.payload.value))
+            beat = unpack(self.layout, int(self.payload.value))
             self.got += self.lanes(beat)
             self.last = beat["last"] == 1
 

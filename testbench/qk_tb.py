@@ -18,13 +18,13 @@ from spatten.models.qk import qk_cycles, qk_scores
 from spatten.testbench.bench import (
     EnvParams,
     LaneMonitor,
-    pack_fields,
     pack_lanes,
     reset,
     step_until,
     unpack_lanes,
 )
 from spatten.testbench.compare import first_difference
+from spatten.testbench.stream import pack
 
 
 @dataclass(frozen=True)
@@ -102,11 +102,13 @@ class KeyDriver:
         if self.sent < len(self.beats):
             beat = self.beats[self.sent]
             pad = np.zeros((self.p.k_par - len(beat), self.p.head_dim), dtype=np.int64)
-            self.dut.k__payload.value = pack_fields(
+            self.dut.k__payload.value = pack(
                 self.layout,
-                data=pack_lanes(np.concatenate([beat, pad]).ravel(), self.p.k_width),
-                mask=(1 << len(beat)) - 1,
-                last=int(self.sent == len(self.beats) - 1),
+                {
+                    "data": pack_lanes(np.concatenate([beat, pad]).ravel(), self.p.k_width),
+                    "mask": (1 << len(beat)) - 1,
+                    "last": int(self.sent == len(self.beats) - 1),
+                },
             )
         self.dut.k__valid.value = int(self.valid)
 

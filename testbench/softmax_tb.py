@@ -19,13 +19,13 @@ from spatten.models.softmax import DEFAULT_SPEC, error_bound, softmax_fixed, sof
 from spatten.testbench.bench import (
     EnvParams,
     LaneMonitor,
-    pack_fields,
     pack_lanes,
     reset,
     step_until,
     unpack_lanes,
 )
 from spatten.testbench.compare import first_difference
+from spatten.testbench.stream import pack
 
 SPEC = DEFAULT_SPEC
 
@@ -86,11 +86,14 @@ class ScoreDriver:
         self.valid = self.sent < len(self.beats) and self.rng.random() >= self.p.stall
         if self.sent < len(self.beats):
             beat = self.beats[self.sent]
-            self.dut.i__payload.value = pack_fields(
+            self.dut.i__payload.value = pack(
                 self.layout,
-                data=pack_lanes(list(beat) + [self.LIM] * (lanes - len(beat)), SPEC.in_bits),  # junk lanes
-                mask=(1 << len(beat)) - 1,
-                last=int(self.sent == len(self.beats) - 1),
+                {
+                    # junk in the masked lanes: they must not count
+                    "data": pack_lanes(list(beat) + [self.LIM] * (lanes - len(beat)), SPEC.in_bits),
+                    "mask": (1 << len(beat)) - 1,
+                    "last": int(self.sent == len(self.beats) - 1),
+                },
             )
         self.dut.i__valid.value = int(self.valid)
 

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 import cocotb
 import numpy as np
 from spatten.models.value_unit import prob_v
-from spatten.testbench.bench import EnvParams, pack_fields, pack_lanes, reset, step_until, unpack_lanes
+from spatten.testbench.bench import EnvParams, pack_lanes, reset, step_until, unpack_lanes
 from spatten.testbench.compare import first_difference
+from spatten.testbench.stream import pack
 
 
 @dataclass(frozen=True)
@@ -91,12 +92,15 @@ class RowDriver:
             pr, v = req.probs[b : b + p.v_par], req.values[b : b + p.v_par]
             pad = p.v_par - len(pr)
             rows = np.concatenate([v, np.ones((pad, p.head_dim), np.int64)])
-            self.dut.i__payload.value = pack_fields(
+            self.dut.i__payload.value = pack(
                 self.layout,
-                prob=pack_lanes(list(pr) + [(1 << p.p_width) - 1] * pad, p.p_width),  # junk in masked lanes
-                value=pack_lanes(rows.ravel(), p.v_width),
-                mask=(1 << len(pr)) - 1,
-                last=int(self.sent == len(self.starts) - 1),
+                {
+                    # junk in the masked lanes: the unit must ignore them
+                    "prob": pack_lanes(list(pr) + [(1 << p.p_width) - 1] * pad, p.p_width),
+                    "value": pack_lanes(rows.ravel(), p.v_width),
+                    "mask": (1 << len(pr)) - 1,
+                    "last": int(self.sent == len(self.starts) - 1),
+                },
             )
         self.dut.i__valid.value = int(self.valid)
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from spatten.testbench.attention_core_tb import CoreParams
+from spatten.testbench.attention_core_tb import CoreParams, CoreRun
 from spatten.testbench.runner import run_cocotb
 
 from tests.cosim.paths import BUILD_ROOT
@@ -39,14 +39,14 @@ def run_case(hd: int, kp: int, vp: int, max_n: int, ns: str, idle: float, stall:
              thresholds: str = "0,1,0.05", seed: int = 3) -> list[dict]:  # fmt: skip
     """Build (or reuse) the core, run the requests, return the report rows; assert every test passed."""
     params = CoreParams(head_dim=hd, k_par=kp, v_par=vp, max_n=max_n)  # 8-bit codes, 8 + 4-bit keys, P = 16
-    env = params.env()
-    env.update(AC_NS=ns, AC_RATIOS="1.0,0.3,0.2", AC_THRESHOLDS=thresholds, AC_IDLE=str(idle),
-               AC_STALL=str(stall), AC_SEED=str(seed))  # fmt: skip
     build = BUILD_ROOT / f"attention-core-{params.tag}"
     build.mkdir(parents=True, exist_ok=True)
     report = build / f"report-{tag}.jsonl"
     report.unlink(missing_ok=True)
-    env["AC_REPORT"] = str(report.resolve())
+    run = CoreRun(ns=tuple(int(x) for x in ns.split(",")), ratios=(1.0, 0.3, 0.2),
+                  thresholds=tuple(float(x) for x in thresholds.split(",")), idle=idle, stall=stall,
+                  seed=seed, report=str(report.resolve()))  # fmt: skip
+    env = params.env() | run.env()
     # run_cocotb serializes cases sharing this build folder (pytest-xdist)
     res = run_cocotb(
         params.core(), "attention_core", "spatten.testbench.attention_core_tb", build, extra_env=env,
@@ -116,3 +116,11 @@ def test_diff_report_names_stage_element_expected_got() -> None:
         "stage refetch: expected 1, got 0 (row max expected 20, got 20)",
         "stage kept indices: length expected 1, got 2",
     ]
+
+
+def test_core_run_round_trips_through_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    run = CoreRun(ns=(3, 1024), ratios=(1.0, 0.25), thresholds=(0.0, 0.05), requests=7, idle=0.2, stall=0.5,
+                  seed=9, report="/tmp/r.jsonl")  # fmt: skip
+    for var, value in run.env().items():
+        monkeypatch.setenv(var, value)
+    assert CoreRun.from_env() == run

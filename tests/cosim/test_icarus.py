@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 from spatten.testbench import qk_tb, softmax_tb, topk_tb, value_tb
-from spatten.testbench.attention_core_tb import CoreParams
+from spatten.testbench.attention_core_tb import CoreParams, CoreRun
 from spatten.testbench.icarus import find_icarus
 from spatten.testbench.runner import run_cocotb
 
@@ -56,8 +56,7 @@ def test_value_unit_icarus() -> None:
 
 def test_attention_core_icarus() -> None:
     p = CoreParams(head_dim=16, k_par=4, v_par=4, max_n=64)
-    env = p.env() | {"AC_NS": "1,7,64", "AC_RATIOS": "1.0,0.3", "AC_THRESHOLDS": "0,1", "AC_SEED": "3",
-                     "AC_IDLE": "0.3", "AC_STALL": "0.4"}  # fmt: skip
+    env = p.env() | CoreRun(ns=(1, 7, 64), ratios=(1.0, 0.3), idle=0.3, stall=0.4, seed=3).env()
     _run(p.core(), "attention_core", "spatten.testbench.attention_core_tb", "attention-core-hd16", env)
 
 

@@ -23,8 +23,8 @@ class Outcome:
 def score_beats(scores: list[int], lanes: int, width: int) -> list[tuple[dict[str, int], bool]]:
     """One request's input beats for an engine with ``in_lanes = lanes``: (payload, is last beat).
 
-    ``lanes > 1``: ``lanes`` scores per beat packed at ``width`` bits each, a prefix mask, the last beat
-    holding the remainder (its unused lanes carry a filler score the engine must ignore)."""
+    ``lanes > 1``: ``lanes`` scores per beat (the ``ArrayLayout`` field as a list), a prefix mask, the
+    last beat holding the remainder (its unused lanes carry a filler score the engine must ignore)."""
     if lanes == 1:
         return [({"score": s, "last": int(i == len(scores) - 1)}, i == len(scores) - 1)
                 for i, s in enumerate(scores)]  # fmt: skip
@@ -33,9 +33,8 @@ def score_beats(scores: list[int], lanes: int, width: int) -> list[tuple[dict[st
         chunk = scores[lo : lo + lanes]
         live = len(chunk)
         chunk = chunk + [-1] * (lanes - live)
-        word = sum((s & ((1 << width) - 1)) << (j * width) for j, s in enumerate(chunk))
         last = lo + lanes >= len(scores)
-        out.append(({"score": word, "mask": (1 << live) - 1, "last": int(last)}, last))
+        out.append(({"score": chunk, "mask": (1 << live) - 1, "last": int(last)}, last))  # lane j = chunk[j]
     return out
 
 
