@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,6 +60,8 @@ import numpy.typing as npt
 from spatten.models.fixed import check_bits, check_finite, shift_round
 
 __all__ = [
+    "RowCycles",
+    "softmax_row_cycles",
     "SoftmaxSpec",
     "softmax_float",
     "softmax_fixed",
@@ -371,3 +374,70 @@ def relative_exp_error(spec: SoftmaxSpec = DEFAULT_SPEC) -> float:
     y_err = 2.0 ** -(spec.w_bits + 1) + (spec.exp_bits + 3) * 0.5 / k
     interp = (math.log(2) ** 2) * 2.0 ** -(2 * spec.lut_bits + 2) if spec.interp_bits else 0.0
     return (2.0**y_err - 1.0) + 2.0 ** -(spec.exp_bits - 1) + interp
+
+
+@dataclass(frozen=True)
+class RowCycles:
+    """Cycle stamps of one row through ``rtl.softmax.Softmax`` (cycle numbers of the clock edges' cycles).
+
+    ``first`` / ``last_in``: its first and last input beat accepted; ``exp``: its first EXP cycle;
+    ``div``: its DIV cycle; ``out``: its first output beat; ``done``: its last output beat accepted.
+    """
+
+    first: int
+    last_in: int
+    exp: int
+    div: int
+    out: int
+    done: int
+
+
+def softmax_row_cycles(ns: Sequence[int], lanes: int, start: int = 0) -> list[RowCycles]:
+    """The RTL softmax's exact cycles for rows offered back to back with the output always taken.
+
+    The block is three stages with two banks between each pair (scores LOAD -> EXP, e values EXP ->
+    OUT), so three rows are in flight. With ``B_r = ceil(n_r / lanes)`` beats in row ``r`` and the
+    producer offering row ``r``'s first beat the cycle after row ``r - 1``'s last:
+
+    - LOAD takes a beat a cycle once its score bank is free; the bank of row ``r`` is row ``r - 2``'s,
+      freed by that row's DIV: ``first_r = max(last_in_{r-1} + 1, div_{r-2} + 1)``,
+      ``last_in_r = first_r + B_r - 1``;
+    - EXP starts the cycle after the row is loaded, once EXP has finished row ``r - 1`` (its DIV) and
+      OUT has emptied the e bank of row ``r - 2``: ``exp_r = max(last_in_r, div_{r-1}, done_{r-2}) + 1``;
+      it takes ``B_r`` cycles and DIV one more: ``div_r = exp_r + B_r``;
+    - OUT starts after the DIV, once row ``r - 1`` is out: ``out_r = max(div_r, done_{r-1}) + 1``,
+      ``done_r = out_r + B_r - 1``.
+
+    One row alone spans ``3 B + 1`` cycles (first beat to last output); back to back, equal rows
+    leave every ``B + 1`` cycles (EXP plus DIV is the slowest stage).
+
+    Parameters
+    ----------
+    ns : sequence of int
+        Row lengths, each >= 1.
+    lanes : int
+        Scores per beat (the block's ``lanes``), >= 1.
+    start : int
+        Cycle of the first row's first beat.
+
+    Returns
+    -------
+    list of RowCycles
+    """
+    if lanes < 1:
+        raise ValueError(f"lanes = {lanes} is outside the allowed range >= 1")
+    out: list[RowCycles] = []
+    for r, n in enumerate(ns):
+        if n < 1:
+            raise ValueError(f"row {r}: n = {n} is outside the allowed range >= 1")
+        b = -(-n // lanes)
+        first = start if r == 0 else out[-1].last_in + 1
+        if r >= 2:
+            first = max(first, out[r - 2].div + 1)
+        last_in = first + b - 1
+        waits = [last_in] + ([out[r - 1].div] if r >= 1 else []) + ([out[r - 2].done] if r >= 2 else [])
+        exp = max(waits) + 1
+        div = exp + b
+        out_c = max(div, out[r - 1].done if r >= 1 else div) + 1
+        out.append(RowCycles(first, last_in, exp, div, out_c, out_c + b - 1))
+    return out

@@ -6,6 +6,11 @@ of the row (step 8); OUT multiplies and rounds (step 9). No floating point anywh
 pass but DIV handles one L-wide buffer row per cycle, each lane with its own copy of the per-element
 datapath; max and the integer sum are associative, so reducing a row's lanes before the running max /
 sum gives the model's result exactly.
+
+The passes are three stages working on three rows at once: LOAD fills one of two score banks while EXP
+reads the other, and EXP fills one of two e banks (with its row's reciprocal) while OUT reads the
+other, so a row's passes are not serialized against the next rows' (cycles:
+``models.softmax.softmax_row_cycles``).
 """
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
@@ -48,10 +53,12 @@ def _tree(values: list, op):
 class Softmax(wiring.Component):
     """Streaming fixed-point softmax of one row of up to ``max_n`` scores, ``lanes`` per beat.
 
-    A row takes ``3 * ceil(n / lanes) + 1`` cycles with its input offered and its output taken every
-    cycle: ``ceil(n / lanes)`` input beats (LOAD), as many EXP cycles, one DIV cycle and
-    ``ceil(n / lanes)`` output beats (OUT). The input is not ready from the row's last beat until its
-    last output beat has been taken.
+    A row alone takes ``3 * ceil(n / lanes) + 1`` cycles with its input offered and its output taken
+    every cycle: ``ceil(n / lanes)`` input beats (LOAD), as many EXP cycles, one DIV cycle and
+    ``ceil(n / lanes)`` output beats (OUT). The next row's beats are taken from the cycle after the
+    last one, into the other score bank; the input waits only while both score banks hold rows EXP has
+    not finished. Rows offered back to back leave every ``ceil(n / lanes) + 1`` cycles (EXP + DIV);
+    every stamp is :func:`models.softmax.softmax_row_cycles`.
 
     Parameters
     ----------
@@ -121,74 +128,118 @@ class Softmax(wiring.Component):
         S, E, R, P = sp.in_bits, sp.exp_bits, sp.recip_bits, sp.out_bits  # noqa: N806
         depth = -(-self.max_n // L)
         aw = max(1, (self.max_n - 1).bit_length())
-        m.submodules.smem = smem = Memory(shape=L * S, depth=depth, init=[])
-        m.submodules.emem = emem = Memory(shape=L * (E + 1), depth=depth, init=[])
+        rw = max(1, (depth - 1).bit_length())  # bits of a buffer row within a bank
+        # two banks per memory (bank = the address's top bit): LOAD fills one score bank while EXP reads
+        # the other, and EXP fills one e bank while OUT reads the other
+        m.submodules.smem = smem = Memory(shape=L * S, depth=2 << rw, init=[])
+        m.submodules.emem = emem = Memory(shape=L * (E + 1), depth=2 << rw, init=[])
         sw, sr = smem.write_port(), smem.read_port(domain="comb")
         ew, er = emem.write_port(), emem.read_port(domain="comb")
-
-        count = Signal(aw + 1)  # elements of the row loaded so far
-        rows = Signal(range(depth + 1))  # buffer rows (beats) of the row loaded so far
-        idx = Signal(range(depth + 1))  # buffer row of the EXP / OUT pass
-        base = Signal(aw + 1 + 7)  # idx * L: element number of lane 0 of row idx
-        mx = Signal(signed(S))
-        total = Signal(E + 1 + aw + 1)
-        rcp = Signal(E + R + 1)
         lut = Array(Const(int(v), E + 1) for v in exp_table(sp))
-        last_row = Signal()
-        m.d.comb += [sr.addr.eq(idx), er.addr.eq(idx), last_row.eq(idx == rows - 1)]
-        # lanes of row idx holding elements (a prefix: only the last row may be partial)
-        live = [Signal(name=f"live{j}") for j in range(L)]
-        m.d.comb += [live[j].eq(base + j < count) for j in range(L)]
+        count_shape, rows_shape = range(self.max_n + 1), range(depth + 1)
 
-        # LOAD: the beat's max over its masked lanes (identity: the most negative code).
+        # --- LOAD: one beat per cycle into score bank l_bank; the row's count, beats and max ---------------
+        l_bank = Signal()
+        l_count, l_rows, l_mx = Signal(count_shape), Signal(rows_shape), Signal(signed(S))
+        s_full = Signal(2)  # score bank b holds a whole row EXP has not finished
+        s_count = [Signal(count_shape, name=f"s_count{b}") for b in range(2)]
+        s_rows = [Signal(rows_shape, name=f"s_rows{b}") for b in range(2)]
+        s_mx = [Signal(signed(S), name=f"s_mx{b}") for b in range(2)]
         mask = self.i.payload.mask
-        lowest = Const(-(1 << (S - 1)), signed(S))
+        lowest = Const(-(1 << (S - 1)), signed(S))  # max identity: the most negative code
         ins = [self.i.payload.data[j] for j in range(L)]
-        beat_max = _tree([Mux(mask[j], ins[j], lowest) for j in range(L)], lambda a, b: Mux(b > a, b, a))
         bmax = Signal(signed(S))
-        m.d.comb += bmax.eq(beat_max)
+        m.d.comb += bmax.eq(
+            _tree([Mux(mask[j], ins[j], lowest) for j in range(L)], lambda a, b: Mux(b > a, b, a))
+        )
         popcount = Signal(range(L + 1))
         m.d.comb += popcount.eq(_tree([mask[j] for j in range(L)], lambda a, b: a + b))
+        new_mx = Signal(signed(S))
+        m.d.comb += new_mx.eq(Mux((l_count == 0) | (bmax > l_mx), bmax, l_mx))
+        m.d.comb += [
+            self.i.ready.eq(~s_full.bit_select(l_bank, 1)),
+            sw.addr.eq(Cat(l_rows[:rw], l_bank)),
+            sw.data.eq(self.i.payload.data),
+            sw.en.eq(self.i.valid & self.i.ready),
+        ]
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [l_count.eq(l_count + popcount), l_rows.eq(l_rows + 1), l_mx.eq(new_mx)]
+            with m.If(self.i.payload.last):
+                for b in range(2):
+                    with m.If(l_bank == b):
+                        m.d.sync += [
+                            s_full[b].eq(1),
+                            s_count[b].eq(l_count + popcount),
+                            s_rows[b].eq(l_rows + 1),
+                            s_mx[b].eq(new_mx),
+                        ]
+                m.d.sync += [l_count.eq(0), l_rows.eq(0), l_bank.eq(~l_bank)]
 
-        # EXP: steps 3-6 in every lane of row idx; the row's live e values summed into total.
-        e_vals = [self._exp(m, mx, sr.data[j * S : (j + 1) * S].as_signed(), lut, j) for j in range(L)]
+        # --- EXP: steps 3-6 on one buffer row per cycle of score bank x_bank into e bank x_ebank, the live
+        # e values summed; then one DIV cycle forms the row's reciprocal (step 8) ---------------------------
+        x_bank, x_ebank, x_div = Signal(), Signal(), Signal()
+        x_idx = Signal(rows_shape)
+        x_base = Signal(aw + 1 + 7)  # x_idx * L: element number of lane 0 of row x_idx
+        total = Signal(E + 1 + aw + 1)
+        e_full = Signal(2)  # e bank b holds a row (and its reciprocal) OUT has not finished
+        e_count = [Signal(count_shape, name=f"e_count{b}") for b in range(2)]
+        e_rows = [Signal(rows_shape, name=f"e_rows{b}") for b in range(2)]
+        rcp = [Signal(E + R + 1, name=f"rcp{b}") for b in range(2)]
+        x_count, x_rows, x_mx = Array(s_count)[x_bank], Array(s_rows)[x_bank], Array(s_mx)[x_bank]
+        x_go = Signal()
+        m.d.comb += x_go.eq(s_full.bit_select(x_bank, 1) & ~e_full.bit_select(x_ebank, 1) & ~x_div)
+        m.d.comb += sr.addr.eq(Cat(x_idx[:rw], x_bank))
+        e_vals = [self._exp(m, x_mx, sr.data[j * S : (j + 1) * S].as_signed(), lut, j) for j in range(L)]
         e_sum = Signal(E + 1 + 7)
-        m.d.comb += e_sum.eq(_tree([Mux(live[j], e_vals[j], 0) for j in range(L)], lambda a, b: a + b))
+        m.d.comb += e_sum.eq(
+            _tree([Mux(x_base + j < x_count, e_vals[j], 0) for j in range(L)], lambda a, b: a + b)
+        )
+        m.d.comb += [ew.addr.eq(Cat(x_idx[:rw], x_ebank)), ew.data.eq(Cat(*e_vals)), ew.en.eq(x_go)]
+        with m.If(x_go):
+            m.d.sync += [
+                total.eq(Mux(x_idx == 0, 0, total) + e_sum),
+                x_idx.eq(x_idx + 1),
+                x_base.eq(x_base + L),
+                x_div.eq(x_idx == x_rows - 1),
+            ]
+        with m.If(x_div):
+            for b in range(2):
+                with m.If(x_ebank == b):
+                    m.d.sync += [
+                        rcp[b].eq(Const(1 << (E + R), E + R + 1) // total),
+                        e_full[b].eq(1),
+                        e_count[b].eq(x_count),
+                        e_rows[b].eq(x_rows),
+                    ]
+                with m.If(x_bank == b):
+                    m.d.sync += s_full[b].eq(0)
+            m.d.sync += [x_div.eq(0), x_idx.eq(0), x_base.eq(0), x_bank.eq(~x_bank), x_ebank.eq(~x_ebank)]
 
-        # OUT: step 9 in every lane of the buffered e row idx.
+        # --- OUT: step 9 in every lane of e bank o_bank's buffer row o_idx, one output beat per cycle ------
+        o_bank = Signal()
+        o_idx = Signal(rows_shape)
+        o_base = Signal(aw + 1 + 7)
+        o_count, o_rows, o_rcp = Array(e_count)[o_bank], Array(e_rows)[o_bank], Array(rcp)[o_bank]
+        o_last = Signal()
+        m.d.comb += [er.addr.eq(Cat(o_idx[:rw], o_bank)), o_last.eq(o_idx == o_rows - 1)]
         pmax = (1 << P) - 1
         probs = []
         for j in range(L):
-            prod = _shift_round(er.data[j * (E + 1) : (j + 1) * (E + 1)] * rcp, E + R - P)
+            prod = _shift_round(er.data[j * (E + 1) : (j + 1) * (E + 1)] * o_rcp, E + R - P)
             p = Signal(P, name=f"p{j}")
             m.d.comb += p.eq(Mux(prod > pmax, pmax, prod))
             probs.append(p)
-        m.d.comb += [self.o.payload.data.eq(Cat(*probs)), self.o.payload.mask.eq(Cat(*live))]
-
-        with m.FSM():
-            with m.State("LOAD"):
-                m.d.comb += [self.i.ready.eq(1), sw.addr.eq(rows), sw.data.eq(self.i.payload.data)]
-                with m.If(self.i.valid):
-                    m.d.comb += sw.en.eq(1)
-                    m.d.sync += [count.eq(count + popcount), rows.eq(rows + 1)]
-                    with m.If((count == 0) | (bmax > mx)):
-                        m.d.sync += mx.eq(bmax)
-                    with m.If(self.i.payload.last):
-                        m.d.sync += [idx.eq(0), base.eq(0), total.eq(0)]
-                        m.next = "EXP"
-            with m.State("EXP"):
-                m.d.comb += [ew.addr.eq(idx), ew.data.eq(Cat(*e_vals)), ew.en.eq(1)]
-                m.d.sync += [total.eq(total + e_sum), idx.eq(idx + 1), base.eq(base + L)]
-                with m.If(last_row):
-                    m.next = "DIV"
-            with m.State("DIV"):
-                m.d.sync += [rcp.eq(Const(1 << (E + R), E + R + 1) // total), idx.eq(0), base.eq(0)]
-                m.next = "OUT"
-            with m.State("OUT"):
-                m.d.comb += [self.o.valid.eq(1), self.o.payload.last.eq(last_row)]
-                with m.If(self.o.ready):
-                    m.d.sync += [idx.eq(idx + 1), base.eq(base + L)]
-                    with m.If(last_row):
-                        m.d.sync += [count.eq(0), rows.eq(0)]
-                        m.next = "LOAD"
+        m.d.comb += [
+            self.o.valid.eq(e_full.bit_select(o_bank, 1)),
+            self.o.payload.data.eq(Cat(*probs)),
+            self.o.payload.mask.eq(Cat(*(o_base + j < o_count for j in range(L)))),
+            self.o.payload.last.eq(o_last),
+        ]
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += [o_idx.eq(o_idx + 1), o_base.eq(o_base + L)]
+            with m.If(o_last):
+                for b in range(2):
+                    with m.If(o_bank == b):
+                        m.d.sync += e_full[b].eq(0)
+                m.d.sync += [o_idx.eq(0), o_base.eq(0), o_bank.eq(~o_bank)]
         return m

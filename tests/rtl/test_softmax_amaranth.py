@@ -7,7 +7,14 @@ import random
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
-from spatten.models.softmax import DEFAULT_SPEC, SoftmaxSpec, error_bound, softmax_fixed, softmax_float
+from spatten.models.softmax import (
+    DEFAULT_SPEC,
+    SoftmaxSpec,
+    error_bound,
+    softmax_fixed,
+    softmax_float,
+    softmax_row_cycles,
+)
 from spatten.rtl.softmax import Softmax
 
 
@@ -16,13 +23,13 @@ def _pack(values, width: int) -> int:
 
 
 def run_rows(dut: Softmax, rows: list[np.ndarray], stall: float, seed: int = 2) -> tuple[list, list]:
-    """Stream ``rows`` through ``dut`` (``lanes`` per beat, the last beat partial); return the outputs
-    per row and, per row, the cycles from its first input beat to its last output beat (the first beat of
-    a row follows the previous row's last output beat when nothing stalls, so that is the difference of
-    the rows' last output cycles; the first row starts in cycle 0)."""
+    """Stream ``rows`` through ``dut`` back to back (``lanes`` per beat, the last beat partial); return the
+    outputs per row and, per row, the cycles (taken at the clock edges) of its first input beat and its
+    last output beat."""
     lanes, s_bits, p_bits = dut.lanes, dut.spec.in_bits, dut.spec.out_bits
     pyrng = random.Random(seed)
     got: list[list[int]] = []
+    firsts: list[int] = []
     ends: list[int] = []
 
     async def producer(ctx):
@@ -42,7 +49,7 @@ def run_rows(dut: Softmax, rows: list[np.ndarray], stall: float, seed: int = 2) 
 
     async def consumer(ctx):
         cur: list[int] = []
-        for cycle in range(20000):
+        for _ in range(20000):
             ready = int(pyrng.random() >= stall)
             ctx.set(dut.o.ready, ready)
             if ready and ctx.get(dut.o.valid):
@@ -52,19 +59,31 @@ def run_rows(dut: Softmax, rows: list[np.ndarray], stall: float, seed: int = 2) 
                 cur += [(word >> (j * p_bits)) & ((1 << p_bits) - 1) for j in range(lanes) if mask >> j & 1]
                 if ctx.get(dut.o.payload.last):
                     got.append(cur)
-                    ends.append(cycle)
                     cur = []
             await ctx.tick()
             if len(got) == len(rows):
                 return
         raise AssertionError("stage softmax: timeout")
 
+    async def stamps(ctx):
+        cycle, row_start = 0, True
+        signals = (dut.i.valid, dut.i.ready, dut.i.payload.last, dut.o.valid, dut.o.ready, dut.o.payload.last)
+        async for _clk, _rst, iv, ir, il, ov, ordy, ol in ctx.tick().sample(*signals):
+            if iv and ir:
+                if row_start:
+                    firsts.append(cycle)
+                row_start = bool(il)
+            if ov and ordy and ol:
+                ends.append(cycle)
+            cycle += 1
+
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     sim.add_testbench(producer, background=True)
+    sim.add_process(stamps)
     sim.add_testbench(consumer)
     sim.run()
-    return got, [e - b for e, b in zip(ends, [-1] + ends, strict=False)]
+    return got, list(zip(firsts, ends, strict=True))
 
 
 def _check(rows: list[np.ndarray], got: list[list[int]], spec: SoftmaxSpec) -> None:
@@ -90,10 +109,28 @@ def test_softmax_matches_model(lanes: int, stall: float) -> None:
     rows = [rng.integers(lo, hi, n) for n in (1, 7, 64)]
     # a max only in the last (partial) beat's last lane; an all-equal row; the most negative code
     rows += [rng.integers(-600, 600, 33), np.full(5, -7), np.r_[np.full(6, lo - 1), 3]]
-    got, spans = run_rows(dut, rows, stall)
+    got, stamps = run_rows(dut, rows, stall)
     _check(rows, got, spec)
-    if stall == 0:  # LOAD, EXP and OUT one beat per cycle, plus one DIV cycle
-        assert spans == [3 * -(-len(r) // lanes) + 1 for r in rows]
+    if stall == 0:  # three rows in flight: every stamp == the cycle model
+        model = softmax_row_cycles([len(r) for r in rows], lanes, start=stamps[0][0])
+        assert stamps == [(c.first, c.done) for c in model]
+
+
+@pytest.mark.parametrize("lanes", [1, 8])
+def test_softmax_streams_rows_at_one_row_per_exp_pass(lanes: int) -> None:
+    """Equal rows back to back leave every B + 1 cycles (B = beats per row), against 3 B + 1 for one
+    row alone: LOAD, EXP + DIV and OUT work on three different rows at once."""
+    spec = DEFAULT_SPEC
+    n = 64
+    dut = Softmax(spec, max_n=n, lanes=lanes)
+    rng = np.random.default_rng(11)
+    rows = [rng.integers(-3000, 3000, n) for _ in range(6)]
+    got, stamps = run_rows(dut, rows, 0.0)
+    _check(rows, got, spec)
+    b = -(-n // lanes)
+    assert stamps[0][1] - stamps[0][0] + 1 == 3 * b + 1  # first row: nothing ahead of it
+    gaps = [e1 - e0 for (_, e0), (_, e1) in zip(stamps, stamps[1:], strict=False)]
+    assert gaps[1:] == [b + 1] * (len(rows) - 2), gaps
 
 
 def test_softmax_lanes_odd_count_and_spec() -> None:
