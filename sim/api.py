@@ -10,6 +10,8 @@ accelerator; ``simulate(workload, trace)`` replays a given trace (e.g. a release
               quantization disabled; from a given trace: each row widened (pruned heads cannot be restored).
 ``a3``        A3 (HPCA 2020): dense fetch, candidate search over every key, exact math on a fraction.
 ``mnnfast``   MNNFast (ISCA 2019): dense fetch, dense Q.K, prob.V skipping small probabilities, no overlap.
+``rtl``       this package's RTL attention core as built (:mod:`sim.rtl_core`): the trace as given, one
+              request at a time through the core's serial stages; the DRAM fetch runs ahead as usual.
 
 Baseline parameters live in ``sim/data/benchmarks.yaml`` (with sources) and are read by
 :mod:`sim.baselines`.
@@ -24,10 +26,10 @@ from spatten.sim.simulate import ACTION_KEYS, SimResult
 
 __all__ = ["simulate", "SimResult", "ACTION_KEYS", "BASELINES", "OWN_HARDWARE"]
 
-BASELINES = ("spatten", "dense", "a3", "mnnfast")
+BASELINES = ("spatten", "dense", "a3", "mnnfast", "rtl")
 #: Baselines that run on SpAtten's own units, so the energy model (``sim.power``) applies to them; A3 and
 #: MNNFast are charged from their published efficiency instead (``sim.power.baselines``).
-OWN_HARDWARE = ("spatten", "dense")
+OWN_HARDWARE = ("spatten", "dense", "rtl")
 
 
 def simulate(workload: Workload, trace: Any = None, *, baseline: str = "spatten") -> SimResult:

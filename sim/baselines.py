@@ -67,6 +67,8 @@ def run_baseline(w: Workload, trace: Any, name: str) -> SimResult:
     """Simulate ``w`` (or ``trace``) as SpAtten or as baseline ``name`` on ``w.accelerator``."""
     if name == "spatten":
         return run(w, shape_trace(w) if trace is None else trace, Options("spatten"))
+    if name == "rtl":
+        return run(w, shape_trace(w) if trace is None else trace, Options("rtl", rtl_as_built=True))
     dense = shape_trace(dense_workload(w)) if trace is None else widen_trace(trace)
     if name == "dense":
         return run(w, dense, Options("dense"))
@@ -82,7 +84,7 @@ def run_baseline(w: Workload, trace: Any, name: str) -> SimResult:
         return run(
             w, dense, Options("mnnfast", value_fraction=float(m["value_fraction"]), serial=bool(m["serial"]))
         )
-    raise ValueError(f"baseline = {name!r} is not one of spatten, dense, a3, mnnfast")
+    raise ValueError(f"baseline = {name!r} is not one of spatten, dense, a3, mnnfast, rtl")
 
 
 def dense_work(w: Workload) -> dict[str, float]:

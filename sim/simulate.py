@@ -114,6 +114,9 @@ class Options:
     serial : bool
         MNNFast's per-query sequence: Q.K, softmax, selection and prob.V of a query run one after the
         other with their latencies exposed (the fetch still runs ahead).
+    rtl_as_built : bool
+        The RTL attention core as built (:mod:`sim.rtl_core`): each query's stage cycles are the core's
+        own, run one request at a time (no overlap, latencies inside the core's counts).
     """
 
     name: str = "spatten"
@@ -123,6 +126,7 @@ class Options:
     value_fraction: float | None = None
     serial: bool = False
     sort_topk: bool = False
+    rtl_as_built: bool = False
 
 
 def check_trace(trace: Any) -> None:
@@ -483,6 +487,12 @@ def _compute(w: Workload, opt: Options, tr: _Traffic) -> _Compute:
     qk_cyc = (q * np.ceil(c.exact_keys / kpc) * passes + np.ceil(work["bound_keys"] / kpc)) * seqs
     pv_cyc = q * np.ceil(c.pv_vals / vpc) * seqs
     service = np.vstack([tr.cycles, qk_cyc, qk_cyc, c.topk_cyc * seqs, pv_cyc])
+    if opt.rtl_as_built:
+        from spatten.sim.rtl_core import rtl_stage_service
+
+        kept = np.where(has_v, vtk, vkeys)
+        core = rtl_stage_service(vkeys, kept, tr.table["refetch"], k_par=kpc, head_dim=d, topk_p=p)
+        service[1:] = core * (q * seqs)
     return _Compute(q, keys, kpq, vals, c.exact_keys, c.pv_vals, passes, c.topk_cmp * seqs, service)
 
 
@@ -497,6 +507,9 @@ def _solve(acc: Any, opt: Options, service: np.ndarray) -> tuple[PipelineResult,
             acc.pv_latency,
         ]
     )
+    if opt.rtl_as_built:  # one serial stage whose counts include the core's latencies
+        latency[1:] = 0.0
+        return _serial_solve(acc, service, latency), latency
     if opt.serial:
         return _serial_solve(acc, service, latency), latency
     return run_pipeline(service, latency, acc.stage_buffer), latency

@@ -224,6 +224,18 @@ def verify_attention_core(args: argparse.Namespace) -> int:
             f" {sum(r['refetch'] for r in rows)} refetched; cycles/request mean {statistics.mean(tot):.1f}"
             f" min {min(tot)} max {max(tot)}; cycle stamps == models.attention_core.core_cycles"
         )
+    if len(rows) >= 2:
+        from spatten.testbench.attention_core_tb import stream_summary
+
+        st = stream_summary(rows, params)
+        print(
+            f"stream of {st['requests']} requests, steady state (request to request): RTL {st['rtl']:.1f}"
+            f" cycles/request; simulator, this core as built (--design rtl) {st['as_built']:.1f}"
+            f" ({st['as_built'] / st['rtl'] - 1:+.1%}); simulator, the paper's overlapped stage pipeline"
+            f" (compute stages, inputs always there) {st['pipeline']:.1f}"
+            f" (RTL {st['rtl'] / st['pipeline']:.2f}x of it); last output to next request: {st['gaps']}"
+            " cycles"
+        )
     if args.waves:
         print(f"waves: {build / 'dump.vcd'}")
     if res.ok:

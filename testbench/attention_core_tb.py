@@ -30,6 +30,7 @@ import cocotb
 import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
+from cocotb.utils import get_sim_time
 from spatten.models.attention import attention_request_fixed
 from spatten.models.attention_core import CoreStages, attention_core_ref, core_cycles
 from spatten.models.fixed import split
@@ -39,7 +40,17 @@ from spatten.models.softmax import error_bound, softmax_float
 from spatten.testbench.bench import EnvParams
 from spatten.testbench.stream import pack, unpack
 
-__all__ = ["CoreParams", "CoreRun", "Stimulus", "make_stimulus", "diff_report", "sim_stage_model"]
+__all__ = [
+    "CoreParams",
+    "CoreRun",
+    "Stimulus",
+    "make_stimulus",
+    "diff_report",
+    "sim_stage_model",
+    "stream_summary",
+]
+
+CLOCK_NS = 10
 
 
 @dataclass(frozen=True)
@@ -289,6 +300,7 @@ async def _run_one(dut, core, s: Stimulus, rng: random.Random, idle: float, stal
         if dut.req__valid.value == 1 and dut.req__ready.value == 1:
             sent_req = True
             c["req"] = cyc
+            c["req_abs"] = int(get_sim_time(unit="ns")) // CLOCK_NS  # for the stream's cycles per request
         if dut.key__valid.value == 1 and dut.key__ready.value == 1:
             c.setdefault("key_first", cyc)
             c["key_last"] = cyc
@@ -415,7 +427,7 @@ async def attention_core_requests(dut) -> None:
         n = int(nprng.integers(1, core.max_n + 1))
         stims.append(make_stimulus(nprng, core, n, float(rng.choice(ratios + [0.5])),
                                    float(rng.choice([0.0, 0.02, 0.05, 0.1, 1.0]))))  # fmt: skip
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns").start())
     dut.rst.value = 1
     for name in ("req", "key", "lsb", "value"):
         getattr(dut, f"{name}__valid").value = 0
@@ -427,9 +439,51 @@ async def attention_core_requests(dut) -> None:
     for i, s in enumerate(stims):
         await _run_one(dut, core, s, rng, idle, stall)
         row = _check(core, s, i, idle == 0 and stall == 0)
+        c = s.got["cyc"]
+        row["req_at"] = c["req_abs"]  # absolute cycles: the request accepted, its last output taken
+        row["end_at"] = c["req_abs"] + row["measured"]["total"] - c["req"]
         rows.append(row)
         if report:
             with open(report, "a") as f:
                 f.write(json.dumps(row) + "\n")
         await RisingEdge(dut.clk)  # the core returns to idle after its last output
     dut._log.info("attention core: %d requests == golden", len(rows))
+
+
+def stream_summary(rows: list[dict], core: CoreParams) -> dict:
+    """Cycles per request of a run's whole request stream, in the RTL and in the simulator's two models.
+
+    ``rtl``: measured, first request accepted to last request accepted, over the requests between.
+    ``as_built``: ``sim.rtl_core`` (the simulator's ``rtl`` design) for the same requests (n, kept,
+    refetch as the RTL decided), same span. ``pipeline``: the simulator's stage pipeline (Q.K, softmax,
+    top-k, prob.V overlapped across requests, the paper's design) on the same requests with the inputs
+    always there (the bench has no DRAM), the last stage's departures over the same span. ``gaps``: the
+    cycles from each request's last output to the next request's acceptance.
+    """
+    from spatten.models.config import AcceleratorConfig
+    from spatten.sim.pipeline import run_pipeline
+    from spatten.sim.rtl_core import rtl_stage_service
+
+    if len(rows) < 2:
+        raise ValueError("a stream needs at least 2 requests")
+    span = len(rows) - 1
+    rtl = (rows[-1]["req_at"] - rows[0]["req_at"]) / span
+    n = np.array([r["n"] for r in rows], float)
+    k = np.array([r["k"] for r in rows], float)
+    rf = np.array([r["refetch"] for r in rows], bool)
+    ones = np.ones(len(rows))
+    built = rtl_stage_service(n, k, rf, k_par=core.k_par * ones, head_dim=core.head_dim * ones,
+                              topk_p=core.topk_p).sum(axis=0)  # fmt: skip
+    acc = AcceleratorConfig()
+    stages = [sim_stage_model(int(a), int(b), k_par=core.k_par, v_par=core.v_par, topk_p=core.topk_p,
+                              refetch=bool(c)) for a, b, c in zip(n, k, rf, strict=True)]  # fmt: skip
+    service = np.array([[s[x] for s in stages] for x in ("qk", "softmax", "topk", "pv")], float)
+    latency = np.array([stages[0]["qk_latency"], stages[0]["softmax_latency"], 0.0, stages[0]["pv_latency"]])
+    pr = run_pipeline(service, latency, acc.stage_buffer)
+    return {
+        "requests": len(rows),
+        "rtl": rtl,
+        "as_built": float(built[:-1].sum()) / span,
+        "pipeline": float(pr.depart[-1, -1] - pr.depart[-1, 0]) / span,
+        "gaps": sorted({int(b["req_at"] - a["end_at"]) for a, b in zip(rows, rows[1:], strict=False)}),
+    }

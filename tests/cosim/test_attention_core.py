@@ -94,6 +94,20 @@ def test_attention_core_hd64_kp8(ns: str, idle: float, stall: float) -> None:
     assert {r["refetch"] for r in rows} == {True, False}
     assert {r["n"] for r in rows} >= {257, 1024}
     _check_stage_bounds(rows)
+    if idle == 0 and stall == 0:
+        _check_stream(rows, CoreParams(head_dim=64, k_par=8, v_par=8, max_n=1024))
+
+
+def _check_stream(rows: list[dict], params: CoreParams) -> None:
+    """The simulator's model of this core as built predicts the measured stream within 5%, and the core
+    takes the next request exactly REQUEST_GAP cycles after the last output."""
+    from spatten.sim.rtl_core import REQUEST_GAP
+    from spatten.testbench.attention_core_tb import stream_summary
+
+    st = stream_summary(rows, params)
+    assert st["gaps"] == [REQUEST_GAP], st
+    assert abs(st["as_built"] / st["rtl"] - 1) <= 0.05, st
+    assert st["pipeline"] < st["rtl"], st  # the paper's overlapped pipeline is faster than this core
 
 
 def test_diff_report_names_stage_element_expected_got() -> None:
@@ -124,3 +138,25 @@ def test_core_run_round_trips_through_the_environment(monkeypatch: pytest.Monkey
     for var, value in run.env().items():
         monkeypatch.setenv(var, value)
     assert CoreRun.from_env() == run
+
+
+def test_rtl_core_service_is_the_cycle_model_of_one_request() -> None:
+    """sim.rtl_core's per-request time (its top-k mean aside) == core_cycles' total plus the gap."""
+    import numpy as np
+    from spatten.models.attention_core import core_cycles
+    from spatten.models.topk import quickselect_trace
+    from spatten.sim.rtl_core import REQUEST_GAP, rtl_stage_service, rtl_topk_cycles
+
+    rng = np.random.default_rng(4)
+    for n, k, refetch, kp, hd in ((1024, 1024, False, 8, 64), (1024, 205, True, 8, 64), (7, 3, False, 4, 16),
+                                  (300, 60, True, 32, 64)):  # fmt: skip
+        probs = rng.integers(0, 1 << 12, n)
+        cc = core_cycles(probs, k, k_par=kp, head_dim=hd, topk_p=16, refetch=refetch, seed=5)
+        assert cc.out == cc.select + quickselect_trace(probs, k, 16, 5).cycles + 2  # value unit register
+        svc = rtl_stage_service(np.array([n]), np.array([k]), np.array([refetch]), k_par=np.array([kp]),
+                                head_dim=np.array([hd]), topk_p=16)  # fmt: skip
+        mean_tk = rtl_topk_cycles(np.array([n]), np.array([k]), 16)[0]
+        # the cycle model's request with the engine's mean cycles in place of this request's
+        assert svc.sum() == max(cc.select + mean_tk + 2, cc.prob_last) + REQUEST_GAP, (n, k, refetch)
+        assert svc[0, 0] == (2 if refetch else 1) * -(-n // kp)
+        assert svc[2, 0] == mean_tk
