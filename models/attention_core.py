@@ -134,9 +134,11 @@ class CoreCycles:
     decision : the cycle the ``decision`` beat is offered.
     select : the cycle k reaches the top-k engine (the final probabilities are all in it) and the
         probability drain starts.
-    prob_last : the last ``prob`` beat (``select + n - 1``).
-    topk : ``QuickSelectTrace.cycles`` of the final probabilities (search + final pass + register).
-    kept_last : the last ``kept`` beat (``select + topk``).
+    prob_last : the last ``prob`` beat (``select + ceil(n / T) - 1``: one buffer row of ``T`` a beat).
+    topk : ``QuickSelectTrace.cycles`` of the final probabilities (search + final pass + register);
+        0 when the request bypasses the engine (keeps every row, ``T == V_PAR``).
+    kept_last : the last ``kept`` beat (``select + topk``; bypassed, ``select + ceil(n / V_PAR) - 1``:
+        ``V_PAR`` indices a beat from the first SELECT cycle).
     out : the ``out`` beat (``kept_last + value_delay + 1``: the value unit's register).
     """
 
@@ -161,6 +163,7 @@ def core_cycles(
     k: int,
     *,
     k_par: int,
+    v_par: int,
     head_dim: int,
     topk_p: int,
     refetch: bool,
@@ -179,14 +182,17 @@ def core_cycles(
     (``D = L + 3 + 2B + O``). Without a refetch the top-k gets k at ``D``. With one,
     the engine's MSB-pass request is flushed (k = 0 accepted at ``D``, its empty beat taken at
     ``D + 2``), the first LSB beat is taken at ``D + 3`` and the pass repeats the MSB pass's timing (first
-    beat to decision pulse ``D - 2``), so k goes out at ``select = 2D + 2``. ``value_delay`` is how many
-    cycles after the last ``kept`` beat the last value beat is accepted (at least 1).
+    beat to decision pulse ``D - 2``), so k goes out at ``select = 2D + 2``. From ``select`` the
+    probabilities leave one buffer row (``T``) a beat. A request keeping every row (``k >= n``) with
+    ``T == V_PAR`` bypasses the engine: its kept indices leave ``V_PAR`` a beat from ``select``.
+    ``value_delay`` is how many cycles after the last ``kept`` beat the last value beat is accepted (at
+    least 1).
 
     Parameters
     ----------
     probs : (n,) final probability codes (the top-k engine's input).
     k : value rows to keep (clamped to 1..n as the RTL does).
-    k_par, head_dim, topk_p : the core's parameters.
+    k_par, v_par, head_dim, topk_p : the core's parameters.
     refetch : whether the request refetched.
     seed : the request's top-k seed.
     value_delay : int
@@ -200,7 +206,11 @@ def core_cycles(
     decision = lat + 3 + 2 * b + o
     select = decision if not refetch else 2 * decision + 2
     m = min(max(int(k), 1), n)
-    tk = quickselect_trace(p, m, topk_p, seed).cycles
-    kept_last = select + tk
-    return CoreCycles(b, lat, 2 * b + 1 + o, decision, select, select + n - 1, tk, kept_last,
+    tl = topk_lanes(k_par, topk_p)
+    if m == n and tl == v_par:  # bypass: no selection
+        tk, kept_last = 0, select + math.ceil(n / v_par) - 1
+    else:
+        tk = quickselect_trace(p, m, topk_p, seed).cycles
+        kept_last = select + tk
+    return CoreCycles(b, lat, 2 * b + 1 + o, decision, select, select + math.ceil(n / tl) - 1, tk, kept_last,
                       kept_last + value_delay + 1)  # fmt: skip

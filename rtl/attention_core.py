@@ -14,6 +14,7 @@ from amaranth.lib.wiring import In, Out
 from spatten.models.attention import softmax_spec
 from spatten.models.attention_core import topk_lanes
 from spatten.models.softmax import SoftmaxSpec
+from spatten.rtl.layouts import lane_beat
 from spatten.rtl.params import check_int, check_power_of_two, rejected_quietly
 from spatten.rtl.qk import QKUnit
 from spatten.rtl.requant import RequantDecision, decision_layout
@@ -48,10 +49,13 @@ class AttentionCore(wiring.Component):
     whether the row is flat; if so the engine's request is flushed (k = 0), the LSB rows are taken
     ``k_par`` per beat, reassembled with the buffered MSBs, and Q.K and softmax run again. Then the engine
     gets k, its kept indices leave on ``kept`` (the value-row requests) while the final probabilities
-    drain from the buffer on ``prob``; value rows come back on ``value`` in ``kept`` order, ``v_par`` per
-    beat, into the :class:`~rtl.value_unit.ValueUnit`; its sums leave on ``out``. The request ends (and
-    ``req`` is ready again two cycles later) once ``out``, every ``prob`` beat and the ``decision`` beat
-    have been taken. Cycle stamps: :func:`models.attention_core.core_cycles`.
+    drain from the buffer on ``prob``, one buffer row (``topk_lanes``) a beat; value rows come back on
+    ``value`` in ``kept`` order, ``v_par`` per beat, into the :class:`~rtl.value_unit.ValueUnit`; its
+    sums leave on ``out``. A request keeping every row (k >= n) bypasses the selection when
+    ``topk_lanes == v_par``: the engine gets k = 0, the kept indices 0 .. n-1 leave ``v_par`` a beat and
+    the value unit reads the probabilities straight from the buffer. The request ends (and ``req`` is
+    ready again two cycles later) once ``out``, every ``prob`` beat, the ``decision`` beat and the
+    engine's last beat have been taken. Cycle stamps: :func:`models.attention_core.core_cycles`.
 
     Parameters
     ----------
@@ -96,10 +100,13 @@ class AttentionCore(wiring.Component):
         the MSB pass; with ``refetch`` = 1 the LSB rows must follow on ``lsb``.
     lsb : In stream, payload ``lsb`` (``k_par*D*lsb_bits``, at least 1 bit; unsigned, same packing as
         ``msb``), ``mask``, ``last``: the LSB rows in key order, only after a refetch decision.
-    prob : Out stream, payload ``prob`` (P, unsigned code) and ``last``: the n final probabilities in
-        token order (for the importance accumulators).
-    kept : Out stream, payload ``index`` (``max(1, bit_length(max_n - 1))``) and ``last``: the kept
-        value rows, ascending; this is the value-row request.
+    prob : Out stream of ``lane_beat(unsigned(P), topk_lanes)`` (``topk_lanes * (P + 1) + 1`` bits)
+        The n final probabilities in token order (for the importance accumulators): ``data[j]`` lane j's
+        unsigned code, ``mask`` the live lanes (only the last beat partial), ``last``.
+    kept : Out stream of ``lane_beat(unsigned(index_width), v_par)`` (``v_par * (index_width + 1) + 1``
+        bits, ``index_width = max(1, bit_length(max_n - 1))``)
+        The kept value rows, ascending, ``data[j]`` lane j's index, ``mask`` the live lanes: one index a
+        beat from the top-k engine, ``v_par`` a beat on the bypass; this is the value-row request.
     value : In stream, payload ``value`` (``v_par*D*v_bits``, row j element i at index j*D+i): the kept
         rows in ``kept`` order, ``v_par`` per beat, the last beat holding the remainder (other lanes are
         ignored).
@@ -162,8 +169,8 @@ class AttentionCore(wiring.Component):
             {"lsb": unsigned(max(1, k_par * hd * lsb_bits)), "mask": k_par, "last": 1}
         )
         self.decision_layout = decision_layout(p)
-        self.prob_layout = data.StructLayout({"prob": p, "last": 1})
-        self.kept_layout = data.StructLayout({"index": self.index_width, "last": 1})
+        self.prob_layout = lane_beat(unsigned(p), self.topk_lanes)
+        self.kept_layout = lane_beat(unsigned(self.index_width), v_par)
         self.value_layout = data.StructLayout({"value": unsigned(v_par * hd * v_bits)})
         self.out_layout = sum_layout(hd, self.acc_width)
         super().__init__(
@@ -265,14 +272,13 @@ class AttentionCore(wiring.Component):
         # K_PAR-wide beats when the engine takes them (topk_lanes = K_PAR), else one probability per cycle
         pw_pos = Signal(cnt)
         sm_take = Signal()
-        pr_pos = Signal(cnt)  # drain position (probability drain below)
+        pr_base = Signal(cnt)  # drain: the element in lane 0 of the next prob beat
+        pr_row = Signal(cnt)  # drain: its buffer row
         if tl > 1:
-            # buffer rows of K_PAR probabilities, one beat per row; the drain reads row and lane counters
+            # buffer rows of K_PAR probabilities, one beat per row; the drain and the bypass read rows
             rows_p = -(-self.max_n // kp)
             m.submodules.pbuf = pbuf = Memory(shape=unsigned(kp * pw), depth=rows_p, init=[])
             pb_w, pb_r = pbuf.write_port(), pbuf.read_port(domain="comb")
-            pr_row = Signal(range(rows_p + 1))
-            pr_lane = Signal(range(kp))
             probs = sm.o.payload
             tk_scores = Cat(*(Cat(probs.data[j], Const(0, 1)) for j in range(kp)))
             m.d.comb += [
@@ -292,7 +298,6 @@ class AttentionCore(wiring.Component):
             ]
             with m.If(sm_take):
                 m.d.sync += pw_pos.eq(Mux(probs.last, 0, pw_pos + 1))
-            drain_prob = Array(pb_r.data[j * pw : (j + 1) * pw] for j in range(kp))[pr_lane]
         else:
             m.submodules.pbuf = pbuf = Memory(shape=unsigned(pw), depth=self.max_n, init=[])
             pb_w, pb_r = pbuf.write_port(), pbuf.read_port(domain="comb")
@@ -321,33 +326,30 @@ class AttentionCore(wiring.Component):
                 rq.i.payload.last.eq(prob_last),
                 rq.i.payload.data[0].eq(lane_prob),
                 rq.i.payload.mask.eq(1),
-                pb_r.addr.eq(pr_pos),
+                pb_r.addr.eq(pr_row),
             ]
             with m.If(sm_take):
                 m.d.sync += [
                     pw_pos.eq(Mux(prob_last, 0, pw_pos + 1)),
                     out_lane.eq(Mux(beat_end, 0, out_lane + 1)),
                 ]
-            drain_prob = pb_r.data
 
+        pb_v = pbuf.read_port(domain="comb")  # the bypass's value-beat probabilities (a buffer row)
         # --- decision output register -----------------------------------------------------------------
         with m.If(self.decision.ready):
             m.d.sync += self.decision.valid.eq(0)
 
         # --- probability drain (final pass), in parallel with top-k and prob.V ----------------------------
+        # one buffer row (topk_lanes probabilities) per beat
         draining = Signal()
         m.d.comb += [
             self.prob.valid.eq(draining),
-            self.prob.payload.prob.eq(drain_prob),
-            self.prob.payload.last.eq(pr_pos == n - 1),
+            self.prob.payload.data.eq(pb_r.data),
+            self.prob.payload.mask.eq(Cat(*(pr_base + j < n for j in range(tl)))),
+            self.prob.payload.last.eq(pr_base + tl >= n),
         ]
         with m.If(self.prob.valid & self.prob.ready):
-            m.d.sync += pr_pos.eq(pr_pos + 1)
-            if tl > 1:
-                with m.If(pr_lane == kp - 1):
-                    m.d.sync += [pr_lane.eq(0), pr_row.eq(pr_row + 1)]
-                with m.Else():
-                    m.d.sync += pr_lane.eq(pr_lane + 1)
+            m.d.sync += [pr_base.eq(pr_base + tl), pr_row.eq(pr_row + 1)]
             with m.If(self.prob.payload.last):
                 m.d.sync += draining.eq(0)
 
@@ -362,20 +364,36 @@ class AttentionCore(wiring.Component):
         kw_lane = Signal(range(vp))
         kw_count = Signal(cnt)
         selecting = Signal()  # top-k output belongs to the final request (not the k = 0 flush)
+        # Bypass: a request keeping every row (k >= n) skips the selection: its kept indices are 0 .. n-1,
+        # v_par a beat from a counter, and the value unit reads the probabilities straight from the buffer
+        # (one buffer row per value beat, so only when topk_lanes == v_par); the engine gets k = 0.
+        bypass = Signal()
+        kb_base = Signal(cnt)  # bypass: the index in lane 0 of the next kept beat
         kept_take = Signal()
-        m.d.comb += [
-            self.kept.valid.eq(selecting & tk.o.valid),
-            self.kept.payload.index.eq(tk.o.payload.index),
-            self.kept.payload.last.eq(tk.o.payload.last),
-            kept_take.eq(self.kept.valid & self.kept.ready),
-        ]
+        with m.If(bypass):
+            m.d.comb += [
+                self.kept.valid.eq(selecting & (kb_base < n)),
+                self.kept.payload.data.eq(Cat(*((kb_base + j)[: self.index_width] for j in range(vp)))),
+                self.kept.payload.mask.eq(Cat(*(kb_base + j < n for j in range(vp)))),
+                self.kept.payload.last.eq(kb_base + vp >= n),
+            ]
+        with m.Else():
+            m.d.comb += [
+                self.kept.valid.eq(selecting & tk.o.valid),
+                self.kept.payload.data[0].eq(tk.o.payload.index),
+                self.kept.payload.mask.eq(1),
+                self.kept.payload.last.eq(tk.o.payload.last),
+            ]
+        m.d.comb += kept_take.eq(self.kept.valid & self.kept.ready)
         for j, (wp, _) in enumerate(lanes_v):
             m.d.comb += [
                 wp.addr.eq(kw_row),
                 wp.data.eq(tk.o.payload.score[:pw]),
-                wp.en.eq(kept_take & (kw_lane == j)),
+                wp.en.eq(kept_take & ~bypass & (kw_lane == j)),
             ]
-        with m.If(kept_take):
+        with m.If(kept_take & bypass):
+            m.d.sync += [kb_base.eq(kb_base + vp), kw_count.eq(Mux(kb_base + vp >= n, n, kb_base + vp))]
+        with m.If(kept_take & ~bypass):
             m.d.sync += kw_count.eq(kw_count + 1)
             with m.If(kw_lane == vp - 1):
                 m.d.sync += [kw_lane.eq(0), kw_row.eq(kw_row + 1)]
@@ -391,11 +409,12 @@ class AttentionCore(wiring.Component):
         m.d.comb += v_ok.eq(selecting & (kw_count >= beat_end) & (v_pos < m_keep))
         for _, rp in lanes_v:
             m.d.comb += rp.addr.eq(v_row)
+        m.d.comb += pb_v.addr.eq(v_row)
         m.d.comb += [
             vu.i.valid.eq(self.value.valid & v_ok),
             self.value.ready.eq(vu.i.ready & v_ok),
             vu.i.payload.value.eq(self.value.payload.value),
-            vu.i.payload.prob.eq(Cat(*(rp.data for _, rp in lanes_v))),
+            vu.i.payload.prob.eq(Mux(bypass, pb_v.data, Cat(*(rp.data for _, rp in lanes_v)))),
             vu.i.payload.mask.eq(Cat(*((v_pos + j) < m_keep for j in range(vp)))),
             vu.i.payload.last.eq(v_pos + vp >= m_keep),
         ]
@@ -410,6 +429,7 @@ class AttentionCore(wiring.Component):
 
         # --- control ----------------------------------------------------------------------------------------
         k_sent = Signal()
+        tk_done = Signal()  # the engine's last output beat of the final request has been taken
         keys_done = Signal()  # the pass's last key beat has been taken
 
         def start_pass():
@@ -417,7 +437,13 @@ class AttentionCore(wiring.Component):
 
         def to_select():
             # n is known: the softmax has taken its last score before the decision pulse
-            return [draining.eq(1), k_sent.eq(0), m_keep.eq(Mux(k_req == 0, 1, Mux(k_req > n, n, k_req)))]
+            keep_all = Mux(k_req == 0, 1, k_req) >= n
+            return [
+                draining.eq(1),
+                k_sent.eq(0),
+                m_keep.eq(Mux(k_req == 0, 1, Mux(k_req > n, n, k_req))),
+                bypass.eq(keep_all if tl == vp else 0),
+            ]
 
         # the control FSM: its state register is the `phase` port
         state = Signal(Phase)
@@ -433,17 +459,19 @@ class AttentionCore(wiring.Component):
                         thr.eq(self.req.payload.threshold),
                         refetching.eq(0),
                         k_sent.eq(0),
+                        tk_done.eq(0),
+                        kb_base.eq(0),
+                        bypass.eq(0),
                         out_done.eq(0),
                         kw_row.eq(0),
                         kw_lane.eq(0),
                         kw_count.eq(0),
                         v_pos.eq(0),
                         v_row.eq(0),
-                        pr_pos.eq(0),
+                        pr_base.eq(0),
+                        pr_row.eq(0),
                         pw_pos.eq(0),
                     ]
-                    if tl > 1:
-                        m.d.sync += [pr_row.eq(0), pr_lane.eq(0)]
                     m.d.sync += start_pass()
                     m.d.sync += state.eq(Phase.MSB)
             with m.Case(Phase.MSB):
@@ -492,13 +520,15 @@ class AttentionCore(wiring.Component):
             with m.Case(Phase.SELECT):
                 m.d.comb += [
                     tk.k.valid.eq(~k_sent),
-                    tk.k.payload.k.eq(Mux(k_req == 0, 1, k_req)),
+                    tk.k.payload.k.eq(Mux(bypass, 0, Mux(k_req == 0, 1, k_req))),
                     tk.k.payload.seed.eq(seed),
-                    tk.o.ready.eq(self.kept.ready),
+                    tk.o.ready.eq(Mux(bypass, 1, self.kept.ready)),  # the bypass's flush beat goes nowhere
                     selecting.eq(1),
                 ]
                 with m.If(tk.k.valid & tk.k.ready):
                     m.d.sync += k_sent.eq(1)
-                with m.If(out_done & ~draining & ~self.decision.valid & k_sent):
+                with m.If(tk.o.valid & tk.o.ready & tk.o.payload.last):
+                    m.d.sync += tk_done.eq(1)
+                with m.If(out_done & ~draining & ~self.decision.valid & k_sent & tk_done):
                     m.d.sync += state.eq(Phase.IDLE)
         return m

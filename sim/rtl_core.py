@@ -5,10 +5,16 @@ after the other, so a request's time is its whole cycle count from :func:`models
 and requests do not overlap. With ``L = 1 + ceil(log2 D)`` the Q.K latency, ``B = ceil(n / K_PAR)`` key
 beats a pass, ``O = ceil(n / T)`` softmax output beats (``T = topk_lanes(K_PAR, P)``), the decision
 comes at ``D = L + 3 + 2B + O`` and the top-k engine gets k at ``S = D`` (``2D + 2`` with a refetch); the
-last output is at ``max(S + topk + 2, S + n - 1)`` (the value unit's register after the last kept
-index, or the probability drain, one per cycle); the next request is accepted :data:`REQUEST_GAP`
-cycles later. ``topk`` is the engine's exact cycle count (``models.topk.quickselect_trace``), here its
-mean over random scores for the request's (n, k), since a trace has no scores.
+last kept index leaves at ``S + topk`` (a request keeping every row, with ``T == V_PAR``, bypasses the
+engine: ``S + ceil(n / V_PAR) - 1``), the output two cycles later (the last value beat, the value
+unit's register), the last probability at ``S + O - 1`` (one buffer row a beat); the next request is
+accepted :data:`REQUEST_GAP` cycles after the later of the two. ``topk`` is the engine's exact cycle
+count (``models.topk.quickselect_trace``), here its mean for the request's (n, k) over probabilities
+that look like attention's, since a trace has no scores: the fixed-point softmax (D = 64 spec) of
+normal logits with standard deviation :data:`LOGIT_STD`. Uniform random 12-bit codes instead
+overestimate the engine's cycles by 15-25% at n = 1,024 (the search ends sooner among the many small,
+equal probabilities of a real softmax); with the softmax the mean is within 1% of the RTL's at n = 1,024
+and k = 20-30% (and 13-34% high at n = 64-257, where the counts are small).
 
 The stage columns split that time without overlap: Q.K ``passes * B``, softmax the rest up to ``S``,
 top-k ``topk``, prob.V the remainder plus the gap. The simulator solves them as one serial stage
@@ -22,25 +28,32 @@ import math
 
 import numpy as np
 
-__all__ = ["REQUEST_GAP", "TOPK_SAMPLES", "rtl_topk_cycles", "rtl_stage_service"]
+__all__ = ["REQUEST_GAP", "TOPK_SAMPLES", "LOGIT_STD", "rtl_topk_cycles", "rtl_stage_service"]
 
 REQUEST_GAP = 2
 """Cycles from a request's last output beat to the next request's ``req`` beat (the core returns to
 IDLE, then accepts): ``spatten verify attention-core --requests N`` measures it between every pair."""
 TOPK_SAMPLES = 16
-"""Random score vectors per (n, k) for the top-k engine's mean cycle count."""
+"""Random probability vectors per (n, k) for the top-k engine's mean cycle count."""
+LOGIT_STD = 2.0
+"""Standard deviation of the sampled attention logits (after the 1/sqrt(D) scaling)."""
 
 
 @functools.lru_cache(maxsize=65536)
 def _topk_mean(n: int, k: int, p: int) -> float:
+    from spatten.models.attention import softmax_spec
+    from spatten.models.softmax import softmax_fixed
     from spatten.models.topk import quickselect_trace
 
+    spec = softmax_spec(64)
+    lo, hi = -(1 << (spec.in_bits - 1)), (1 << (spec.in_bits - 1)) - 1
     rng = np.random.default_rng(n * 1_000_003 + k)
-    # 12-bit probability codes, as the engine sees them (ties included)
-    total = sum(
-        quickselect_trace(rng.integers(0, 1 << 12, n), k, p, int(rng.integers(0, 1 << 16))).cycles
-        for _ in range(TOPK_SAMPLES)
-    )
+    total = 0
+    for _ in range(TOPK_SAMPLES):
+        logits = rng.normal(0.0, LOGIT_STD, n)
+        codes = np.clip(np.round(logits / spec.scale * (1 << spec.frac_bits)), lo, hi).astype(np.int64)
+        probs = softmax_fixed(codes, spec)  # the engine's input: probability codes, ties included
+        total += quickselect_trace(probs, k, p, int(rng.integers(0, 1 << 16))).cycles
     return total / TOPK_SAMPLES
 
 
@@ -58,6 +71,7 @@ def rtl_stage_service(
     refetch: np.ndarray,
     *,
     k_par: np.ndarray,
+    v_par: np.ndarray,
     head_dim: np.ndarray,
     topk_p: int,
 ) -> np.ndarray:
@@ -66,12 +80,12 @@ def rtl_stage_service(
     Parameters
     ----------
     n, m : numpy.ndarray
-        Keys of the request and value rows kept (``m >= n``: no selection, the engine still runs with
-        k = n).
+        Keys of the request and value rows kept (``m >= n``: no selection; the engine is bypassed when
+        ``topk_lanes(K_PAR, P) == V_PAR``, else it runs with k = n).
     refetch : numpy.ndarray of bool
         Whether the request refetched its key LSBs.
-    k_par : numpy.ndarray
-        Keys per cycle through Q.K for the row's head size.
+    k_par, v_par : numpy.ndarray
+        Keys per cycle through Q.K and value rows per cycle through prob.V for the row's head size.
     head_dim : numpy.ndarray
         D of each row (the adder tree's depth).
     topk_p : int
@@ -94,7 +108,12 @@ def rtl_stage_service(
     d = lat + 3 + 2 * b + o
     rf = np.asarray(refetch, dtype=bool)
     select = np.where(rf, 2 * d + 2, d)
-    topk = rtl_topk_cycles(n, m, topk_p)
-    end = np.maximum(select + topk + 2, select + n - 1)
+    vp = np.asarray(v_par, dtype=np.float64)
+    bypass = (m >= n) & (lanes == vp)
+    topk = np.zeros(len(n))
+    if (~bypass).any():
+        topk[~bypass] = rtl_topk_cycles(n[~bypass], m[~bypass], topk_p)
+    kept_last = select + np.where(bypass, np.ceil(n / vp) - 1, topk)
+    end = np.maximum(kept_last + 2, select + o - 1)
     qk = np.where(rf, 2 * b, b)
-    return np.vstack([qk, select - qk, topk, end - select - topk + REQUEST_GAP])
+    return np.vstack([qk, select - qk, topk, end - select - topk + REQUEST_GAP])  # prob.V: the rest

@@ -491,7 +491,7 @@ def _compute(w: Workload, opt: Options, tr: _Traffic) -> _Compute:
         from spatten.sim.rtl_core import rtl_stage_service
 
         kept = np.where(has_v, vtk, vkeys)
-        core = rtl_stage_service(vkeys, kept, tr.table["refetch"], k_par=kpc, head_dim=d, topk_p=p)
+        core = rtl_stage_service(vkeys, kept, tr.table["refetch"], k_par=kpc, v_par=vpc, head_dim=d, topk_p=p)
         service[1:] = core * (q * seqs)
     return _Compute(q, keys, kpq, vals, c.exact_keys, c.pv_vals, passes, c.topk_cmp * seqs, service)
 

@@ -236,6 +236,12 @@ def sim_stage_model(n: int, m: int, *, k_par: int, v_par: int, topk_p: int, refe
     }
 
 
+def _lanes(beat: dict[str, int], width: int, lanes: int) -> list[int]:
+    """The masked lanes of a lane beat (unsigned ``width``-bit values)."""
+    data, mask = beat["data"], beat["mask"]
+    return [(data >> (j * width)) & ((1 << width) - 1) for j in range(lanes) if mask >> j & 1]
+
+
 def _signed(x: int, width: int) -> int:
     return x - (1 << width) if x >> (width - 1) else x
 
@@ -321,10 +327,12 @@ async def _run_one(dut, core, s: Stimulus, rng: random.Random, idle: float, stal
                 d = unpack(core.decision_layout, int(dut.decision__payload.value))
                 g["refetch"], g["max_prob"] = d["refetch"], d["max_prob"]
         if dut.prob__valid.value == 1 and dut.prob__ready.value == 1:
-            g["probs"].append(unpack(core.prob_layout, int(dut.prob__payload.value))["prob"])
+            beat = unpack(core.prob_layout, int(dut.prob__payload.value))
+            g["probs"] += _lanes(beat, p_bits, core.topk_lanes)
             c["prob_last"] = cyc
         if dut.kept__valid.value == 1 and dut.kept__ready.value == 1:
-            g["kept"].append(unpack(core.kept_layout, int(dut.kept__payload.value))["index"])
+            beat = unpack(core.kept_layout, int(dut.kept__payload.value))
+            g["kept"] += _lanes(beat, core.index_width, vp)
             c["kept_last"] = cyc
         if dut.out__valid.value == 1 and dut.out__ready.value == 1:
             word = unpack(core.out_layout, int(dut.out__payload.value))["data"]
@@ -376,8 +384,8 @@ def _check(core, s: Stimulus, idx: int, exact_cycles: bool) -> dict:
             f" (bound {per[j]:.3g}), total {err.sum():.3g} (bound {total:.3g})"
         )
     c = {k: v - g["cyc"]["req"] for k, v in g["cyc"].items()}
-    model = core_cycles(want.probs, kk, k_par=core.k_par, head_dim=core.head_dim, topk_p=core.topk_p,
-                        refetch=bool(want.refetch), seed=s.seed)  # fmt: skip
+    model = core_cycles(want.probs, kk, k_par=core.k_par, v_par=core.v_par, head_dim=core.head_dim,
+                        topk_p=core.topk_p, refetch=bool(want.refetch), seed=s.seed)  # fmt: skip
     measured = {
         "qk_beats": c["key_last"] - c["key_first"] + 1,
         "lsb_beats": c["lsb_last"] - c["lsb_first"] + 1 if "lsb_first" in c else 0,
@@ -472,8 +480,8 @@ def stream_summary(rows: list[dict], core: CoreParams) -> dict:
     k = np.array([r["k"] for r in rows], float)
     rf = np.array([r["refetch"] for r in rows], bool)
     ones = np.ones(len(rows))
-    built = rtl_stage_service(n, k, rf, k_par=core.k_par * ones, head_dim=core.head_dim * ones,
-                              topk_p=core.topk_p).sum(axis=0)  # fmt: skip
+    built = rtl_stage_service(n, k, rf, k_par=core.k_par * ones, v_par=core.v_par * ones,
+                              head_dim=core.head_dim * ones, topk_p=core.topk_p).sum(axis=0)  # fmt: skip
     acc = AcceleratorConfig()
     stages = [sim_stage_model(int(a), int(b), k_par=core.k_par, v_par=core.v_par, topk_p=core.topk_p,
                               refetch=bool(c)) for a, b, c in zip(n, k, rf, strict=True)]  # fmt: skip

@@ -151,12 +151,16 @@ def test_rtl_core_service_is_the_cycle_model_of_one_request() -> None:
     for n, k, refetch, kp, hd in ((1024, 1024, False, 8, 64), (1024, 205, True, 8, 64), (7, 3, False, 4, 16),
                                   (300, 60, True, 32, 64)):  # fmt: skip
         probs = rng.integers(0, 1 << 12, n)
-        cc = core_cycles(probs, k, k_par=kp, head_dim=hd, topk_p=16, refetch=refetch, seed=5)
-        assert cc.out == cc.select + quickselect_trace(probs, k, 16, 5).cycles + 2  # value unit register
+        cc = core_cycles(probs, k, k_par=kp, v_par=kp, head_dim=hd, topk_p=16, refetch=refetch, seed=5)
         svc = rtl_stage_service(np.array([n]), np.array([k]), np.array([refetch]), k_par=np.array([kp]),
-                                head_dim=np.array([hd]), topk_p=16)  # fmt: skip
+                                v_par=np.array([kp]), head_dim=np.array([hd]), topk_p=16)  # fmt: skip
+        assert svc[0, 0] == (2 if refetch else 1) * -(-n // kp)
+        if k >= n and kp <= 16:  # bypassed: no top-k, the request's time is the cycle model's exactly
+            assert cc.topk == 0 and svc[2, 0] == 0
+            assert svc.sum() == cc.total + REQUEST_GAP, (n, k, refetch)
+            continue
+        assert cc.out == cc.select + quickselect_trace(probs, k, 16, 5).cycles + 2  # value unit register
         mean_tk = rtl_topk_cycles(np.array([n]), np.array([k]), 16)[0]
         # the cycle model's request with the engine's mean cycles in place of this request's
         assert svc.sum() == max(cc.select + mean_tk + 2, cc.prob_last) + REQUEST_GAP, (n, k, refetch)
-        assert svc[0, 0] == (2 if refetch else 1) * -(-n // kp)
         assert svc[2, 0] == mean_tk

@@ -58,6 +58,7 @@ def run_core(
     ``eager``: once a request's value rows are all sent, keep offering junk value beats; a beat the core
     takes is counted in ``got["extra_value_beats"]`` (it must take exactly ``ceil(k / v_par)``)."""
     hd, kp, vp = dut.head_dim, dut.k_par, dut.v_par
+    tl, PW, IW = dut.topk_lanes, dut.spec.out_bits, dut.index_width  # noqa: N806 - widths of the out ports
     rng = random.Random(seed)
 
     async def bench(ctx):
@@ -135,10 +136,12 @@ def run_core(
                     )
                     got["cyc"]["decision"] = cyc
                 if ctx.get(dut.prob.valid) and ctx.get(dut.prob.ready):
-                    got["probs"].append(ctx.get(dut.prob.payload.prob))
+                    word, mask = ctx.get(dut.prob.payload.data.as_value()), ctx.get(dut.prob.payload.mask)
+                    got["probs"] += [(word >> (j * PW)) & ((1 << PW) - 1) for j in range(tl) if mask >> j & 1]
                     got["cyc"]["prob_last"] = cyc
                 if ctx.get(dut.kept.valid) and ctx.get(dut.kept.ready):
-                    got["kept"].append(ctx.get(dut.kept.payload.index))
+                    word, mask = ctx.get(dut.kept.payload.data.as_value()), ctx.get(dut.kept.payload.mask)
+                    got["kept"] += [(word >> (j * IW)) & ((1 << IW) - 1) for j in range(vp) if mask >> j & 1]
                     got["cyc"]["kept_last"] = cyc
                 if ctx.get(dut.out.valid) and ctx.get(dut.out.ready):
                     word = ctx.get(dut.out.payload.data.as_value())
@@ -201,8 +204,8 @@ def _cycles_match(dut: AttentionCore, r: Request) -> None:
         r.q, r.k_msb, r.k_lsb, r.v, q_bits=QB, k_msb_bits=MB, lsb_bits=LB, score_shift=dut.score_shift,
         spec=dut.spec, thr_code=r.thr_code, k=keep_count(r.ratio, n),
     )  # fmt: skip
-    want = core_cycles(st.probs, keep_count(r.ratio, n), k_par=dut.k_par, head_dim=dut.head_dim,
-                       topk_p=dut.topk_p, refetch=st.refetch, seed=r.seed)  # fmt: skip
+    want = core_cycles(st.probs, keep_count(r.ratio, n), k_par=dut.k_par, v_par=dut.v_par,
+                       head_dim=dut.head_dim, topk_p=dut.topk_p, refetch=st.refetch, seed=r.seed)  # fmt: skip
     # written out here: the softmax's output beats reach the top-k in ceil(n / T) cycles a pass
     b, t = -(-n // dut.k_par), dut.topk_lanes
     assert want.softmax_pass == 2 * b + 1 + -(-n // t)

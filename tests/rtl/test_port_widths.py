@@ -99,8 +99,9 @@ CASES = {
             "key.msb": 4 * 20 * 6, "key.mask": 4, "key.last": 1,
             "decision.refetch": 1, "decision.max_prob": 12,
             "lsb.lsb": 4 * 20 * 3, "lsb.mask": 4, "lsb.last": 1,
-            "prob.prob": 12, "prob.last": 1,
-            "kept.index": 9, "kept.last": 1,
+            # topk_lanes = K_PAR = 4 (K_PAR <= P) probabilities a beat; V_PAR = 2 kept indices a beat
+            "prob.data": 4 * 12, "prob.mask": 4, "prob.last": 1,
+            "kept.data": 2 * 9, "kept.mask": 2, "kept.last": 1,
             "value.value": 2 * 20 * 5,
             # accumulator: P + 1 + v_bits + ceil(log2 max_n) = 12 + 1 + 5 + 9 = 27 bits
             "out.data": 20 * 27,

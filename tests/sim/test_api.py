@@ -94,6 +94,8 @@ def test_rtl_design_runs_requests_one_after_another_at_the_core_s_own_cycles() -
     from spatten.sim.rtl_core import REQUEST_GAP, rtl_stage_service
 
     w = workload_preset("gpt2-small")
+    # the peak DRAM model (512 GB/s): the fetch (256 cycles a request) does not bound either design
+    w = dataclasses.replace(w, accelerator=dataclasses.replace(w.accelerator, dram_model="peak"))
     row = {"step": 0, "layer": 0, "head": 0, "query": 0, "queries": 1, "head_dim": 64, "seq_len": 1024,
            "keys_fetched": 1024, "key_bits": 8, "key_lsb_bits": 4, "refetch": False,
            "refetch_threshold": 0.1, "query_bits": 8, "values_fetched": 1024, "value_bits": 8,
@@ -106,10 +108,11 @@ def test_rtl_design_runs_requests_one_after_another_at_the_core_s_own_cycles() -
 
     kp = w.accelerator.qk_multipliers // 64
     one = np.array([1.0])
-    per_request = rtl_stage_service(1024 * one, 1024 * one, one < 0, k_par=kp * one, head_dim=64 * one,
-                                    topk_p=16).sum()  # fmt: skip
-    # by hand: D = L + 3 + 2B + O with L = 7, B = O = 128; the engine's pass, then the value register
-    assert per_request > 7 + 3 + 3 * 128 + REQUEST_GAP
+    per_request = rtl_stage_service(1024 * one, 1024 * one, one < 0, k_par=kp * one, v_par=kp * one,
+                                    head_dim=64 * one, topk_p=16).sum()  # fmt: skip
+    # by hand, keep 1.0 bypasses the top-k: D = L + 3 + 2B + O = 7 + 3 + 256 + 128 = 394; the last kept
+    # index at D + 127, the output 2 cycles later, then the gap
+    assert per_request == 394 + 127 + 2 + REQUEST_GAP
     steady = (span(64, "rtl") - span(32, "rtl")) / 32
     assert steady == pytest.approx(per_request, rel=1e-9)
-    assert (span(64, "spatten") - span(32, "spatten")) / 32 < steady / 2
+    assert (span(64, "spatten") - span(32, "spatten")) / 32 < steady
