@@ -37,6 +37,7 @@ def test_requant_matches_model(lanes: int) -> None:
                 ctx.set(dut.i.payload.mask, (1 << len(chunk)) - 1)
                 ctx.set(dut.i.payload.last, int(bi == len(beats) - 1))
                 ctx.set(dut.i.valid, 1)
+                assert ctx.get(dut.i.ready) == 1  # the block never stalls its input
                 await ctx.tick()
             ctx.set(dut.i.valid, 0)
             assert ctx.get(dut.o.valid) == 1
