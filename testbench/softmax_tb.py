@@ -72,14 +72,20 @@ class ScoreDriver:
         self.dut, self.p, self.rng = dut, p, rng
         self.layout = score_layout(SPEC, p.lanes)
         self.beats: list[np.ndarray] = []
+        self.ends: set[int] = set()  # beats that end a row
         self.sent = 0
         self.valid = False
         self.first: int | None = None
+        self.firsts: list[int] = []  # cycle of each row's first accepted beat
 
-    def load(self, row: np.ndarray) -> None:
+    def load(self, *rows: np.ndarray) -> None:
+        """The beats of ``rows``, back to back (each row's last beat carries ``last``)."""
         lanes = self.p.lanes
-        self.beats = [row[b : b + lanes] for b in range(0, len(row), lanes)]
-        self.sent, self.first = 0, None
+        self.beats, self.ends = [], set()
+        for row in rows:
+            self.beats += [row[b : b + lanes] for b in range(0, len(row), lanes)]
+            self.ends.add(len(self.beats) - 1)
+        self.sent, self.first, self.firsts = 0, None, []
 
     def drive(self) -> None:
         lanes = self.p.lanes
@@ -92,7 +98,7 @@ class ScoreDriver:
                     # junk in the masked lanes: they must not count
                     "data": pack_lanes(list(beat) + [self.LIM] * (lanes - len(beat)), SPEC.in_bits),
                     "mask": (1 << len(beat)) - 1,
-                    "last": int(self.sent == len(self.beats) - 1),
+                    "last": int(self.sent in self.ends),
                 },
             )
         self.dut.i__valid.value = int(self.valid)
@@ -101,6 +107,8 @@ class ScoreDriver:
         if self.valid and self.dut.i__ready.value == 1:
             if self.first is None:
                 self.first = cycle
+            if self.sent == 0 or self.sent - 1 in self.ends:
+                self.firsts.append(cycle)
             self.sent += 1
 
     def stop(self) -> None:
@@ -160,6 +168,55 @@ class SoftmaxTestbench:
         span = cycles - self.driver.first
         self.scoreboard.check(row, self.monitor.got, span, len(self.driver.beats), self.p.stall == 0)
         return span
+
+
+class RowStreamMonitor(ProbMonitor):
+    """Takes the probability beats of ``rows`` rows in a row, splitting them at ``last``; notes the cycle
+    of each row's last beat."""
+
+    def __init__(self, dut, p: Params, rng: random.Random, rows: int) -> None:
+        super().__init__(dut, p, rng)
+        self.rows, self.done_rows, self.ends = rows, [], []
+        self.cycle = 0
+
+    def done(self) -> bool:
+        return len(self.done_rows) == self.rows
+
+    def sample(self) -> None:  # called once a cycle, in step with the driver's cycle count
+        super().sample()
+        if self.last:
+            self.done_rows.append(self.got)
+            self.ends.append(self.cycle)
+            self.got, self.last = [], False
+        self.cycle += 1
+
+
+@cocotb.test()
+async def softmax_stream(dut) -> None:
+    """Rows back to back: three rows in flight; each row == the model and, with no stall, each row's first
+    input beat and last output beat == ``models.softmax.softmax_row_cycles``."""
+    from spatten.models.softmax import softmax_row_cycles
+
+    p = Params.from_env()
+    tb = SoftmaxTestbench(dut, p)
+    await tb.reset()
+    nprng = np.random.default_rng(p.seed + 1)
+    rows = [nprng.integers(-2000, 2001, n) for n in p.ns]
+    tb.driver.load(*rows)
+    mon = RowStreamMonitor(dut, p, random.Random(p.seed), len(rows))
+    budget = 20 * (sum(p.ns) + 50 * len(rows))
+    await step_until(dut, tb.driver, mon, budget, "stage softmax, row stream")
+    for r, (row, got) in enumerate(zip(rows, mon.done_rows, strict=True)):
+        diff = first_difference(got, tb.scoreboard.model.expect(row))
+        assert diff is None, f"stage softmax, stream row {r} (n={len(row)}): {diff}"
+    if p.stall == 0:
+        model = softmax_row_cycles(list(p.ns), p.lanes, start=tb.driver.firsts[0])
+        got_c = list(zip(tb.driver.firsts, mon.ends, strict=True))
+        want_c = [(c.first, c.done) for c in model]
+        assert got_c == want_c, (
+            f"stage softmax, row stream cycles (first in, last out): {got_c}, model {want_c}"
+        )
+    dut._log.info("softmax stream of %d rows: last output at cycle %d", len(rows), mon.ends[-1])
 
 
 @cocotb.test()

@@ -26,6 +26,7 @@ def test_softmax_cosim(lanes: int, ns: str, stall: float) -> None:
     res = run_cocotb(p.unit(), "softmax", "spatten.testbench.softmax_tb", build, extra_env=p.env(),
                      waves_on_failure=True)  # fmt: skip
     assert res.ok, res.report()
+    assert res.passed == 2  # the rows one at a time, then back to back (exact stamps of the row stream)
 
 
 def test_params_round_trip_through_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
