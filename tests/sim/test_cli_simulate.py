@@ -93,3 +93,12 @@ def test_design_a3_is_charged_its_published_efficiency(capsys: pytest.CaptureFix
 
 def test_bad_tech_node(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _bad(["simulate", "--tech-nm", "7"], tmp_path, capsys, "tech_nm")
+
+
+def test_design_rtl_is_the_core_as_built_and_slower(capsys: pytest.CaptureFixture[str]) -> None:
+    """`--design rtl`: the RTL core one request at a time (sim/rtl_core.py), against the paper's pipeline."""
+    args = ["simulate", "--workload", "bert-base", "--seq-len", "64", "--format", "json"]
+    assert main([*args, "--design", "rtl", "--baseline", "spatten"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["speedup_over_spatten"] < 1.0  # requests do not overlap in the RTL
+    assert s["dram_reduction_over_spatten"] == pytest.approx(1.0)  # same trace, same bytes
