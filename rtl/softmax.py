@@ -65,7 +65,8 @@ class Softmax(wiring.Component):
     spec : models.softmax.SoftmaxSpec
         Integer widths; the RTL is exactly the model for this spec.
     max_n : int
-        Longest row, 1..65536 (two row buffers of ``ceil(max_n / lanes)`` rows of ``lanes`` elements).
+        Longest row, 1..65536. Scores and e values each get two banks of ``ceil(max_n / lanes)`` rows of
+        ``lanes`` elements, each bank rounded up to a power of two rows (the bank is the address's top bit).
     lanes : int
         L, scores per input beat and probabilities per output beat, 1..64.
 

@@ -61,7 +61,7 @@ class ValueUnit(wiring.Component):
         request
         ``data[e]`` the signed sum of element e, ``acc_width = p_width + 1 + v_width + ceil(log2(max_n))``.
 
-    Accumulation happens on each accepted beat; after the last beat the sums are held on ``o_data``
+    Accumulation happens on each accepted beat; after the last beat the sums are held on ``o.payload.data``
     until accepted. Input is not accepted while a result waits.
     """
 

@@ -12,6 +12,8 @@ accelerator; ``simulate(workload, trace)`` replays a given trace (e.g. a release
 ``mnnfast``   MNNFast (ISCA 2019): dense fetch, dense Q.K, prob.V skipping small probabilities, no overlap.
 ``rtl``       this package's RTL attention core as built (:mod:`sim.rtl_core`): the trace as given, one
               request at a time through the core's serial stages; the DRAM fetch runs ahead as usual.
+              Work the RTL core has no unit for is not charged: a row's token top-k, a KV policy's
+              selection and Quest's page bounds.
 
 Baseline parameters live in ``sim/data/benchmarks.yaml`` (with sources) and are read by
 :mod:`sim.baselines`.

@@ -4,7 +4,7 @@ The RTL core (``rtl.attention_core.AttentionCore``) takes one request at a time 
 after the other, so a request's time is its whole cycle count from :func:`models.attention_core.core_cycles`
 and requests do not overlap. With ``L = 1 + ceil(log2 D)`` the Q.K latency, ``B = ceil(n / K_PAR)`` key
 beats a pass, ``O = ceil(n / T)`` softmax output beats (``T = topk_lanes(K_PAR, P)``), the decision
-comes at ``D = L + 3 + 2B + O`` and the top-k engine gets k at ``S = D`` (``2D + 2`` with a refetch); the
+comes at ``T = L + 3 + 2B + O`` and the top-k engine gets k at ``S = T`` (``2T + 2`` with a refetch); the
 last kept index leaves at ``S + topk`` (a request keeping every row, with ``T == V_PAR``, bypasses the
 engine: ``S + ceil(n / V_PAR) - 1``), the output two cycles later (the last value beat, the value
 unit's register), the last probability at ``S + O - 1`` (one buffer row a beat); the next request is
@@ -24,7 +24,6 @@ behind the DRAM fetch (the fetch still runs ahead, as in the paper's pipeline).
 from __future__ import annotations
 
 import functools
-import math
 
 import numpy as np
 
@@ -97,18 +96,19 @@ def rtl_stage_service(
         Service cycles of the four compute stages; their sum is the request's whole time.
     """
     from spatten.models.attention_core import topk_lanes
+    from spatten.models.qk import qk_latency
 
     n = np.maximum(np.asarray(n, dtype=np.float64), 1.0)
     m = np.clip(np.asarray(m, dtype=np.float64), 1.0, n)
     kp = np.asarray(k_par, dtype=np.float64)
-    lat = np.array([1 + math.ceil(math.log2(d)) if d > 1 else 1 for d in np.asarray(head_dim, int)], float)
-    b = np.ceil(n / kp)
-    lanes = np.array([topk_lanes(int(k), topk_p) for k in kp], dtype=np.float64)
+    lat = np.array([qk_latency(int(d)) for d in np.asarray(head_dim)], dtype=np.float64)
+    b = np.ceil(n / kp)  # a row wider than the tree (K_PAR < 1) takes 1 / K_PAR cycles a key
+    lanes = np.array([topk_lanes(max(1, int(k)), topk_p) for k in kp], dtype=np.float64)
     o = np.ceil(n / lanes)
-    d = lat + 3 + 2 * b + o
+    t = lat + 3 + 2 * b + o  # the decision
     rf = np.asarray(refetch, dtype=bool)
-    select = np.where(rf, 2 * d + 2, d)
-    vp = np.asarray(v_par, dtype=np.float64)
+    select = np.where(rf, 2 * t + 2, t)
+    vp = np.maximum(np.floor(np.asarray(v_par, dtype=np.float64)), 1.0)
     bypass = (m >= n) & (lanes == vp)
     topk = np.zeros(len(n))
     if (~bypass).any():

@@ -229,7 +229,8 @@ def verify_attention_core(args: argparse.Namespace) -> int:
 
         st = stream_summary(rows, params)
         print(
-            f"stream of {st['requests']} requests, steady state (request to request): RTL {st['rtl']:.1f}"
+            f"stream of {st['requests']} requests (directed and random), mean request to request:"
+            f" RTL {st['rtl']:.1f}"
             f" cycles/request; simulator, this core as built (--design rtl) {st['as_built']:.1f}"
             f" ({st['as_built'] / st['rtl'] - 1:+.1%}); simulator, the paper's overlapped stage pipeline"
             f" (compute stages, inputs always there) {st['pipeline']:.1f}"

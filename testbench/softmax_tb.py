@@ -4,8 +4,10 @@
 The shape of :mod:`spatten.testbench.topk_tb`: :class:`Params` (one dataclass for the tests and the simulator
 process), a :class:`ScoreDriver` offering ``lanes`` scores per beat (the last beat partial, unused lanes
 filled with the largest code so that a lane mask that is not honoured shows), a :class:`ProbMonitor`,
-:class:`SoftmaxModel` and a :class:`Scoreboard`. With ``stall`` = 0 every row must take
-``3 * ceil(n / lanes) + 1`` cycles from its first input beat to its last output beat.
+:class:`SoftmaxModel` and a :class:`Scoreboard`. Two tests: ``softmax_rows`` sends the rows one at a
+time (with ``stall`` = 0 each takes ``3 * ceil(n / lanes) + 1`` cycles from its first input beat to its
+last output beat); ``softmax_stream`` sends them back to back (three rows in flight), each row == the
+model and, with ``stall`` = 0, every row's first-in and last-out cycle == ``softmax_row_cycles``.
 """
 
 from __future__ import annotations

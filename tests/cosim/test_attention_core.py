@@ -11,14 +11,16 @@ Per-stage cycles against ``sim/simulate.py`` (what the test asserts, and why the
   beats go whole into the top-k engine (``in_lanes = K_PAR``, as K_PAR <= P = 16 here), so OUT costs
   ``ceil(n / K_PAR)`` cycles: ``3 * ceil(n / K_PAR) + 1`` per pass, against the sim's
   ``ceil(n / K_PAR)`` service plus 88 latency. Bound asserted (per request, up to two passes):
-  ``rtl <= 3 * sim_service + 2``; the gap is that LOAD, EXP and OUT are three sequential passes over
-  the row (the sim overlaps them).
+  ``rtl <= 3 * sim_service + 2``; the gap is that the core gives the softmax one row at a time, so a
+  row's LOAD, EXP and OUT follow each other (the sim overlaps them across requests).
 - Top-k: the RTL equals ``QuickSelectTrace.cycles`` exactly (asserted through ``core_cycles``); the
   sim's table (``sim.topk_table``) expects a P-wide final pass where the engine emits one index per
-  cycle, so the RTL is slower by up to about ``k - ceil(n / P)`` cycles (reported, not asserted).
+  cycle, so the RTL is slower by up to about ``k - ceil(n / P)`` cycles (reported, not asserted). A
+  request keeping every row bypasses the engine (top-k 0, as in the sim).
 - prob.V: the engine hands out one kept index per cycle, so value rows arrive at most one per cycle
-  (``m`` cycles) against the sim's ``ceil(m / V_PAR)``; it overlaps the top-k final pass.
-- Requests: one in flight at a time (no overlap across requests as in the sim's stage pipeline).
+  (``m`` cycles) against the sim's ``ceil(m / V_PAR)``; on the bypass V_PAR a beat, as in the sim.
+- Requests: one in flight at a time (no overlap across requests as in the sim's stage pipeline); the
+  streams' cycles per request are checked against the simulator's model of this core as built.
 
 Default suite: D = 16 (K_PAR = V_PAR = 4, max n 512) and D = 64 (K_PAR = V_PAR = 8, max n 1024) with
 n in {1, 7, 64, 257} and {1, 7, 64, 257, 1024}; about 1 minute on the 2-core sandbox, builds included.
@@ -144,7 +146,6 @@ def test_rtl_core_service_is_the_cycle_model_of_one_request() -> None:
     """sim.rtl_core's per-request time (its top-k mean aside) == core_cycles' total plus the gap."""
     import numpy as np
     from spatten.models.attention_core import core_cycles
-    from spatten.models.topk import quickselect_trace
     from spatten.sim.rtl_core import REQUEST_GAP, rtl_stage_service, rtl_topk_cycles
 
     rng = np.random.default_rng(4)
@@ -159,8 +160,6 @@ def test_rtl_core_service_is_the_cycle_model_of_one_request() -> None:
             assert cc.topk == 0 and svc[2, 0] == 0
             assert svc.sum() == cc.total + REQUEST_GAP, (n, k, refetch)
             continue
-        assert cc.out == cc.select + quickselect_trace(probs, k, 16, 5).cycles + 2  # value unit register
         mean_tk = rtl_topk_cycles(np.array([n]), np.array([k]), 16)[0]
         # the cycle model's request with the engine's mean cycles in place of this request's
         assert svc.sum() == max(cc.select + mean_tk + 2, cc.prob_last) + REQUEST_GAP, (n, k, refetch)
-        assert svc[2, 0] == mean_tk

@@ -1,8 +1,10 @@
 """Every cocotb bench under the second simulator, Icarus Verilog 11 (Verilog-2005), on small cases.
 
 The benches touch top-level ports only, so the same Driver / Monitor / Model / Scoreboard classes run
-unchanged; each case checks the outputs == the golden twin and (where the bench does) the exact cycle
-counts. Builds go to ``build/cosim/icarus/<block>/``. Verilator covers the large cases.
+unchanged; each case checks the outputs == the golden twin. The softmax (rows alone and back to back)
+and the attention core run with nothing stalled, so their exact cycle stamps are checked too; the top-k,
+Q.K and value-unit cases run with idle and back-pressure. Builds go to ``build/cosim/icarus/<block>/``.
+Verilator covers the large cases.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ def _run(dut, toplevel: str, module: str, block: str, env: dict[str, str]):
     assert res.ok, res.report()
     # the build really was Icarus, compiled as Verilog-2005 (-g2012 would load the SystemVerilog VPI module)
     vvp = (build / "sim.vvp").read_text()
-    assert '"11.0' in vvp and "v2005_math.vpi" in vvp and "v2009.vpi" not in vvp
+    assert ":ivl_version" in vvp and "v2005_math.vpi" in vvp and "v2009.vpi" not in vvp
     return res
 
 
@@ -45,7 +47,7 @@ def test_qk_icarus() -> None:
 
 
 def test_softmax_icarus() -> None:
-    p = softmax_tb.Params(4, 64, (1, 3, 5, 64), 0.3, seed=11)
+    p = softmax_tb.Params(4, 64, (1, 3, 5, 64), 0.0, seed=11)  # no stall: every cycle stamp checked too
     _run(p.unit(), "softmax", "spatten.testbench.softmax_tb", "softmax-l4", p.env())
 
 
@@ -56,7 +58,8 @@ def test_value_unit_icarus() -> None:
 
 def test_attention_core_icarus() -> None:
     p = CoreParams(head_dim=16, k_par=4, v_par=4, max_n=64)
-    env = p.env() | CoreRun(ns=(1, 7, 64), ratios=(1.0, 0.3), idle=0.3, stall=0.4, seed=3).env()
+    # no idle or stall: every cycle stamp == core_cycles too (Verilator covers idle and back-pressure)
+    env = p.env() | CoreRun(ns=(1, 7, 64), ratios=(1.0, 0.3), seed=3).env()
     _run(p.core(), "attention_core", "spatten.testbench.attention_core_tb", "attention-core-hd16", env)
 
 

@@ -116,3 +116,15 @@ def test_rtl_design_runs_requests_one_after_another_at_the_core_s_own_cycles() -
     steady = (span(64, "rtl") - span(32, "rtl")) / 32
     assert steady == pytest.approx(per_request, rel=1e-9)
     assert (span(64, "spatten") - span(32, "spatten")) / 32 < steady
+
+
+def test_rtl_design_row_wider_than_the_tree() -> None:
+    """A head wider than the Q.K tree (K_PAR = 0.5 keys a cycle, e.g. SpAtten1/8 at head_dim 128) takes
+    two cycles a key in the rtl design, not an infinite count."""
+    from spatten.sim.rtl_core import rtl_stage_service
+
+    one = np.array([1.0])
+    svc = rtl_stage_service(100 * one, 100 * one, one < 0, k_par=0.5 * one, v_par=0.5 * one,
+                            head_dim=128 * one, topk_p=16)  # fmt: skip
+    assert np.isfinite(svc).all()
+    assert svc[0, 0] == 200  # ceil(100 / 0.5) Q.K beats
