@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -200,17 +201,67 @@ def core_cycles(
     """
     p = np.asarray(probs, dtype=np.int64)
     n = int(p.shape[0])
-    b = math.ceil(n / k_par)
-    o = math.ceil(n / topk_lanes(k_par, topk_p))
-    lat = qk_latency(head_dim)
-    decision = lat + 3 + 2 * b + o
-    select = decision if not refetch else 2 * decision + 2
     m = min(max(int(k), 1), n)
     tl = topk_lanes(k_par, topk_p)
-    if m == n and tl == v_par:  # bypass: no selection
-        tk, kept_last = 0, select + math.ceil(n / v_par) - 1
-    else:
-        tk = quickselect_trace(p, m, topk_p, seed).cycles
-        kept_last = select + tk
-    return CoreCycles(b, lat, 2 * b + 1 + o, decision, select, select + math.ceil(n / tl) - 1, tk, kept_last,
-                      kept_last + value_delay + 1)  # fmt: skip
+    tk = 0 if bypasses(m, n, tl, v_par) else quickselect_trace(p, m, topk_p, seed).cycles
+    t = request_timing(n, m, refetch, k_par=k_par, v_par=v_par, head_dim=head_dim, topk_p=topk_p, topk=tk,
+                       value_delay=value_delay)  # fmt: skip
+    b = math.ceil(n / k_par)
+    o = math.ceil(n / tl)
+    return CoreCycles(b, qk_latency(head_dim), 2 * b + 1 + o, int(t.decision), int(t.select),
+                      int(t.prob_last), tk, int(t.kept_last), int(t.out))  # fmt: skip
+
+
+def bypasses(m: Any, n: Any, lanes: Any, v_par: Any) -> Any:
+    """Whether a request keeping ``m`` of ``n`` rows skips the top-k engine: it keeps every row and one
+    probability-buffer row (``lanes = topk_lanes(K_PAR, P)``) is one value beat (``V_PAR``)."""
+    return (np.asarray(m) >= np.asarray(n)) & (np.asarray(lanes) == np.asarray(v_par))
+
+
+@dataclass(frozen=True)
+class RequestTiming:
+    """The stamps of :func:`request_timing` (scalars or arrays, cycle 0 = the request accepted)."""
+
+    decision: Any
+    select: Any
+    prob_last: Any
+    kept_last: Any
+    out: Any
+
+    @property
+    def total(self) -> Any:
+        """Request accepted to the last output (``out`` or the last ``prob`` beat)."""
+        return np.maximum(self.out, self.prob_last)
+
+
+def request_timing(
+    n: Any,
+    m: Any,
+    refetch: Any,
+    *,
+    k_par: Any,
+    v_par: Any,
+    head_dim: Any,
+    topk_p: int,
+    topk: Any,
+    value_delay: int = 1,
+) -> RequestTiming:
+    """The core's request stamps given the top-k engine's cycles ``topk`` (the one derivation of
+    :func:`core_cycles`, shared with the simulator's model of the core, ``sim.rtl_core``).
+
+    Elementwise over numpy arrays or on scalars. ``k_par`` below 1 (a head wider than the Q.K tree, in
+    the simulator only) takes ``1 / k_par`` cycles a key; its top-k input is one lane. ``topk`` is ignored
+    where the request :func:`bypasses` the engine.
+    """
+    n = np.asarray(n, dtype=np.float64)
+    kp = np.asarray(k_par, dtype=np.float64)
+    lat = np.vectorize(qk_latency, otypes=[np.float64])(np.asarray(head_dim, dtype=np.int64))
+    lanes = np.vectorize(lambda k: topk_lanes(max(1, int(k)), topk_p), otypes=[np.float64])(kp)
+    vp = np.maximum(np.floor(np.asarray(v_par, dtype=np.float64)), 1.0)
+    b = np.ceil(n / kp)
+    o = np.ceil(n / lanes)
+    decision = lat + 3 + 2 * b + o
+    select = np.where(np.asarray(refetch, dtype=bool), 2 * decision + 2, decision)
+    bypass = bypasses(m, n, lanes, vp)
+    kept_last = select + np.where(bypass, np.ceil(n / vp) - 1, topk)
+    return RequestTiming(decision, select, select + o - 1, kept_last, kept_last + value_delay + 1)

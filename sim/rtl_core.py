@@ -1,24 +1,22 @@
 """The attention core as built in ``rtl/`` as a service-time model for the simulator (baseline ``rtl``).
 
 The RTL core (``rtl.attention_core.AttentionCore``) takes one request at a time and runs its stages one
-after the other, so a request's time is its whole cycle count from :func:`models.attention_core.core_cycles`
-and requests do not overlap. With ``L = 1 + ceil(log2 D)`` the Q.K latency, ``B = ceil(n / K_PAR)`` key
-beats a pass, ``O = ceil(n / T)`` softmax output beats (``T = topk_lanes(K_PAR, P)``), the decision
-comes at ``T = L + 3 + 2B + O`` and the top-k engine gets k at ``S = T`` (``2T + 2`` with a refetch); the
-last kept index leaves at ``S + topk`` (a request keeping every row, with ``T == V_PAR``, bypasses the
-engine: ``S + ceil(n / V_PAR) - 1``), the output two cycles later (the last value beat, the value
-unit's register), the last probability at ``S + O - 1`` (one buffer row a beat); the next request is
-accepted :data:`REQUEST_GAP` cycles after the later of the two. ``topk`` is the engine's exact cycle
-count (``models.topk.quickselect_trace``), here its mean for the request's (n, k) over probabilities
-that look like attention's, since a trace has no scores: the fixed-point softmax (D = 64 spec) of
-normal logits with standard deviation :data:`LOGIT_STD`. Uniform random 12-bit codes instead
-overestimate the engine's cycles by 15-25% at n = 1,024 (the search ends sooner among the many small,
-equal probabilities of a real softmax); with the softmax the mean is within 1% of the RTL's at n = 1,024
-and k = 20-30% (and 13-34% high at n = 64-257, where the counts are small).
+after the other, so a request's time is its whole cycle count and requests do not overlap. The stamps
+come from :func:`models.attention_core.request_timing`, the derivation ``core_cycles`` uses (decision,
+the engine's k, the last kept index, the output, the last probability), given the top-k engine's
+cycles; the next request is accepted :data:`REQUEST_GAP` cycles after the last output.
 
-The stage columns split that time without overlap: Q.K ``passes * B``, softmax the rest up to ``S``,
-top-k ``topk``, prob.V the remainder plus the gap. The simulator solves them as one serial stage
-behind the DRAM fetch (the fetch still runs ahead, as in the paper's pipeline).
+The engine's cycles are exact in the RTL (``models.topk.quickselect_trace``); here they are the mean for
+the request's (n, k) over probabilities that look like attention's, since a trace has no scores: the
+fixed-point softmax (D = 64 spec) of normal logits with standard deviation :data:`LOGIT_STD`. Uniform
+random 12-bit codes instead overestimate the engine's cycles by 15-25% at n = 1,024 (the search ends
+sooner among the many small, equal probabilities of a real softmax); with the softmax the mean is
+within 1% of the RTL's at n = 1,024 and k = 20-30% (and 13-34% high at n = 64-257, where the counts are
+small).
+
+The stage columns split that time without overlap: Q.K ``passes * ceil(n / K_PAR)``, softmax the rest
+up to the engine's k, top-k ``topk``, prob.V the remainder plus the gap. The simulator solves them as
+one serial stage behind the DRAM fetch (the fetch still runs ahead, as in the paper's pipeline).
 """
 
 from __future__ import annotations
@@ -95,25 +93,18 @@ def rtl_stage_service(
     numpy.ndarray, shape (4, rows)
         Service cycles of the four compute stages; their sum is the request's whole time.
     """
-    from spatten.models.attention_core import topk_lanes
-    from spatten.models.qk import qk_latency
+    from spatten.models.attention_core import bypasses, request_timing, topk_lanes
 
     n = np.maximum(np.asarray(n, dtype=np.float64), 1.0)
     m = np.clip(np.asarray(m, dtype=np.float64), 1.0, n)
     kp = np.asarray(k_par, dtype=np.float64)
-    lat = np.array([qk_latency(int(d)) for d in np.asarray(head_dim)], dtype=np.float64)
-    b = np.ceil(n / kp)  # a row wider than the tree (K_PAR < 1) takes 1 / K_PAR cycles a key
     lanes = np.array([topk_lanes(max(1, int(k)), topk_p) for k in kp], dtype=np.float64)
-    o = np.ceil(n / lanes)
-    t = lat + 3 + 2 * b + o  # the decision
-    rf = np.asarray(refetch, dtype=bool)
-    select = np.where(rf, 2 * t + 2, t)
     vp = np.maximum(np.floor(np.asarray(v_par, dtype=np.float64)), 1.0)
-    bypass = (m >= n) & (lanes == vp)
+    skip = bypasses(m, n, lanes, vp)
     topk = np.zeros(len(n))
-    if (~bypass).any():
-        topk[~bypass] = rtl_topk_cycles(n[~bypass], m[~bypass], topk_p)
-    kept_last = select + np.where(bypass, np.ceil(n / vp) - 1, topk)
-    end = np.maximum(kept_last + 2, select + o - 1)
-    qk = np.where(rf, 2 * b, b)
-    return np.vstack([qk, select - qk, topk, end - select - topk + REQUEST_GAP])  # prob.V: the rest
+    if (~skip).any():
+        topk[~skip] = rtl_topk_cycles(n[~skip], m[~skip], topk_p)
+    t = request_timing(n, m, refetch, k_par=kp, v_par=vp, head_dim=head_dim, topk_p=topk_p, topk=topk)
+    qk = np.where(np.asarray(refetch, dtype=bool), 2, 1) * np.ceil(n / kp)
+    end = t.total
+    return np.vstack([qk, t.select - qk, topk, end - t.select - topk + REQUEST_GAP])  # prob.V: the rest
