@@ -176,9 +176,10 @@ class Softmax(wiring.Component):
                         ]
                 m.d.sync += [l_count.eq(0), l_rows.eq(0), l_bank.eq(~l_bank)]
 
-        # --- EXP: steps 3-6 on one buffer row per cycle of score bank x_bank into e bank x_ebank, the live
-        # e values summed; then one DIV cycle forms the row's reciprocal (step 8) ---------------------------
-        x_bank, x_ebank, x_div = Signal(), Signal(), Signal()
+        # --- EXP: steps 3-6 on one buffer row per cycle from score bank x_bank into e bank x_bank (row r
+        # uses bank r mod 2 of both memories), the live e values summed; then one DIV cycle forms the row's
+        # reciprocal (step 8) -----------------------------------------------------------------------------
+        x_bank, x_div = Signal(), Signal()
         x_idx = Signal(rows_shape)
         x_base = Signal(aw + 1 + 7)  # x_idx * L: element number of lane 0 of row x_idx
         total = Signal(E + 1 + aw + 1)
@@ -188,14 +189,14 @@ class Softmax(wiring.Component):
         rcp = [Signal(E + R + 1, name=f"rcp{b}") for b in range(2)]
         x_count, x_rows, x_mx = Array(s_count)[x_bank], Array(s_rows)[x_bank], Array(s_mx)[x_bank]
         x_go = Signal()
-        m.d.comb += x_go.eq(s_full.bit_select(x_bank, 1) & ~e_full.bit_select(x_ebank, 1) & ~x_div)
+        m.d.comb += x_go.eq(s_full.bit_select(x_bank, 1) & ~e_full.bit_select(x_bank, 1) & ~x_div)
         m.d.comb += sr.addr.eq(Cat(x_idx[:rw], x_bank))
         e_vals = [self._exp(m, x_mx, sr.data[j * S : (j + 1) * S].as_signed(), lut, j) for j in range(L)]
         e_sum = Signal(E + 1 + 7)
         m.d.comb += e_sum.eq(
             _tree([Mux(x_base + j < x_count, e_vals[j], 0) for j in range(L)], lambda a, b: a + b)
         )
-        m.d.comb += [ew.addr.eq(Cat(x_idx[:rw], x_ebank)), ew.data.eq(Cat(*e_vals)), ew.en.eq(x_go)]
+        m.d.comb += [ew.addr.eq(Cat(x_idx[:rw], x_bank)), ew.data.eq(Cat(*e_vals)), ew.en.eq(x_go)]
         with m.If(x_go):
             m.d.sync += [
                 total.eq(Mux(x_idx == 0, 0, total) + e_sum),
@@ -205,16 +206,15 @@ class Softmax(wiring.Component):
             ]
         with m.If(x_div):
             for b in range(2):
-                with m.If(x_ebank == b):
+                with m.If(x_bank == b):
                     m.d.sync += [
                         rcp[b].eq(Const(1 << (E + R), E + R + 1) // total),
                         e_full[b].eq(1),
                         e_count[b].eq(x_count),
                         e_rows[b].eq(x_rows),
+                        s_full[b].eq(0),
                     ]
-                with m.If(x_bank == b):
-                    m.d.sync += s_full[b].eq(0)
-            m.d.sync += [x_div.eq(0), x_idx.eq(0), x_base.eq(0), x_bank.eq(~x_bank), x_ebank.eq(~x_ebank)]
+            m.d.sync += [x_div.eq(0), x_idx.eq(0), x_base.eq(0), x_bank.eq(~x_bank)]
 
         # --- OUT: step 9 in every lane of e bank o_bank's buffer row o_idx, one output beat per cycle ------
         o_bank = Signal()

@@ -37,7 +37,7 @@ from spatten.models.fixed import split
 from spatten.models.pruning import keep_count
 from spatten.models.quant import threshold_code
 from spatten.models.softmax import error_bound, softmax_float
-from spatten.testbench.bench import EnvParams
+from spatten.testbench.bench import CLOCK_NS, EnvParams, masked_lanes, pack_lanes, unpack_lanes
 from spatten.testbench.stream import pack, unpack
 
 __all__ = [
@@ -49,8 +49,6 @@ __all__ = [
     "sim_stage_model",
     "stream_summary",
 ]
-
-CLOCK_NS = 10
 
 
 @dataclass(frozen=True)
@@ -236,20 +234,6 @@ def sim_stage_model(n: int, m: int, *, k_par: int, v_par: int, topk_p: int, refe
     }
 
 
-def _lanes(beat: dict[str, int], width: int, lanes: int) -> list[int]:
-    """The masked lanes of a lane beat (unsigned ``width``-bit values)."""
-    data, mask = beat["data"], beat["mask"]
-    return [(data >> (j * width)) & ((1 << width) - 1) for j in range(lanes) if mask >> j & 1]
-
-
-def _signed(x: int, width: int) -> int:
-    return x - (1 << width) if x >> (width - 1) else x
-
-
-def _pack(values, width: int) -> int:
-    return sum((int(v) & ((1 << width) - 1)) << (i * width) for i, v in enumerate(values))
-
-
 async def _run_one(dut, core, s: Stimulus, rng: random.Random, idle: float, stall: float) -> None:
     hd, kp, vp = core.head_dim, core.k_par, core.v_par
     sw = core.spec.in_bits
@@ -263,7 +247,7 @@ async def _run_one(dut, core, s: Stimulus, rng: random.Random, idle: float, stal
     kb = lb = vb = 0
     cyc = 0
     dut.req__payload.value = pack(core.req_layout, {
-        "query": _pack(s.q, core.q_bits), "k": kk, "seed": s.seed,
+        "query": pack_lanes(s.q, core.q_bits), "k": kk, "seed": s.seed,
         "threshold": threshold_code(s.threshold, p_bits),
     })  # fmt: skip
     limit = 60 * (n + 64) + 4000
@@ -279,14 +263,14 @@ async def _run_one(dut, core, s: Stimulus, rng: random.Random, idle: float, stal
         if key_on:
             rows = s.k_msb[beats[kb] : beats[kb] + kp]
             dut.key__payload.value = pack(core.key_layout, {
-                "msb": _pack(rows.ravel(), core.k_msb_bits), "mask": (1 << len(rows)) - 1,
+                "msb": pack_lanes(rows.ravel(), core.k_msb_bits), "mask": (1 << len(rows)) - 1,
                 "last": int(kb == len(beats) - 1)})  # fmt: skip
         dut.key__valid.value = int(key_on and go)
         lsb_on = g["refetch"] == 1 and lb < len(beats)
         if lsb_on:
             rows = s.k_lsb[beats[lb] : beats[lb] + kp]
             dut.lsb__payload.value = pack(core.lsb_layout, {
-                "lsb": _pack(rows.ravel(), core.lsb_bits), "mask": (1 << len(rows)) - 1,
+                "lsb": pack_lanes(rows.ravel(), core.lsb_bits), "mask": (1 << len(rows)) - 1,
                 "last": int(lb == len(beats) - 1)})  # fmt: skip
         dut.lsb__valid.value = int(lsb_on and go)
         lo = vb * vp
@@ -297,7 +281,9 @@ async def _run_one(dut, core, s: Stimulus, rng: random.Random, idle: float, stal
             # lanes past the kept rows carry junk, not zeros: the core must mask them, not rely on 0 * p
             junk = np.full((vp - len(rows), hd), -((1 << (core.v_bits - 1)) - 1), np.int64)
             rows = np.concatenate([rows, junk])
-            dut.value__payload.value = pack(core.value_layout, {"value": _pack(rows.ravel(), core.v_bits)})
+            dut.value__payload.value = pack(
+                core.value_layout, {"value": pack_lanes(rows.ravel(), core.v_bits)}
+            )
         dut.value__valid.value = int(v_on and go)
         for name in ("decision", "prob", "kept", "out"):
             getattr(dut, f"{name}__ready").value = int(stall == 0 or rng.random() >= stall)
@@ -319,8 +305,7 @@ async def _run_one(dut, core, s: Stimulus, rng: random.Random, idle: float, stal
             vb += 1
         if dut.score_valid.value == 1:
             data, mask, ps = int(dut.score_data.value), int(dut.score_mask.value), int(dut.score_pass.value)
-            g["scores"][ps] += [_signed((data >> (j * sw)) & ((1 << sw) - 1), sw)
-                                for j in range(kp) if mask >> j & 1]  # fmt: skip
+            g["scores"][ps] += masked_lanes({"data": data, "mask": mask}, sw, kp, signed=True)
         if dut.decision__valid.value == 1:
             c.setdefault("decision", cyc)
             if dut.decision__ready.value == 1:
@@ -328,16 +313,16 @@ async def _run_one(dut, core, s: Stimulus, rng: random.Random, idle: float, stal
                 g["refetch"], g["max_prob"] = d["refetch"], d["max_prob"]
         if dut.prob__valid.value == 1 and dut.prob__ready.value == 1:
             beat = unpack(core.prob_layout, int(dut.prob__payload.value))
-            g["probs"] += _lanes(beat, p_bits, core.topk_lanes)
+            g["probs"] += masked_lanes(beat, p_bits, core.topk_lanes)
             c["prob_last"] = cyc
         if dut.kept__valid.value == 1 and dut.kept__ready.value == 1:
             beat = unpack(core.kept_layout, int(dut.kept__payload.value))
-            g["kept"] += _lanes(beat, core.index_width, vp)
+            g["kept"] += masked_lanes(beat, core.index_width, vp)
             c["kept_last"] = cyc
         if dut.out__valid.value == 1 and dut.out__ready.value == 1:
             word = unpack(core.out_layout, int(dut.out__payload.value))["data"]
             aw = core.acc_width
-            g["out"] = [_signed((word >> (e * aw)) & ((1 << aw) - 1), aw) for e in range(hd)]
+            g["out"] = unpack_lanes(word, aw, hd)
             c["out"] = cyc
         await RisingEdge(dut.clk)
         cyc += 1

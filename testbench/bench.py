@@ -26,6 +26,7 @@ __all__ = [
     "LaneMonitor",
     "pack_lanes",
     "unpack_lanes",
+    "masked_lanes",
     "reset",
     "step_until",
 ]
@@ -73,6 +74,12 @@ class EnvParams:
 def pack_lanes(values: Any, width: int) -> int:
     """Lane j's value (two's complement when negative) at bits [j*width, (j+1)*width)."""
     return sum((int(v) & ((1 << width) - 1)) << (i * width) for i, v in enumerate(values))
+
+
+def masked_lanes(beat: dict[str, int], width: int, lanes: int, signed: bool = False) -> list[int]:
+    """The live lanes (``mask``) of a lane beat's ``data`` (:func:`rtl.layouts.lane_beat`), in lane order."""
+    vals = unpack_lanes(beat["data"], width, lanes, signed)
+    return [v for j, v in enumerate(vals) if beat["mask"] >> j & 1]
 
 
 def unpack_lanes(raw: int, width: int, lanes: int, signed: bool = True) -> list[int]:

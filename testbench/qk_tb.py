@@ -15,14 +15,7 @@ from dataclasses import dataclass
 import cocotb
 import numpy as np
 from spatten.models.qk import qk_cycles, qk_scores
-from spatten.testbench.bench import (
-    EnvParams,
-    LaneMonitor,
-    pack_lanes,
-    reset,
-    step_until,
-    unpack_lanes,
-)
+from spatten.testbench.bench import EnvParams, LaneMonitor, masked_lanes, pack_lanes, reset, step_until
 from spatten.testbench.compare import first_difference
 from spatten.testbench.stream import pack
 
@@ -131,8 +124,7 @@ class ScoreMonitor(LaneMonitor):
         self.p = p
 
     def lanes(self, beat: dict[str, int]) -> list[int]:
-        vals = unpack_lanes(beat["data"], self.p.score_width, self.p.k_par)
-        return [v for j, v in enumerate(vals) if beat["mask"] >> j & 1]
+        return masked_lanes(beat, self.p.score_width, self.p.k_par, signed=True)
 
 
 class Scoreboard:

@@ -18,14 +18,7 @@ from dataclasses import dataclass
 import cocotb
 import numpy as np
 from spatten.models.softmax import DEFAULT_SPEC, error_bound, softmax_fixed, softmax_float
-from spatten.testbench.bench import (
-    EnvParams,
-    LaneMonitor,
-    pack_lanes,
-    reset,
-    step_until,
-    unpack_lanes,
-)
+from spatten.testbench.bench import EnvParams, LaneMonitor, masked_lanes, pack_lanes, reset, step_until
 from spatten.testbench.compare import first_difference
 from spatten.testbench.stream import pack
 
@@ -127,8 +120,7 @@ class ProbMonitor(LaneMonitor):
         self.p = p
 
     def lanes(self, beat: dict[str, int]) -> list[int]:
-        vals = unpack_lanes(beat["data"], SPEC.out_bits, self.p.lanes, signed=False)
-        return [v for j, v in enumerate(vals) if beat["mask"] >> j & 1]
+        return masked_lanes(beat, SPEC.out_bits, self.p.lanes)
 
 
 class Scoreboard:

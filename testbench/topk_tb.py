@@ -36,11 +36,9 @@ from cocotb.clock import Clock
 from cocotb.triggers import Event, First, RisingEdge, Timer
 from spatten.models.topk import QuickSelectTrace, quickselect_trace, topk_ref
 from spatten.rtl.topk import k_layout, out_layout, score_layout
-from spatten.testbench.bench import EnvParams
+from spatten.testbench.bench import CLOCK_NS, EnvParams
 from spatten.testbench.compare import first_difference
 from spatten.testbench.stream import Beat, CycleClock, LevelProbe, StreamDriver, StreamMonitor
-
-CLOCK_NS = 10
 
 
 @dataclass(frozen=True)
