@@ -132,7 +132,7 @@ class CoreCycles:
         with Q.K, and EXP one K_PAR-wide row per cycle; one DIV cycle; OUT at the top-k engine's input
         rate, ``T = topk_lanes(K_PAR, P)`` probabilities per cycle: whole K_PAR-wide beats when
         K_PAR <= P, else one probability per cycle).
-    decision : the cycle the ``decision`` beat is offered.
+    decision : the cycle the ``decision`` beat is offered (before the MSB row's OUT pass).
     select : the cycle k reaches the top-k engine (the final probabilities are all in it) and the
         probability drain starts.
     prob_last : the last ``prob`` beat (``select + ceil(n / T) - 1``: one buffer row of ``T`` a beat).
@@ -176,14 +176,15 @@ def core_cycles(
     Derivation, with ``L`` the Q.K latency, ``B = ceil(n / K_PAR)`` and ``O = ceil(n / T)`` the top-k
     input beats (``T = topk_lanes(K_PAR, P)``: ``O = B`` when K_PAR <= P, else ``O = n``): key beats at
     cycles 1 .. B; a beat's K_PAR scores leave Q.K ``L`` cycles later and the softmax (``lanes = K_PAR``,
-    in LOAD) takes them in that cycle, so its LOAD takes beats ``L + 1 .. L + B``; EXP takes B cycles,
-    DIV 1, and the OUT beats go into the top-k engine (and the probability buffer and the requant
-    decision) one top-k beat per cycle (O cycles), the last at ``L + 1 + 2B + O``; the requant decision
-    registers that (``L + 2 + 2B + O``) and the decision port registers it again
-    (``D = L + 3 + 2B + O``). Without a refetch the top-k gets k at ``D``. With one,
-    the engine's MSB-pass request is flushed (k = 0 accepted at ``D``, its empty beat taken at
-    ``D + 2``), the first LSB beat is taken at ``D + 3`` and the pass repeats the MSB pass's timing (first
-    beat to decision pulse ``D - 2``), so k goes out at ``select = 2D + 2``. From ``select`` the
+    in LOAD) takes them in that cycle, so its LOAD takes beats ``L + 1 .. L + B``; EXP takes B cycles and
+    DIV is at ``L + 2B + 1``; the row maximum's probability is offered the next cycle, the requant
+    decision registers it (``L + 2B + 3``, when the core learns it) and the decision port registers it
+    again (``D = L + 2B + 4``). The OUT beats wait for the decision: without a refetch they go into the
+    top-k engine and the buffer one top-k beat per cycle from ``D``, the last at ``D + O - 1``, and k
+    goes out the next cycle: ``select = D + O``. With one, the LSB rows follow the decision beat (the
+    first at ``D + 1``) while the MSB row leaves OUT unused, and the LSB pass repeats the MSB pass's
+    timing (first key beat to the first final OUT beat ``D - 1``), so ``select = 2D + O - 2``. From
+    ``select`` the
     probabilities leave one buffer row (``T``) a beat. A request keeping every row (``k >= n``) with
     ``T == V_PAR`` bypasses the engine: its kept indices leave ``V_PAR`` a beat from ``select``.
     ``value_delay`` is how many cycles after the last ``kept`` beat the last value beat is accepted (at
@@ -260,8 +261,8 @@ def request_timing(
     vp = np.maximum(np.floor(np.asarray(v_par, dtype=np.float64)), 1.0)
     b = np.ceil(n / kp)
     o = np.ceil(n / lanes)
-    decision = lat + 3 + 2 * b + o
-    select = np.where(np.asarray(refetch, dtype=bool), 2 * decision + 2, decision)
+    decision = lat + 4 + 2 * b
+    select = np.where(np.asarray(refetch, dtype=bool), 2 * decision + o - 2, decision + o)
     bypass = bypasses(m, n, lanes, vp)
     kept_last = select + np.where(bypass, np.ceil(n / vp) - 1, topk)
     return RequestTiming(decision, select, select + o - 1, kept_last, kept_last + value_delay + 1)

@@ -29,9 +29,8 @@ class Phase(enum.Enum, shape=3):
     """The core's phase, one per state of its control FSM (the ``phase`` port)."""
 
     IDLE = 0  # ready for a request
-    MSB = 1  # MSB keys through Q.K and the softmax, until the refetch decision
-    FLUSH = 2  # refetch: the top-k engine's MSB-pass request ended with k = 0
-    LSB = 3  # LSB keys through Q.K and the softmax again
+    MSB = 1  # MSB keys through Q.K and the softmax; the final row's OUT when there is no refetch
+    LSB = 3  # refetch: LSB keys through Q.K and the softmax again (2 was a flush state, now gone)
     SELECT = 4  # top-k, kept indices, value rows, probabilities and the output
 
 
@@ -41,13 +40,15 @@ class AttentionCore(wiring.Component):
     Per request (one in flight at a time): the ``req`` beat brings the query, k, the top-k seed and the
     refetch threshold; key MSB rows stream in ``k_par`` per beat and go through Q.K at one beat per cycle
     straight into the :class:`~rtl.softmax.Softmax` (``lanes = k_par``: it loads and exponentiates one
-    ``k_par``-wide beat per cycle) while the MSBs are kept in a key buffer. The softmax's output beats go,
-    one per cycle, into a probability buffer, the :class:`~rtl.requant.RequantDecision` and the
-    :class:`~rtl.topk.TopKEngine` (``in_lanes = k_par``) when ``k_par <= topk_p``; with ``k_par >
-    topk_p`` (the engine's input is at most P wide) they are serialized, one probability per cycle
-    (``topk_lanes`` says which). The decision beat says
-    whether the row is flat; if so the engine's request is flushed (k = 0), the LSB rows are taken
-    ``k_par`` per beat, reassembled with the buffered MSBs, and Q.K and softmax run again. Then the engine
+    ``k_par``-wide beat per cycle) while the MSBs are kept in a key buffer. At the softmax's DIV its row
+    maximum's probability (``peak``) goes to the :class:`~rtl.requant.RequantDecision`, so the decision
+    beat comes before the row's OUT pass and says whether the row is flat. If not, the OUT beats are the
+    final probabilities: one per cycle into a probability buffer and the :class:`~rtl.topk.TopKEngine`
+    (``in_lanes = k_par``) when ``k_par <= topk_p``; with ``k_par > topk_p`` (the engine's input is at
+    most P wide) they are serialized, one probability per cycle (``topk_lanes`` says which). If it is,
+    the MSB row leaves OUT unused while the LSB rows are taken ``k_par`` per beat, reassembled with the
+    buffered MSBs, and go through Q.K and the softmax again (the engine never sees the MSB row). Then the
+    engine
     gets k, its kept indices leave on ``kept`` (the value-row requests) while the final probabilities
     drain from the buffer on ``prob``, one buffer row (``topk_lanes``) a beat; value rows come back on
     ``value`` in ``kept`` order, ``v_par`` per beat, into the :class:`~rtl.value_unit.ValueUnit`; its
@@ -117,7 +118,7 @@ class AttentionCore(wiring.Component):
         (0 MSB estimate, 1 reassembled keys), its lanes and the packed signed scores.
     phase : Out(Phase), 3 bits
         Current phase (for latency measurement): :class:`Phase` IDLE 0, MSB 1 (MSB keys and softmax),
-        FLUSH 2, LSB 3 (LSB keys and softmax), SELECT 4 (top-k, value rows and outputs).
+        LSB 3 (LSB keys and softmax), SELECT 4 (top-k, value rows and outputs).
     """
 
     def __init__(
@@ -202,7 +203,9 @@ class AttentionCore(wiring.Component):
         m.submodules.qk = qk = QKUnit(hd, kp, self.q_bits, self.k_bits)
         m.submodules.softmax = sm = Softmax(sp, self.max_n, lanes=kp)
         tl = self.topk_lanes
-        m.submodules.requant = rq = RequantDecision(pw, tl)
+        # the refetch decision on the softmax's row maximum, known at its DIV, before the row's OUT pass
+        m.submodules.requant = rq = RequantDecision(pw, 1)
+        wiring.connect(m, sm.peak, rq.i)
         m.submodules.topk = tk = TopKEngine(pw + 1, self.max_n, self.topk_p, in_lanes=tl)
         m.submodules.value_unit = vu = ValueUnit(hd, vp, pw, self.v_bits, self.max_n)
 
@@ -272,6 +275,12 @@ class AttentionCore(wiring.Component):
         # K_PAR-wide beats when the engine takes them (topk_lanes = K_PAR), else one probability per cycle
         pw_pos = Signal(cnt)
         sm_take = Signal()
+        # The OUT beats wait for the MSB row's decision; a row that will be refetched leaves OUT unused
+        # (`discard`) while the LSB row loads, so the top-k engine and the buffer only see final rows.
+        decided, discard = Signal(), Signal()
+        fwd = Signal()
+        m.d.comb += fwd.eq(decided & ~discard)
+        final_last = Signal()  # this cycle takes the final row's last probability
         pr_base = Signal(cnt)  # drain: the element in lane 0 of the next prob beat
         pr_row = Signal(cnt)  # drain: its buffer row
         if tl > 1:
@@ -282,18 +291,16 @@ class AttentionCore(wiring.Component):
             probs = sm.o.payload
             tk_scores = Cat(*(Cat(probs.data[j], Const(0, 1)) for j in range(kp)))
             m.d.comb += [
-                tk.i.valid.eq(sm.o.valid),
+                tk.i.valid.eq(sm.o.valid & fwd),
                 tk.i.payload.score.eq(tk_scores),
                 tk.i.payload.mask.eq(probs.mask),
                 tk.i.payload.last.eq(probs.last),
-                sm.o.ready.eq(tk.i.ready),
-                sm_take.eq(sm.o.valid & tk.i.ready),
+                sm.o.ready.eq(decided & (discard | tk.i.ready)),
+                sm_take.eq(sm.o.valid & fwd & tk.i.ready),
+                final_last.eq(sm_take & probs.last),
                 pb_w.addr.eq(pw_pos),
                 pb_w.data.eq(probs.data),
                 pb_w.en.eq(sm_take),
-                # the decision sees exactly the beats the top-k engine takes (same layout)
-                rq.i.valid.eq(sm_take),
-                rq.i.payload.eq(probs),
                 pb_r.addr.eq(pr_row),
             ]
             with m.If(sm_take):
@@ -314,18 +321,15 @@ class AttentionCore(wiring.Component):
                 m.d.comb += [lane_prob.eq(sm.o.payload.data[0]), beat_end.eq(1)]
             prob_last = sm.o.payload.last & beat_end
             m.d.comb += [
-                tk.i.valid.eq(sm.o.valid),
+                tk.i.valid.eq(sm.o.valid & fwd),
                 tk.i.payload.score.eq(lane_prob),
                 tk.i.payload.last.eq(prob_last),
-                sm.o.ready.eq(tk.i.ready & beat_end),
-                sm_take.eq(sm.o.valid & tk.i.ready),
+                sm.o.ready.eq(decided & (discard | (tk.i.ready & beat_end))),
+                sm_take.eq(sm.o.valid & fwd & tk.i.ready),
+                final_last.eq(sm_take & prob_last),
                 pb_w.addr.eq(pw_pos),
                 pb_w.data.eq(lane_prob),
                 pb_w.en.eq(sm_take),
-                rq.i.valid.eq(sm_take),
-                rq.i.payload.last.eq(prob_last),
-                rq.i.payload.data[0].eq(lane_prob),
-                rq.i.payload.mask.eq(1),
                 pb_r.addr.eq(pr_row),
             ]
             with m.If(sm_take):
@@ -465,6 +469,8 @@ class AttentionCore(wiring.Component):
                         refetching.eq(0),
                         k_sent.eq(0),
                         tk_done.eq(0),
+                        decided.eq(0),
+                        discard.eq(0),
                         kb_base.eq(0),
                         bypass.eq(0),
                         out_done.eq(0),
@@ -490,26 +496,20 @@ class AttentionCore(wiring.Component):
                     m.d.comb += kb_w.en.eq(self.key.valid & self.key.ready)
                 with m.If(self.key.valid & self.key.ready):
                     m.d.sync += [key_row.eq(key_row + 1), keys_done.eq(self.key.payload.last)]
-                with m.If(rq.o.valid):
+                with m.If(rq.o.valid & ~decided):
                     refetch = rq.o.payload.refetch if lb else Const(0, 1)
                     m.d.sync += [
+                        decided.eq(1),
                         self.decision.valid.eq(1),
                         self.decision.payload.refetch.eq(refetch),
                         self.decision.payload.max_prob.eq(rq.o.payload.max_prob),
                     ]
                     with m.If(refetch):
-                        m.d.sync += state.eq(Phase.FLUSH)
-                    with m.Else():
-                        m.d.sync += to_select()
-                        m.d.sync += state.eq(Phase.SELECT)
-            with m.Case(Phase.FLUSH):  # end the engine's MSB-pass request: k = 0, one empty beat
-                m.d.comb += [tk.k.valid.eq(~k_sent), tk.k.payload.k.eq(0), tk.o.ready.eq(1)]
-                with m.If(tk.k.valid & tk.k.ready):
-                    m.d.sync += k_sent.eq(1)
-                with m.If(tk.o.valid & tk.o.payload.last):
-                    m.d.sync += [k_sent.eq(0), refetching.eq(1)]
-                    m.d.sync += start_pass()
-                    m.d.sync += state.eq(Phase.LSB)
+                        m.d.sync += [discard.eq(1), refetching.eq(1), state.eq(Phase.LSB)]
+                        m.d.sync += start_pass()
+                with m.If(final_last):
+                    m.d.sync += to_select()
+                    m.d.sync += state.eq(Phase.SELECT)
             with m.Case(Phase.LSB):
                 m.d.comb += [
                     qk.k.valid.eq(self.lsb.valid & ~keys_done),
@@ -519,7 +519,9 @@ class AttentionCore(wiring.Component):
                 ]
                 with m.If(self.lsb.valid & self.lsb.ready):
                     m.d.sync += [key_row.eq(key_row + 1), keys_done.eq(self.lsb.payload.last)]
-                with m.If(rq.o.valid):
+                with m.If(sm.o.valid & sm.o.ready & discard & sm.o.payload.last):
+                    m.d.sync += discard.eq(0)  # the MSB row has left OUT; the next row is the final one
+                with m.If(final_last):
                     m.d.sync += to_select()
                     m.d.sync += state.eq(Phase.SELECT)
             with m.Case(Phase.SELECT):

@@ -79,6 +79,10 @@ class Softmax(wiring.Component):
     o : Out, stream of ``prob_layout(spec, L)`` (``L * out_bits + L + 1`` bits)
         ``data[j]`` lane j's unsigned probability code; ``mask`` and ``last`` as on the matching input
         beat.
+    peak : Out, stream of ``prob_layout(spec, 1)`` (``out_bits + 2`` bits)
+        One beat per row, valid from the cycle after the row's DIV until taken: ``data[0]`` the row's
+        largest probability (== the maximum of its ``o`` beats), ``mask`` and ``last`` 1. A consumer must
+        take it before the next row's DIV (a later one overwrites it).
     """
 
     def __init__(self, spec: SoftmaxSpec = DEFAULT_SPEC, max_n: int = 1024, lanes: int = 1):
@@ -92,6 +96,7 @@ class Softmax(wiring.Component):
             {
                 "i": In(stream.Signature(score_layout(spec, lanes))),
                 "o": Out(stream.Signature(prob_layout(spec, lanes))),
+                "peak": Out(stream.Signature(prob_layout(spec, 1))),
             }
         )
 
@@ -204,11 +209,27 @@ class Softmax(wiring.Component):
                 x_base.eq(x_base + L),
                 x_div.eq(x_idx == x_rows - 1),
             ]
+        rcp_new = Signal(E + R + 1)
+        m.d.comb += rcp_new.eq(Const(1 << (E + R), E + R + 1) // total)
+        # the row maximum's probability, known at DIV: the max score's e is exp_table[0] (d = 0), and the
+        # output is monotone in e, so it is what OUT will give the max element (the refetch decision
+        # needs no OUT pass)
+        pk_valid, pk_rcp = Signal(), Signal(E + R + 1)
+        pk_prod = _shift_round(Const(int(exp_table(sp)[0]), E + 1) * pk_rcp, E + R - P)
+        m.d.comb += [
+            self.peak.valid.eq(pk_valid),
+            self.peak.payload.data[0].eq(Mux(pk_prod > (1 << P) - 1, (1 << P) - 1, pk_prod)),
+            self.peak.payload.mask.eq(1),
+            self.peak.payload.last.eq(1),
+        ]
+        with m.If(self.peak.ready):
+            m.d.sync += pk_valid.eq(0)
         with m.If(x_div):
+            m.d.sync += [pk_valid.eq(1), pk_rcp.eq(rcp_new)]
             for b in range(2):
                 with m.If(x_bank == b):
                     m.d.sync += [
-                        rcp[b].eq(Const(1 << (E + R), E + R + 1) // total),
+                        rcp[b].eq(rcp_new),
                         e_full[b].eq(1),
                         e_count[b].eq(x_count),
                         e_rows[b].eq(x_rows),

@@ -60,13 +60,13 @@ CASES = {
     ),
     "softmax-1": (
         lambda: Softmax(DEFAULT_SPEC, max_n=300, lanes=1),
-        {**handshake("i", "o"), "i.data": 16, "i.mask": 1, "i.last": 1,
-         "o.data": 12, "o.mask": 1, "o.last": 1},
+        {**handshake("i", "o", "peak"), "i.data": 16, "i.mask": 1, "i.last": 1,
+         "o.data": 12, "o.mask": 1, "o.last": 1, "peak.data": 12, "peak.mask": 1, "peak.last": 1},
     ),
     "softmax-4": (
         lambda: Softmax(DEFAULT_SPEC, max_n=300, lanes=4),
-        {**handshake("i", "o"), "i.data": 64, "i.mask": 4, "i.last": 1,
-         "o.data": 48, "o.mask": 4, "o.last": 1},
+        {**handshake("i", "o", "peak"), "i.data": 64, "i.mask": 4, "i.last": 1,
+         "o.data": 48, "o.mask": 4, "o.last": 1, "peak.data": 12, "peak.mask": 1, "peak.last": 1},
     ),
     "value": (
         lambda: ValueUnit(head_dim=20, v_par=2, p_width=10, v_width=5, max_n=300),

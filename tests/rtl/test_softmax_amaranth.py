@@ -31,6 +31,7 @@ def run_rows(dut: Softmax, rows: list[np.ndarray], stall: float, seed: int = 2) 
     got: list[list[int]] = []
     firsts: list[int] = []
     ends: list[int] = []
+    peaks: list[int] = []
 
     async def producer(ctx):
         for row in rows:
@@ -67,8 +68,11 @@ def run_rows(dut: Softmax, rows: list[np.ndarray], stall: float, seed: int = 2) 
 
     async def stamps(ctx):
         cycle, row_start = 0, True
-        signals = (dut.i.valid, dut.i.ready, dut.i.payload.last, dut.o.valid, dut.o.ready, dut.o.payload.last)
-        async for _clk, _rst, iv, ir, il, ov, ordy, ol in ctx.tick().sample(*signals):
+        signals = (dut.i.valid, dut.i.ready, dut.i.payload.last, dut.o.valid, dut.o.ready, dut.o.payload.last,
+                   dut.peak.valid, dut.peak.payload.data.as_value())  # fmt: skip
+        async for _clk, _rst, iv, ir, il, ov, ordy, ol, pv, pdata in ctx.tick().sample(*signals):
+            if pv:  # peak.ready is held high: each beat lasts one cycle
+                peaks.append(pdata)
             if iv and ir:
                 if row_start:
                     firsts.append(cycle)
@@ -77,12 +81,18 @@ def run_rows(dut: Softmax, rows: list[np.ndarray], stall: float, seed: int = 2) 
                 ends.append(cycle)
             cycle += 1
 
+    async def take_peaks(ctx):
+        ctx.set(dut.peak.ready, 1)
+
     sim = Simulator(dut)
     sim.add_clock(1e-8)
+    sim.add_testbench(take_peaks)
     sim.add_testbench(producer, background=True)
     sim.add_process(stamps)
     sim.add_testbench(consumer)
     sim.run()
+    # each row's peak beat is its largest probability, known before its first output beat
+    assert peaks == [max(g) for g in got], (peaks, [max(g) for g in got])
     return got, list(zip(firsts, ends, strict=True))
 
 
