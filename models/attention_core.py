@@ -133,13 +133,13 @@ class CoreCycles:
         rate, ``T = topk_lanes(K_PAR, P)`` probabilities per cycle: whole K_PAR-wide beats when
         K_PAR <= P, else one probability per cycle).
     decision : the cycle the ``decision`` beat is offered (before the MSB row's OUT pass).
-    select : the cycle k reaches the top-k engine (the final probabilities are all in it) and the
-        probability drain starts.
-    prob_last : the last ``prob`` beat (``select + ceil(n / T) - 1``: one buffer row of ``T`` a beat).
+    select : the first cycle of the select phase: k goes to the top-k engine and the probability drain
+        starts, behind the final OUT pass.
+    prob_last : the last ``prob`` beat (one buffer row of ``T`` a beat, each after the OUT pass wrote it).
     topk : ``QuickSelectTrace.cycles`` of the final probabilities (search + final pass + register);
         0 when the request bypasses the engine (keeps every row, ``T == V_PAR``).
-    kept_last : the last ``kept`` beat (``select + topk``; bypassed, ``select + ceil(n / V_PAR) - 1``:
-        ``V_PAR`` indices a beat from the first SELECT cycle).
+    kept_last : the last ``kept`` beat (``topk`` cycles after the engine has k and its last score;
+        bypassed, ``V_PAR`` indices a beat behind the OUT pass).
     out : the ``out`` beat (``kept_last + value_delay + 1``: the value unit's register).
     """
 
@@ -179,14 +179,15 @@ def core_cycles(
     in LOAD) takes them in that cycle, so its LOAD takes beats ``L + 1 .. L + B``; EXP takes B cycles and
     DIV is at ``L + 2B + 1``; the row maximum's probability is offered the next cycle, the requant
     decision registers it (``L + 2B + 3``, when the core learns it) and the decision port registers it
-    again (``D = L + 2B + 4``). The OUT beats wait for the decision: without a refetch they go into the
-    top-k engine and the buffer one top-k beat per cycle from ``D``, the last at ``D + O - 1``, and k
-    goes out the next cycle: ``select = D + O``. With one, the LSB rows follow the decision beat (the
-    first at ``D + 1``) while the MSB row leaves OUT unused, and the LSB pass repeats the MSB pass's
-    timing (first key beat to the first final OUT beat ``D - 1``), so ``select = 2D + O - 2``. From
-    ``select`` the
-    probabilities leave one buffer row (``T``) a beat. A request keeping every row (``k >= n``) with
-    ``T == V_PAR`` bypasses the engine: its kept indices leave ``V_PAR`` a beat from ``select``.
+    again (``D = L + 2B + 4``). The OUT beats wait for the decision: without a refetch the final OUT
+    pass starts at ``F = D`` and the core selects at ``select = D``. With one, the LSB rows follow the
+    decision beat (the first at ``D + 1``) while the MSB row leaves OUT unused; the LSB pass repeats the
+    MSB pass's timing, so its OUT starts at ``F = 2D - 2`` and the core selects at its decision pulse,
+    ``select = 2D``. Each OUT beat goes into the top-k engine and the buffer; a buffer row leaves (``prob``,
+    and the bypass's kept indices) from the cycle after it was written, one a cycle from
+    ``max(select, F + 1)``. The engine has k from ``select`` and its last score at ``F + O - 1``, and
+    ends ``topk`` cycles after the later. A request keeping every row (``k >= n``) with ``T == V_PAR``
+    bypasses the engine: its kept indices leave ``V_PAR`` a beat, one buffer row each.
     ``value_delay`` is how many cycles after the last ``kept`` beat the last value beat is accepted (at
     least 1).
 
@@ -262,7 +263,12 @@ def request_timing(
     b = np.ceil(n / kp)
     o = np.ceil(n / lanes)
     decision = lat + 4 + 2 * b
-    select = np.where(np.asarray(refetch, dtype=bool), 2 * decision + o - 2, decision + o)
+    rf = np.asarray(refetch, dtype=bool)
+    first_out = np.where(rf, 2 * decision - 2, decision)  # the final row's first OUT beat
+    select = np.where(rf, 2 * decision, decision)
+    # a buffer row can leave (prob, bypass kept) from the cycle after OUT wrote it
+    stream_from = np.maximum(select, first_out + 1)
     bypass = bypasses(m, n, lanes, vp)
-    kept_last = select + np.where(bypass, np.ceil(n / vp) - 1, topk)
-    return RequestTiming(decision, select, select + o - 1, kept_last, kept_last + value_delay + 1)
+    engine_t0 = np.maximum(select, first_out + o - 1)  # k and the last score both in the engine
+    kept_last = np.where(bypass, stream_from + np.ceil(n / vp) - 1, engine_t0 + topk)
+    return RequestTiming(decision, select, stream_from + o - 1, kept_last, kept_last + value_delay + 1)

@@ -47,10 +47,11 @@ class AttentionCore(wiring.Component):
     (``in_lanes = k_par``) when ``k_par <= topk_p``; with ``k_par > topk_p`` (the engine's input is at
     most P wide) they are serialized, one probability per cycle (``topk_lanes`` says which). If it is,
     the MSB row leaves OUT unused while the LSB rows are taken ``k_par`` per beat, reassembled with the
-    buffered MSBs, and go through Q.K and the softmax again (the engine never sees the MSB row). Then the
-    engine
+    buffered MSBs, and go through Q.K and the softmax again (the engine never sees the MSB row). At the
+    final row's decision (the MSB row's, or the LSB row's peak) the core selects: the engine
     gets k, its kept indices leave on ``kept`` (the value-row requests) while the final probabilities
-    drain from the buffer on ``prob``, one buffer row (``topk_lanes``) a beat; value rows come back on
+    drain from the buffer on ``prob``, one buffer row (``topk_lanes``) a beat, each as soon as the final
+    OUT pass has written it; value rows come back on
     ``value`` in ``kept`` order, ``v_par`` per beat, into the :class:`~rtl.value_unit.ValueUnit`; its
     sums leave on ``out``. A request keeping every row (k >= n) bypasses the selection when
     ``topk_lanes == v_par``: the engine gets k = 0, the kept indices 0 .. n-1 leave ``v_par`` a beat and
@@ -280,7 +281,7 @@ class AttentionCore(wiring.Component):
         decided, discard = Signal(), Signal()
         fwd = Signal()
         m.d.comb += fwd.eq(decided & ~discard)
-        final_last = Signal()  # this cycle takes the final row's last probability
+        p_avail = Signal(cnt)  # buffer rows of the final probabilities written so far
         pr_base = Signal(cnt)  # drain: the element in lane 0 of the next prob beat
         pr_row = Signal(cnt)  # drain: its buffer row
         if tl > 1:
@@ -297,7 +298,6 @@ class AttentionCore(wiring.Component):
                 tk.i.payload.last.eq(probs.last),
                 sm.o.ready.eq(decided & (discard | tk.i.ready)),
                 sm_take.eq(sm.o.valid & fwd & tk.i.ready),
-                final_last.eq(sm_take & probs.last),
                 pb_w.addr.eq(pw_pos),
                 pb_w.data.eq(probs.data),
                 pb_w.en.eq(sm_take),
@@ -326,7 +326,6 @@ class AttentionCore(wiring.Component):
                 tk.i.payload.last.eq(prob_last),
                 sm.o.ready.eq(decided & (discard | (tk.i.ready & beat_end))),
                 sm_take.eq(sm.o.valid & fwd & tk.i.ready),
-                final_last.eq(sm_take & prob_last),
                 pb_w.addr.eq(pw_pos),
                 pb_w.data.eq(lane_prob),
                 pb_w.en.eq(sm_take),
@@ -346,10 +345,12 @@ class AttentionCore(wiring.Component):
             m.d.sync += self.decision.valid.eq(0)
 
         # --- probability drain (final pass), in parallel with top-k and prob.V ----------------------------
-        # one buffer row (topk_lanes probabilities) per beat
+        # one buffer row (topk_lanes probabilities) per beat, each once the final pass has written it
+        with m.If(sm_take):
+            m.d.sync += p_avail.eq(p_avail + 1)
         draining = Signal()
         m.d.comb += [
-            self.prob.valid.eq(draining),
+            self.prob.valid.eq(draining & (pr_row < p_avail)),
             self.prob.payload.data.eq(pb_r.data),
             self.prob.payload.mask.eq(Cat(*(pr_base + j < n for j in range(tl)))),
             self.prob.payload.last.eq(pr_base + tl >= n),
@@ -375,10 +376,11 @@ class AttentionCore(wiring.Component):
         # (one buffer row per value beat, so only when topk_lanes == v_par); the engine gets k = 0.
         bypass = Signal()
         kb_base = Signal(cnt)  # bypass: the index in lane 0 of the next kept beat
+        kb_row = Signal(cnt)  # bypass: its probability-buffer row (the beat is sent once that row is written)
         kept_take = Signal()
         with m.If(bypass):
             m.d.comb += [
-                self.kept.valid.eq(selecting & (kb_base < n)),
+                self.kept.valid.eq(selecting & (kb_base < n) & (kb_row < p_avail)),
                 self.kept.payload.data.eq(Cat(*((kb_base + j)[: self.index_width] for j in range(vp)))),
                 self.kept.payload.mask.eq(Cat(*(kb_base + j < n for j in range(vp)))),
                 self.kept.payload.last.eq(kb_base + vp >= n),
@@ -398,7 +400,11 @@ class AttentionCore(wiring.Component):
                 wp.en.eq(kept_take & ~bypass & (kw_lane == j)),
             ]
         with m.If(kept_take & bypass):
-            m.d.sync += [kb_base.eq(kb_base + vp), kw_count.eq(Mux(kb_base + vp >= n, n, kb_base + vp))]
+            m.d.sync += [
+                kb_base.eq(kb_base + vp),
+                kb_row.eq(kb_row + 1),
+                kw_count.eq(Mux(kb_base + vp >= n, n, kb_base + vp)),
+            ]
         with m.If(kept_take & ~bypass):
             m.d.sync += kw_count.eq(kw_count + 1)
             with m.If(kw_lane == vp - 1):
@@ -470,6 +476,8 @@ class AttentionCore(wiring.Component):
                         k_sent.eq(0),
                         tk_done.eq(0),
                         decided.eq(0),
+                        p_avail.eq(0),
+                        kb_row.eq(0),
                         discard.eq(0),
                         kb_base.eq(0),
                         bypass.eq(0),
@@ -507,9 +515,9 @@ class AttentionCore(wiring.Component):
                     with m.If(refetch):
                         m.d.sync += [discard.eq(1), refetching.eq(1), state.eq(Phase.LSB)]
                         m.d.sync += start_pass()
-                with m.If(final_last):
-                    m.d.sync += to_select()
-                    m.d.sync += state.eq(Phase.SELECT)
+                    with m.Else():  # the row is final: select now, its probabilities stream in behind
+                        m.d.sync += to_select()
+                        m.d.sync += state.eq(Phase.SELECT)
             with m.Case(Phase.LSB):
                 m.d.comb += [
                     qk.k.valid.eq(self.lsb.valid & ~keys_done),
@@ -521,7 +529,7 @@ class AttentionCore(wiring.Component):
                     m.d.sync += [key_row.eq(key_row + 1), keys_done.eq(self.lsb.payload.last)]
                 with m.If(sm.o.valid & sm.o.ready & discard & sm.o.payload.last):
                     m.d.sync += discard.eq(0)  # the MSB row has left OUT; the next row is the final one
-                with m.If(final_last):
+                with m.If(rq.o.valid):  # the LSB row's DIV: its OUT pass is the final one
                     m.d.sync += to_select()
                     m.d.sync += state.eq(Phase.SELECT)
             with m.Case(Phase.SELECT):

@@ -111,9 +111,9 @@ def test_rtl_design_runs_requests_one_after_another_at_the_core_s_own_cycles() -
     per_request = rtl_stage_service(1024 * one, 1024 * one, one < 0, k_par=kp * one, v_par=kp * one,
                                     head_dim=64 * one, topk_p=16).sum()  # fmt: skip
     # by hand, keep 1.0 bypasses the top-k: the decision at D = L + 4 + 2B = 7 + 4 + 256 = 267, the final
-    # OUT pass after it, k at D + O = 395; the last kept index at 395 + 127, the output 2 cycles later,
-    # then the gap
-    assert per_request == 395 + 127 + 2 + REQUEST_GAP
+    # OUT pass from D; each kept beat the cycle after OUT wrote its row, the last at D + 1 + 127; the
+    # output 2 cycles later, then the gap
+    assert per_request == 267 + 1 + 127 + 2 + REQUEST_GAP
     steady = (span(64, "rtl") - span(32, "rtl")) / 32
     assert steady == pytest.approx(per_request, rel=1e-9)
     assert (span(64, "spatten") - span(32, "spatten")) / 32 < steady
