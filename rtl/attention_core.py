@@ -274,14 +274,13 @@ class AttentionCore(wiring.Component):
 
         # --- softmax output into the probability buffer, the refetch decision and the top-k engine: whole
         # K_PAR-wide beats when the engine takes them (topk_lanes = K_PAR), else one probability per cycle
-        pw_pos = Signal(cnt)
         sm_take = Signal()
         # The OUT beats wait for the MSB row's decision; a row that will be refetched leaves OUT unused
         # (`discard`) while the LSB row loads, so the top-k engine and the buffer only see final rows.
         decided, discard = Signal(), Signal()
         fwd = Signal()
         m.d.comb += fwd.eq(decided & ~discard)
-        p_avail = Signal(cnt)  # buffer rows of the final probabilities written so far
+        p_avail = Signal(cnt)  # buffer rows of the final probabilities written so far (the write address)
         pr_base = Signal(cnt)  # drain: the element in lane 0 of the next prob beat
         pr_row = Signal(cnt)  # drain: its buffer row
         if tl > 1:
@@ -298,13 +297,11 @@ class AttentionCore(wiring.Component):
                 tk.i.payload.last.eq(probs.last),
                 sm.o.ready.eq(decided & (discard | tk.i.ready)),
                 sm_take.eq(sm.o.valid & fwd & tk.i.ready),
-                pb_w.addr.eq(pw_pos),
+                pb_w.addr.eq(p_avail),
                 pb_w.data.eq(probs.data),
                 pb_w.en.eq(sm_take),
                 pb_r.addr.eq(pr_row),
             ]
-            with m.If(sm_take):
-                m.d.sync += pw_pos.eq(Mux(probs.last, 0, pw_pos + 1))
         else:
             m.submodules.pbuf = pbuf = Memory(shape=unsigned(pw), depth=self.max_n, init=[])
             pb_w, pb_r = pbuf.write_port(), pbuf.read_port(domain="comb")
@@ -326,16 +323,13 @@ class AttentionCore(wiring.Component):
                 tk.i.payload.last.eq(prob_last),
                 sm.o.ready.eq(decided & (discard | (tk.i.ready & beat_end))),
                 sm_take.eq(sm.o.valid & fwd & tk.i.ready),
-                pb_w.addr.eq(pw_pos),
+                pb_w.addr.eq(p_avail),
                 pb_w.data.eq(lane_prob),
                 pb_w.en.eq(sm_take),
                 pb_r.addr.eq(pr_row),
             ]
             with m.If(sm_take):
-                m.d.sync += [
-                    pw_pos.eq(Mux(prob_last, 0, pw_pos + 1)),
-                    out_lane.eq(Mux(beat_end, 0, out_lane + 1)),
-                ]
+                m.d.sync += out_lane.eq(Mux(beat_end, 0, out_lane + 1))
 
         can_bypass = tl == vp  # one buffer row of probabilities is one value beat
         if can_bypass:
@@ -489,7 +483,6 @@ class AttentionCore(wiring.Component):
                         v_row.eq(0),
                         pr_base.eq(0),
                         pr_row.eq(0),
-                        pw_pos.eq(0),
                     ]
                     m.d.sync += start_pass()
                     m.d.sync += state.eq(Phase.MSB)

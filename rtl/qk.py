@@ -14,9 +14,14 @@ from spatten.rtl.params import check_int, rejected_quietly
 __all__ = ["QKUnit", "key_layout", "score_layout", "score_width"]
 
 
+def tree_levels(head_dim: int) -> int:
+    """Register levels of the adder tree over ``head_dim`` products: ``ceil(log2(head_dim))``."""
+    return math.ceil(math.log2(head_dim)) if head_dim > 1 else 0
+
+
 def score_width(head_dim: int, q_width: int, k_width: int) -> int:
-    """Bits of one score: the product width plus one per adder-tree level, ``ceil(log2(head_dim))``."""
-    return q_width + k_width + (math.ceil(math.log2(head_dim)) if head_dim > 1 else 0)
+    """Bits of one score: the product width plus one per adder-tree level."""
+    return q_width + k_width + tree_levels(head_dim)
 
 
 def key_layout(head_dim: int, k_par: int, k_width: int) -> data.StructLayout:
@@ -67,7 +72,7 @@ class QKUnit(wiring.Component):
             ):
                 check_int(name, v, lo, hi)
         self.head_dim, self.k_par, self.q_width, self.k_width = head_dim, k_par, q_width, k_width
-        self.levels = math.ceil(math.log2(head_dim)) if head_dim > 1 else 0
+        self.levels = tree_levels(head_dim)
         self.score_width = score_width(head_dim, q_width, k_width)
         super().__init__(
             {

@@ -17,13 +17,14 @@ from typing import Any, Protocol
 import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
-from spatten.testbench.stream import unpack
+from spatten.testbench.stream import pack, unpack
 
 __all__ = [
     "EnvParams",
     "Driver",
     "Monitor",
     "LaneMonitor",
+    "BeatDriver",
     "pack_lanes",
     "unpack_lanes",
     "masked_lanes",
@@ -89,6 +90,40 @@ def unpack_lanes(raw: int, width: int, lanes: int, signed: bool = True) -> list[
         x = (raw >> (j * width)) & ((1 << width) - 1)
         out.append(x - (1 << width) if signed and x >> (width - 1) else x)
     return out
+
+
+class BeatDriver:
+    """Offers ``beats`` (payload dicts for ``layout``) in order on stream port ``port``, valid low with
+    probability ``idle`` in a cycle; a subclass's ``load`` fills ``beats`` and may override
+    :meth:`accepted`."""
+
+    def __init__(self, dut, port: str, layout: Any, idle: float, rng: Any) -> None:
+        self.layout, self.idle, self.rng = layout, idle, rng
+        self.valid_port = getattr(dut, f"{port}__valid")
+        self.ready_port = getattr(dut, f"{port}__ready")
+        self.payload_port = getattr(dut, f"{port}__payload")
+        self.beats: list[dict[str, int]] = []
+        self.sent = 0
+        self.valid = False
+
+    def drive(self) -> None:
+        """Before the cycle's sampling: the next beat on the port, valid unless idle."""
+        self.valid = self.sent < len(self.beats) and self.rng.random() >= self.idle
+        if self.sent < len(self.beats):
+            self.payload_port.value = pack(self.layout, self.beats[self.sent])
+        self.valid_port.value = int(self.valid)
+
+    def handshake(self, cycle: int) -> None:
+        """In ReadOnly: count the beat the block accepted."""
+        if self.valid and self.ready_port.value == 1:
+            self.accepted(cycle)
+            self.sent += 1
+
+    def accepted(self, cycle: int) -> None:
+        """Beat ``self.sent`` was accepted in ``cycle``."""
+
+    def stop(self) -> None:
+        self.valid_port.value = 0
 
 
 class Driver(Protocol):

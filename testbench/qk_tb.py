@@ -15,9 +15,16 @@ from dataclasses import dataclass
 import cocotb
 import numpy as np
 from spatten.models.qk import qk_cycles, qk_scores
-from spatten.testbench.bench import EnvParams, LaneMonitor, masked_lanes, pack_lanes, reset, step_until
+from spatten.testbench.bench import (
+    BeatDriver,
+    EnvParams,
+    LaneMonitor,
+    masked_lanes,
+    pack_lanes,
+    reset,
+    step_until,
+)
 from spatten.testbench.compare import first_difference
-from spatten.testbench.stream import pack
 
 
 @dataclass(frozen=True)
@@ -71,47 +78,28 @@ class QKModel:
         return qk_cycles(n, self.p.k_par, self.p.head_dim)
 
 
-class KeyDriver:
+class KeyDriver(BeatDriver):
     """Offers a request's keys K_PAR rows per beat (the last beat masked), skipping cycles at ``idle``."""
 
     def __init__(self, dut, p: Params, rng: random.Random) -> None:
         from spatten.rtl.qk import key_layout
 
-        self.dut, self.p, self.rng = dut, p, rng
-        self.layout = key_layout(p.head_dim, p.k_par, p.k_width)
-        self.beats: list[np.ndarray] = []
-        self.sent = 0
-        self.valid = False
+        super().__init__(dut, "k", key_layout(p.head_dim, p.k_par, p.k_width), p.idle, rng)
+        self.dut, self.p = dut, p
 
     def load(self, req: QKRequest) -> None:
         self.dut.query.value = pack_lanes(req.query, self.p.q_width)
-        kp = self.p.k_par
-        self.beats = [req.keys[b : b + kp] for b in range(0, len(req.keys), kp)]
-        self.sent = 0
-
-    def drive(self) -> None:
-        """Before the cycle's sampling: put the next beat on the port, valid unless idle."""
-        self.valid = self.sent < len(self.beats) and self.rng.random() >= self.p.idle
-        if self.sent < len(self.beats):
-            beat = self.beats[self.sent]
-            pad = np.zeros((self.p.k_par - len(beat), self.p.head_dim), dtype=np.int64)
-            self.dut.k__payload.value = pack(
-                self.layout,
-                {
-                    "data": pack_lanes(np.concatenate([beat, pad]).ravel(), self.p.k_width),
-                    "mask": (1 << len(beat)) - 1,
-                    "last": int(self.sent == len(self.beats) - 1),
-                },
-            )
-        self.dut.k__valid.value = int(self.valid)
-
-    def handshake(self, cycle: int) -> None:
-        """In ReadOnly: count the beat the unit accepted."""
-        if self.valid and self.dut.k__ready.value == 1:
-            self.sent += 1
-
-    def stop(self) -> None:
-        self.dut.k__valid.value = 0
+        kp, hd = self.p.k_par, self.p.head_dim
+        starts = range(0, len(req.keys), kp)
+        self.beats, self.sent = [], 0
+        for i, b in enumerate(starts):
+            rows = req.keys[b : b + kp]
+            pad = np.zeros((kp - len(rows), hd), dtype=np.int64)
+            self.beats.append({
+                "data": pack_lanes(np.concatenate([rows, pad]).ravel(), self.p.k_width),
+                "mask": (1 << len(rows)) - 1,
+                "last": int(i == len(starts) - 1),
+            })  # fmt: skip
 
 
 class ScoreMonitor(LaneMonitor):

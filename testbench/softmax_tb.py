@@ -18,9 +18,16 @@ from dataclasses import dataclass
 import cocotb
 import numpy as np
 from spatten.models.softmax import DEFAULT_SPEC, error_bound, softmax_fixed, softmax_float
-from spatten.testbench.bench import EnvParams, LaneMonitor, masked_lanes, pack_lanes, reset, step_until
+from spatten.testbench.bench import (
+    BeatDriver,
+    EnvParams,
+    LaneMonitor,
+    masked_lanes,
+    pack_lanes,
+    reset,
+    step_until,
+)
 from spatten.testbench.compare import first_difference
-from spatten.testbench.stream import pack
 
 SPEC = DEFAULT_SPEC
 
@@ -56,58 +63,37 @@ class SoftmaxModel:
         return bool(np.all(np.abs(np.asarray(got) / (1 << SPEC.out_bits) - p) <= per_elem))
 
 
-class ScoreDriver:
-    """Offers a row ``lanes`` scores per beat, valid low at ``stall``; notes the first accepted beat."""
+class ScoreDriver(BeatDriver):
+    """Offers rows ``lanes`` scores per beat, valid low at ``stall``; notes each row's first accepted beat."""
 
     LIM = (1 << (SPEC.in_bits - 1)) - 1
 
     def __init__(self, dut, p: Params, rng: random.Random) -> None:
         from spatten.rtl.softmax import score_layout
 
-        self.dut, self.p, self.rng = dut, p, rng
-        self.layout = score_layout(SPEC, p.lanes)
-        self.beats: list[np.ndarray] = []
+        super().__init__(dut, "i", score_layout(SPEC, p.lanes), p.stall, rng)
+        self.p = p
         self.ends: set[int] = set()  # beats that end a row
-        self.sent = 0
-        self.valid = False
-        self.first: int | None = None
         self.firsts: list[int] = []  # cycle of each row's first accepted beat
 
     def load(self, *rows: np.ndarray) -> None:
         """The beats of ``rows``, back to back (each row's last beat carries ``last``)."""
         lanes = self.p.lanes
-        self.beats, self.ends = [], set()
+        self.beats, self.ends, self.sent, self.firsts = [], set(), 0, []
         for row in rows:
-            self.beats += [row[b : b + lanes] for b in range(0, len(row), lanes)]
-            self.ends.add(len(self.beats) - 1)
-        self.sent, self.first, self.firsts = 0, None, []
-
-    def drive(self) -> None:
-        lanes = self.p.lanes
-        self.valid = self.sent < len(self.beats) and self.rng.random() >= self.p.stall
-        if self.sent < len(self.beats):
-            beat = self.beats[self.sent]
-            self.dut.i__payload.value = pack(
-                self.layout,
-                {
+            for b in range(0, len(row), lanes):
+                beat = list(row[b : b + lanes])
+                self.beats.append({
                     # junk in the masked lanes: they must not count
-                    "data": pack_lanes(list(beat) + [self.LIM] * (lanes - len(beat)), SPEC.in_bits),
+                    "data": pack_lanes(beat + [self.LIM] * (lanes - len(beat)), SPEC.in_bits),
                     "mask": (1 << len(beat)) - 1,
-                    "last": int(self.sent in self.ends),
-                },
-            )
-        self.dut.i__valid.value = int(self.valid)
+                    "last": int(b + lanes >= len(row)),
+                })  # fmt: skip
+            self.ends.add(len(self.beats) - 1)
 
-    def handshake(self, cycle: int) -> None:
-        if self.valid and self.dut.i__ready.value == 1:
-            if self.first is None:
-                self.first = cycle
-            if self.sent == 0 or self.sent - 1 in self.ends:
-                self.firsts.append(cycle)
-            self.sent += 1
-
-    def stop(self) -> None:
-        self.dut.i__valid.value = 0
+    def accepted(self, cycle: int) -> None:
+        if self.sent == 0 or self.sent - 1 in self.ends:
+            self.firsts.append(cycle)
 
 
 class ProbMonitor(LaneMonitor):
@@ -158,8 +144,7 @@ class SoftmaxTestbench:
         self.driver.load(row)
         self.monitor.start()
         cycles = await step_until(self.dut, self.driver, self.monitor, 20 * (n + 50), f"stage softmax, n={n}")
-        assert self.driver.first is not None
-        span = cycles - self.driver.first
+        span = cycles - self.driver.firsts[0]
         self.scoreboard.check(row, self.monitor.got, span, len(self.driver.beats), self.p.stall == 0)
         return span
 

@@ -16,9 +16,8 @@ from dataclasses import dataclass
 import cocotb
 import numpy as np
 from spatten.models.value_unit import prob_v
-from spatten.testbench.bench import EnvParams, pack_lanes, reset, step_until, unpack_lanes
+from spatten.testbench.bench import BeatDriver, EnvParams, pack_lanes, reset, step_until, unpack_lanes
 from spatten.testbench.compare import first_difference
-from spatten.testbench.stream import pack
 
 
 @dataclass(frozen=True)
@@ -67,49 +66,30 @@ class ValueModel:
         return prob_v(req.probs, req.values).tolist()
 
 
-class RowDriver:
+class RowDriver(BeatDriver):
     """Offers V_PAR (probability, value row) pairs per beat, valid low at ``stall``."""
 
     def __init__(self, dut, p: Params, rng: random.Random) -> None:
         from spatten.rtl.value_unit import row_layout
 
-        self.dut, self.p, self.rng = dut, p, rng
-        self.layout = row_layout(p.head_dim, p.v_par, p.p_width, p.v_width)
-        self.req: ValueRequest | None = None
-        self.starts: list[int] = []
-        self.sent = 0
-        self.valid = False
+        super().__init__(dut, "i", row_layout(p.head_dim, p.v_par, p.p_width, p.v_width), p.stall, rng)
+        self.p = p
 
     def load(self, req: ValueRequest) -> None:
-        self.req, self.starts, self.sent = req, list(range(0, len(req.probs), self.p.v_par)), 0
-
-    def drive(self) -> None:
-        p, req = self.p, self.req
-        assert req is not None
-        self.valid = self.sent < len(self.starts) and self.rng.random() >= p.stall
-        if self.sent < len(self.starts):
-            b = self.starts[self.sent]
+        p = self.p
+        starts = range(0, len(req.probs), p.v_par)
+        self.beats, self.sent = [], 0
+        for i, b in enumerate(starts):
             pr, v = req.probs[b : b + p.v_par], req.values[b : b + p.v_par]
             pad = p.v_par - len(pr)
             rows = np.concatenate([v, np.ones((pad, p.head_dim), np.int64)])
-            self.dut.i__payload.value = pack(
-                self.layout,
-                {
-                    # junk in the masked lanes: the unit must ignore them
-                    "prob": pack_lanes(list(pr) + [(1 << p.p_width) - 1] * pad, p.p_width),
-                    "value": pack_lanes(rows.ravel(), p.v_width),
-                    "mask": (1 << len(pr)) - 1,
-                    "last": int(self.sent == len(self.starts) - 1),
-                },
-            )
-        self.dut.i__valid.value = int(self.valid)
-
-    def handshake(self, cycle: int) -> None:
-        if self.valid and self.dut.i__ready.value == 1:
-            self.sent += 1
-
-    def stop(self) -> None:
-        self.dut.i__valid.value = 0
+            self.beats.append({
+                # junk in the masked lanes: the unit must ignore them
+                "prob": pack_lanes(list(pr) + [(1 << p.p_width) - 1] * pad, p.p_width),
+                "value": pack_lanes(rows.ravel(), p.v_width),
+                "mask": (1 << len(pr)) - 1,
+                "last": int(i == len(starts) - 1),
+            })  # fmt: skip
 
 
 class SumMonitor:
