@@ -185,8 +185,8 @@ def core_cycles(
     MSB pass's timing, so its OUT starts at ``F = 2D - 2`` and the core selects at its decision pulse,
     ``select = 2D``. Each OUT beat goes into the top-k engine and the buffer; a buffer row leaves (``prob``,
     and the bypass's kept indices) from the cycle after it was written, one a cycle from
-    ``max(select, F + 1)``. The engine has k from ``select`` and its last score at ``F + O - 1``, and
-    ends ``topk`` cycles after the later. A request keeping every row (``k >= n``) with ``T == V_PAR``
+    ``max(select, F + 1)``. The engine has k from ``select`` and reads its scores from the
+    buffer as the drain does (the last at ``max(select, F + 1) + O - 1``), and ends ``topk`` cycles after the later. A request keeping every row (``k >= n``) with ``T == V_PAR``
     bypasses the engine: its kept indices leave ``V_PAR`` a beat, one buffer row each.
     ``value_delay`` is how many cycles after the last ``kept`` beat the last value beat is accepted (at
     least 1).
@@ -269,6 +269,7 @@ def request_timing(
     # a buffer row can leave (prob, bypass kept) from the cycle after OUT wrote it
     stream_from = np.maximum(select, first_out + 1)
     bypass = bypasses(m, n, lanes, vp)
-    engine_t0 = np.maximum(select, first_out + o - 1)  # k and the last score both in the engine
+    # the engine reads its scores from the bank as the drain does, a row a cycle from stream_from
+    engine_t0 = stream_from + o - 1  # k and the last score both in the engine
     kept_last = np.where(bypass, stream_from + np.ceil(n / vp) - 1, engine_t0 + topk)
     return RequestTiming(decision, select, stream_from + o - 1, kept_last, kept_last + value_delay + 1)

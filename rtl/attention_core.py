@@ -26,12 +26,19 @@ __all__ = ["AttentionCore", "Phase"]
 
 
 class Phase(enum.Enum, shape=3):
-    """The core's phase, one per state of its control FSM (the ``phase`` port)."""
+    """The Q.K unit's pass (the ``phase`` port): none, a request's MSB pass or its LSB (refetch) pass."""
 
-    IDLE = 0  # ready for a request
-    MSB = 1  # MSB keys through Q.K and the softmax; the final row's OUT when there is no refetch
-    LSB = 3  # refetch: LSB keys through Q.K and the softmax again (2 was a flush state, now gone)
-    SELECT = 4  # top-k, kept indices, value rows, probabilities and the output
+    IDLE = 0  # no pass in progress
+    MSB = 1  # a request's MSB keys through Q.K into the softmax
+    LSB = 3  # a refetching request's LSB keys, reassembled with its buffered MSBs
+
+
+#: requests in flight at once (each holds a slot from its ``req`` beat until its output is taken)
+SLOTS = 4
+SEQ_BITS = 3  # request sequence numbers modulo 2 * SLOTS
+#: rows tagged between the start of their Q.K pass and the end of their OUT pass (the softmax holds three)
+TAGS = 4
+TAG_BITS = 2
 
 
 class AttentionCore(wiring.Component):
@@ -200,51 +207,151 @@ class AttentionCore(wiring.Component):
         pw, sw_in = sp.out_bits, sp.in_bits
         mb, lb = self.k_msb_bits, self.lsb_bits
         cnt = unsigned(self.max_n.bit_length())
+        tl = self.topk_lanes
 
         m.submodules.qk = qk = QKUnit(hd, kp, self.q_bits, self.k_bits)
         m.submodules.softmax = sm = Softmax(sp, self.max_n, lanes=kp)
-        tl = self.topk_lanes
         # the refetch decision on the softmax's row maximum, known at its DIV, before the row's OUT pass
         m.submodules.requant = rq = RequantDecision(pw, 1)
         wiring.connect(m, sm.peak, rq.i)
         m.submodules.topk = tk = TopKEngine(pw + 1, self.max_n, self.topk_p, in_lanes=tl)
         m.submodules.value_unit = vu = ValueUnit(hd, vp, pw, self.v_bits, self.max_n)
 
-        # --- request registers ------------------------------------------------------------------------
-        query = Signal(hd * self.q_bits)
-        k_req = Signal(cnt)
-        seed = Signal(16)
-        thr = Signal(pw + 1)
-        n = Signal(cnt)  # keys in this request (known when the MSB pass's scores are all written)
-        m_keep = Signal(cnt)  # value rows kept: min(max(k, 1), n)
-        m.d.comb += [qk.query.eq(query), rq.threshold.eq(thr), rq.o.ready.eq(1)]  # decisions taken at once
+        def regs(name: str, shape, count: int = SLOTS, init: int = 0) -> Array:
+            return Array(Signal(shape, name=f"{name}{i}", init=init) for i in range(count))
 
-        # --- key buffer: the MSB rows, re-read for the LSB pass -----------------------------------------
+        # --- request slots: a request holds slot seq % SLOTS from its req beat until its output -----------
+        # Sequence numbers count modulo 2 * SLOTS so that "the next MSB pass" and "the next admission" are
+        # never ambiguous with every slot in flight.
+        seq_shape = unsigned(SEQ_BITS)
+        query = regs("query", hd * self.q_bits)
+        k_req, seed, thr, n_keys = regs("k_req", cnt), regs("seed", 16), regs("thr", pw + 1), regs("n", cnt)
+        busy = regs("busy", 1)  # admitted, its output not yet taken
+        final = regs("final", 1)  # its final row is known (decided): the back end may start it
+        dec_made = regs("dec_made", 1)  # its decision beat waits on the `decision` port
+        dec_refetch, dec_max = regs("dec_refetch", 1), regs("dec_max", pw)
+        names = ("adm_seq", "msb_seq", "dec_seq", "back_seq")
+        adm_seq, msb_seq, dec_seq, back_seq = (Signal(seq_shape, name=x) for x in names)
+
+        def slot(seq):
+            return seq[: SEQ_BITS - 1]
+
+        admit = Signal()
+        m.d.comb += [self.req.ready.eq(~busy[slot(adm_seq)]), admit.eq(self.req.valid & self.req.ready)]
+        with m.If(admit):
+            s = slot(adm_seq)
+            m.d.sync += [
+                query[s].eq(self.req.payload.query),
+                k_req[s].eq(self.req.payload.k),
+                seed[s].eq(self.req.payload.seed),
+                thr[s].eq(self.req.payload.threshold),
+                busy[s].eq(1),
+                adm_seq.eq(adm_seq + 1),
+            ]
+
+        # --- softmax row tags: (request, pass) of every row from its Q.K pass to the end of its OUT pass --
+        # rows move through Q.K and the softmax in order, so one queue with a pointer per stage: `t_w` the
+        # next pass, `t_l` the row at LOAD, `t_d` the next row maximum (DIV), `t_o` the row at OUT
+        tag_seq, tag_lsb = regs("tag_seq", seq_shape, TAGS), regs("tag_lsb", 1, TAGS)
+        tag_dec, tag_final = regs("tag_dec", 1, TAGS), regs("tag_final", 1, TAGS)
+        t_w, t_l, t_d, t_o = (Signal(TAG_BITS + 1, name=x) for x in ("t_w", "t_l", "t_d", "t_o"))
+        occupancy = Signal(TAG_BITS + 1)
+        m.d.comb += occupancy.eq(t_w - t_o)
+        tag_room = occupancy < TAGS
+
+        def tag(ptr):
+            return ptr[:TAG_BITS]
+
+        # --- Q.K passes: an LSB pass whose decision asked for it first, else the next request's MSB pass --
+        pass_on, pass_lsb = Signal(), Signal()
+        pass_seq = Signal(seq_shape)
+        lsb_q = regs("lsb_q", seq_shape)  # requests waiting for their LSB pass, in decision order
+        lq_w, lq_r = Signal(SEQ_BITS), Signal(SEQ_BITS)
+        lsb_waiting = Signal()
+        m.d.comb += lsb_waiting.eq(lq_w != lq_r)
+        # key bank b holds the MSB rows of the request in flight with seq % 2 == b until its LSB pass has
+        # read them (or its decision says it needs none)
+        kb_hold = regs("kb_hold", 1, 2)
+        msb_pending = Signal()
+        m.d.comb += msb_pending.eq((msb_seq != adm_seq) | admit)
+        start_lsb, start_msb = Signal(), Signal()
+        m.d.comb += [
+            start_lsb.eq(~pass_on & tag_room & lsb_waiting),
+            start_msb.eq(
+                ~pass_on & tag_room & ~lsb_waiting & msb_pending & (~kb_hold[msb_seq[0]] if lb else 1)
+            ),
+        ]
+        key_row = Signal(range(-(-self.max_n // kp) + 1))
+        n_count = Signal(cnt)
+
+        def begin_pass(seq, lsb: bool):
+            # an LSB row is final from the start: its OUT pass need not wait for its row maximum
+            t = tag(t_w)
+            return [
+                pass_on.eq(1), pass_lsb.eq(lsb), pass_seq.eq(seq), key_row.eq(0), n_count.eq(0),
+                tag_seq[t].eq(seq), tag_lsb[t].eq(lsb), tag_dec[t].eq(lsb), tag_final[t].eq(lsb), t_w.eq(t_w + 1),
+            ]  # fmt: skip
+
+        with m.If(start_lsb):
+            m.d.sync += begin_pass(lsb_q[lq_r[: SEQ_BITS - 1]], True)
+            m.d.sync += lq_r.eq(lq_r + 1)
+        with m.Elif(start_msb):
+            m.d.sync += begin_pass(msb_seq, False)
+            m.d.sync += msb_seq.eq(msb_seq + 1)
+            if lb:
+                m.d.sync += kb_hold[msb_seq[0]].eq(1)
+
+        # the pass's key source: MSB rows from `key` (kept in the key bank), or LSB rows from `lsb`
+        m.d.comb += qk.query.eq(query[slot(pass_seq)])
+        m.d.comb += [
+            qk.k.valid.eq(pass_on & Mux(pass_lsb, self.lsb.valid, self.key.valid)),
+            self.key.ready.eq(pass_on & ~pass_lsb & qk.k.ready),
+            self.lsb.ready.eq(pass_on & pass_lsb & qk.k.ready),
+            qk.k.payload.last.eq(Mux(pass_lsb, self.lsb.payload.last, self.key.payload.last)),
+            qk.k.payload.mask.eq(Mux(pass_lsb, self.lsb.payload.mask, self.key.payload.mask)),
+        ]
+        key_take = Signal()
+        m.d.comb += key_take.eq(qk.k.valid & qk.k.ready)
+        k_mask = qk.k.payload.mask
+        k_pop = sum(k_mask[j] for j in range(kp)) if kp > 1 else k_mask[0]
+        with m.If(key_take):
+            m.d.sync += [key_row.eq(key_row + 1), n_count.eq(n_count + k_pop)]
+            with m.If(qk.k.payload.last):
+                m.d.sync += [pass_on.eq(0), n_keys[slot(pass_seq)].eq(n_count + k_pop)]
+                if lb:
+                    with m.If(pass_lsb):
+                        m.d.sync += kb_hold[pass_seq[0]].eq(0)
+
+        # --- key banks: the MSB rows of two requests, re-read for their LSB passes ---------------------
         rows_k = -(-self.max_n // kp)
-        key_row = Signal(range(rows_k + 1))
+        kr_bits = max(1, (rows_k - 1).bit_length())
         if lb:
-            m.submodules.kbuf = kbuf = Memory(shape=unsigned(kp * hd * mb), depth=rows_k, init=[])
+            m.submodules.kbuf = kbuf = Memory(shape=unsigned(kp * hd * mb), depth=2 << kr_bits, init=[])
             kb_w, kb_r = kbuf.write_port(), kbuf.read_port(domain="comb")
-            m.d.comb += [kb_w.addr.eq(key_row), kb_w.data.eq(self.key.payload.msb), kb_r.addr.eq(key_row)]
+            kb_addr = Cat(key_row[:kr_bits], pass_seq[0])
+            m.d.comb += [
+                kb_w.addr.eq(kb_addr),
+                kb_w.data.eq(self.key.payload.msb),
+                kb_w.en.eq(key_take & ~pass_lsb),
+                kb_r.addr.eq(kb_addr),
+            ]
 
         # --- Q.K input mux: MSB estimate (LSBs = middle of their range) or reassembled key -------------
-        refetching = Signal()  # pass 2 (LSB) in progress
         k_elems = []
         for e in range(kp * hd):
+            msb_in = self.key.payload.msb[e * mb : (e + 1) * mb]
             if lb:
-                msb_e = Mux(
-                    refetching, kb_r.data[e * mb : (e + 1) * mb], self.key.payload.msb[e * mb : (e + 1) * mb]
-                )
-                low = Mux(refetching, self.lsb.payload.lsb[e * lb : (e + 1) * lb], Const(1 << (lb - 1), lb))
+                msb_e = Mux(pass_lsb, kb_r.data[e * mb : (e + 1) * mb], msb_in)
+                low = Mux(pass_lsb, self.lsb.payload.lsb[e * lb : (e + 1) * lb], Const(1 << (lb - 1), lb))
                 k_elems.append(Cat(low, msb_e))
             else:
-                k_elems.append(self.key.payload.msb[e * mb : (e + 1) * mb])
+                k_elems.append(msb_in)
         m.d.comb += qk.k.payload.data.eq(Cat(*k_elems))
+
         # --- Q.K scores straight into the softmax, k_par lanes per beat ---------------------------------
-        # The softmax's LOAD takes one k_par-wide beat per cycle, the rate Q.K produces them, and a score
-        # bank is free before a pass's first key beat, so Q.K never waits (qk.s.ready only guards that).
+        # The softmax's LOAD takes one k_par-wide beat per cycle, the rate Q.K produces them; Q.K waits only
+        # while both of the softmax's score banks hold rows its EXP has not finished.
         m.d.comb += qk.s.ready.eq(sm.i.ready)
-        wr_count = Signal(cnt)  # scores of this pass handed to the softmax so far
         hi, lo = (1 << (sw_in - 1)) - 1, -(1 << (sw_in - 1))
         sh = self.score_shift
         scaled = []
@@ -255,97 +362,146 @@ class AttentionCore(wiring.Component):
             s = Signal(signed(sw_in), name=f"score{j}")
             m.d.comb += s.eq(Mux(x > hi, hi, Mux(x < lo, lo, x)))
             scaled.append(s)
-        s_mask = qk.s.payload.mask
-        popcount = sum(s_mask[j] for j in range(kp)) if kp > 1 else s_mask[0]
         m.d.comb += [
-            self.score_valid.eq(qk.s.valid),
-            self.score_pass.eq(refetching),
-            self.score_mask.eq(s_mask),
+            self.score_valid.eq(qk.s.valid & sm.i.ready),
+            self.score_pass.eq(tag_lsb[tag(t_l)]),
+            self.score_mask.eq(qk.s.payload.mask),
             self.score_data.eq(Cat(*scaled)),
             sm.i.valid.eq(qk.s.valid),
             sm.i.payload.data.eq(Cat(*scaled)),
-            sm.i.payload.mask.eq(s_mask),
+            sm.i.payload.mask.eq(qk.s.payload.mask),
             sm.i.payload.last.eq(qk.s.payload.last),
         ]
-        with m.If(sm.i.valid & sm.i.ready):
-            m.d.sync += wr_count.eq(wr_count + popcount)
-            with m.If(sm.i.payload.last):
-                m.d.sync += n.eq(wr_count + popcount)
+        with m.If(sm.i.valid & sm.i.ready & sm.i.payload.last):
+            m.d.sync += t_l.eq(t_l + 1)
 
-        # --- softmax output into the probability buffer, the refetch decision and the top-k engine: whole
-        # K_PAR-wide beats when the engine takes them (topk_lanes = K_PAR), else one probability per cycle
-        sm_take = Signal()
-        # The OUT beats wait for the MSB row's decision; a row that will be refetched leaves OUT unused
-        # (`discard`) while the LSB row loads, so the top-k engine and the buffer only see final rows.
-        decided, discard = Signal(), Signal()
+        # --- row maximum at DIV: the refetch decision of an MSB row; an LSB row is final ------------------
+        d_seq = tag_seq[tag(t_d)]
+        d_lsb = tag_lsb[tag(t_d)]
+        refetch = rq.o.payload.refetch if lb else Const(0, 1)
+        fin_event = Signal()  # this cycle decides that row t_d is its request's final row
+        m.d.comb += [
+            rq.threshold.eq(thr[slot(d_seq)]),
+            rq.o.ready.eq(1),  # acted on at once; the decision beat waits in its slot for the port
+            fin_event.eq(rq.o.valid & (d_lsb | ~refetch)),
+        ]
+        with m.If(self.decision.valid & self.decision.ready):
+            m.d.sync += [dec_made[slot(dec_seq)].eq(0), dec_seq.eq(dec_seq + 1)]
+        with m.If(rq.o.valid):
+            m.d.sync += [t_d.eq(t_d + 1), tag_dec[tag(t_d)].eq(1)]
+            with m.If(fin_event):
+                m.d.sync += [tag_final[tag(t_d)].eq(1), final[slot(d_seq)].eq(1)]
+            with m.If(~d_lsb):
+                m.d.sync += [
+                    dec_made[slot(d_seq)].eq(1),
+                    dec_refetch[slot(d_seq)].eq(refetch),
+                    dec_max[slot(d_seq)].eq(rq.o.payload.max_prob),
+                ]
+                with m.If(refetch):
+                    m.d.sync += [lsb_q[lq_w[: SEQ_BITS - 1]].eq(d_seq), lq_w.eq(lq_w + 1)]
+                if lb:
+                    with m.Else():
+                        m.d.sync += kb_hold[d_seq[0]].eq(0)
+        m.d.comb += [
+            self.decision.valid.eq(dec_made[slot(dec_seq)]),
+            self.decision.payload.refetch.eq(dec_refetch[slot(dec_seq)]),
+            self.decision.payload.max_prob.eq(dec_max[slot(dec_seq)]),
+        ]
+
+        # --- OUT: a final row's probabilities into its request's probability bank (seq % 2); a row to be
+        # refetched leaves OUT unused. A bank takes a new request's row once the back end has released it.
+        rows_p = -(-self.max_n // tl)  # buffer rows of topk_lanes probabilities
+        pr_bits = max(1, (rows_p - 1).bit_length())
+        m.submodules.pbuf = pbuf = Memory(shape=unsigned(tl * pw), depth=2 << pr_bits, init=[])
+        pb_w = pbuf.write_port()
+        bank_free = regs("bank_free", 1, 2, init=1)
+        avail = regs("avail", cnt, 2)  # rows written into bank b for the request it holds
+        o_seq = tag_seq[tag(t_o)]
+        o_dec, o_final = tag_dec[tag(t_o)], tag_final[tag(t_o)]
+        o_started = Signal()  # the row at OUT has written its first buffer row
+        out_row = Signal(cnt)
         fwd = Signal()
-        m.d.comb += fwd.eq(decided & ~discard)
-        p_avail = Signal(cnt)  # buffer rows of the final probabilities written so far (the write address)
-        pr_base = Signal(cnt)  # drain: the element in lane 0 of the next prob beat
-        pr_row = Signal(cnt)  # drain: its buffer row
+        m.d.comb += fwd.eq(o_dec & o_final & (o_started | bank_free[o_seq[0]]))
+        sm_take = Signal()  # one buffer row written this cycle
+        probs = sm.o.payload
+        m.d.comb += [pb_w.addr.eq(Cat(out_row[:pr_bits], o_seq[0])), pb_w.en.eq(sm_take)]
         if tl > 1:
-            # buffer rows of K_PAR probabilities, one beat per row; the drain and the bypass read rows
-            rows_p = -(-self.max_n // kp)
-            m.submodules.pbuf = pbuf = Memory(shape=unsigned(kp * pw), depth=rows_p, init=[])
-            pb_w, pb_r = pbuf.write_port(), pbuf.read_port(domain="comb")
-            probs = sm.o.payload
-            tk_scores = Cat(*(Cat(probs.data[j], Const(0, 1)) for j in range(kp)))
             m.d.comb += [
-                tk.i.valid.eq(sm.o.valid & fwd),
-                tk.i.payload.score.eq(tk_scores),
-                tk.i.payload.mask.eq(probs.mask),
-                tk.i.payload.last.eq(probs.last),
-                sm.o.ready.eq(decided & (discard | tk.i.ready)),
-                sm_take.eq(sm.o.valid & fwd & tk.i.ready),
-                pb_w.addr.eq(p_avail),
+                sm.o.ready.eq(o_dec & (~o_final | fwd)),
+                sm_take.eq(sm.o.valid & fwd),
                 pb_w.data.eq(probs.data),
-                pb_w.en.eq(sm_take),
-                pb_r.addr.eq(pr_row),
             ]
         else:
-            m.submodules.pbuf = pbuf = Memory(shape=unsigned(pw), depth=self.max_n, init=[])
-            pb_w, pb_r = pbuf.write_port(), pbuf.read_port(domain="comb")
-            out_lane = Signal(range(kp))  # lane of the softmax's output beat going out this cycle
-            lane_prob = Signal(pw)
+            # the engine takes one probability a cycle: the beat's lanes are written one a cycle
+            out_lane = Signal(range(kp))
             beat_end = Signal()  # out_lane is the beat's last live lane
             if kp > 1:
-                live = Cat(sm.o.payload.mask, Const(0, 1))
+                live = Cat(probs.mask, Const(0, 1))
                 m.d.comb += [
-                    lane_prob.eq(Array(sm.o.payload.data[j] for j in range(kp))[out_lane]),
+                    pb_w.data.eq(Array(probs.data[j] for j in range(kp))[out_lane]),
                     beat_end.eq(~live.bit_select(out_lane + 1, 1)),
                 ]
             else:
-                m.d.comb += [lane_prob.eq(sm.o.payload.data[0]), beat_end.eq(1)]
-            prob_last = sm.o.payload.last & beat_end
-            m.d.comb += [
-                tk.i.valid.eq(sm.o.valid & fwd),
-                tk.i.payload.score.eq(lane_prob),
-                tk.i.payload.last.eq(prob_last),
-                sm.o.ready.eq(decided & (discard | (tk.i.ready & beat_end))),
-                sm_take.eq(sm.o.valid & fwd & tk.i.ready),
-                pb_w.addr.eq(p_avail),
-                pb_w.data.eq(lane_prob),
-                pb_w.en.eq(sm_take),
-                pb_r.addr.eq(pr_row),
-            ]
+                m.d.comb += [pb_w.data.eq(probs.data[0]), beat_end.eq(1)]
+            m.d.comb += [sm.o.ready.eq(o_dec & (~o_final | (fwd & beat_end))), sm_take.eq(sm.o.valid & fwd)]
             with m.If(sm_take):
                 m.d.sync += out_lane.eq(Mux(beat_end, 0, out_lane + 1))
-
-        can_bypass = tl == vp  # one buffer row of probabilities is one value beat
-        if can_bypass:
-            pb_v = pbuf.read_port(domain="comb")  # the bypass's value-beat probabilities
-        # --- decision output register -----------------------------------------------------------------
-        with m.If(self.decision.ready):
-            m.d.sync += self.decision.valid.eq(0)
-
-        # --- probability drain (final pass), in parallel with top-k and prob.V ----------------------------
-        # one buffer row (topk_lanes probabilities) per beat, each once the final pass has written it
         with m.If(sm_take):
-            m.d.sync += p_avail.eq(p_avail + 1)
-        draining = Signal()
+            m.d.sync += [
+                out_row.eq(out_row + 1),
+                o_started.eq(1),
+                bank_free[o_seq[0]].eq(0),
+                avail[o_seq[0]].eq(out_row + 1),
+            ]
+        with m.If(sm.o.valid & sm.o.ready & probs.last):
+            m.d.sync += [t_o.eq(t_o + 1), out_row.eq(0), o_started.eq(0)]
+
+        # --- back end: one request at a time, in order, from its final decision: the probability drain,
+        # the top-k engine fed from the bank (or the bypass), the kept indices, prob.V and the output
+        back_on = Signal()
+        bslot, bb = slot(back_seq), back_seq[0]
+        b_avail = avail[bb]
+        n = Signal(cnt)  # keys of the request in the back end
+        m_keep = Signal(cnt)  # value rows kept: min(max(k, 1), n)
+        bypass = Signal()
+        draining, k_sent, tk_done, out_done = Signal(), Signal(), Signal(), Signal()
+        can_bypass = tl == vp  # one buffer row of probabilities is one value beat
+        start_back = Signal()
+        m.d.comb += start_back.eq(~back_on & busy[bslot] & (final[bslot] | (fin_event & (d_seq == back_seq))))
+
+        pr_base, pr_row = Signal(cnt), Signal(cnt)  # drain: element in lane 0 of the next prob beat, its row
+        e_base, e_row = Signal(cnt), Signal(cnt)  # engine feed: the same for the next score beat
+        kb_base, kb_row = Signal(cnt), Signal(cnt)  # bypass: index in lane 0 of the next kept beat, its row
+        rows_v = -(-self.max_n // vp)
+        kw_row = Signal(range(rows_v + 1))
+        kw_lane = Signal(range(vp))
+        kw_count = Signal(cnt)
+        v_pos = Signal(cnt)  # first kept row of the next value beat
+        v_row = Signal(range(rows_v + 1))
+        with m.If(start_back):
+            k_in = k_req[bslot]
+            n_in = n_keys[bslot]
+            keep_all = Mux(k_in == 0, 1, k_in) >= n_in
+            byp = keep_all if can_bypass else Const(0, 1)
+            m.d.sync += [
+                back_on.eq(1),
+                n.eq(n_in),
+                m_keep.eq(Mux(k_in == 0, 1, Mux(k_in > n_in, n_in, k_in))),
+                bypass.eq(byp),
+                draining.eq(1),
+                k_sent.eq(byp),
+                tk_done.eq(byp),
+                out_done.eq(0),
+            ]
+            m.d.sync += [x.eq(0) for x in (pr_base, pr_row, e_base, e_row, kb_base, kb_row, kw_row, kw_lane,
+                                           kw_count, v_pos, v_row)]  # fmt: skip
+
+        # probability drain: one buffer row a beat, each once OUT has written it
+        pb_d = pbuf.read_port(domain="comb")
         m.d.comb += [
-            self.prob.valid.eq(draining & (pr_row < p_avail)),
-            self.prob.payload.data.eq(pb_r.data),
+            pb_d.addr.eq(Cat(pr_row[:pr_bits], bb)),
+            self.prob.valid.eq(back_on & draining & (pr_row < b_avail)),
+            self.prob.payload.data.eq(pb_d.data),
             self.prob.payload.mask.eq(Cat(*(pr_base + j < n for j in range(tl)))),
             self.prob.payload.last.eq(pr_base + tl >= n),
         ]
@@ -354,39 +510,56 @@ class AttentionCore(wiring.Component):
             with m.If(self.prob.payload.last):
                 m.d.sync += draining.eq(0)
 
-        # --- kept indices: to the `kept` port and, with their probabilities, into v_par lanes ----------
-        rows_v = -(-self.max_n // vp)
+        # the top-k engine: k at the start, the scores from the bank as OUT writes them
+        pb_e = pbuf.read_port(domain="comb")
+        m.d.comb += [
+            pb_e.addr.eq(Cat(e_row[:pr_bits], bb)),
+            tk.k.valid.eq(back_on & ~k_sent),
+            tk.k.payload.k.eq(Mux(m_keep == 0, 1, m_keep)),
+            tk.k.payload.seed.eq(seed[bslot]),
+            tk.i.valid.eq(back_on & ~bypass & (e_base < n) & (e_row < b_avail)),
+            tk.i.payload.last.eq(e_base + tl >= n),
+        ]
+        if tl > 1:
+            m.d.comb += [
+                tk.i.payload.score.eq(
+                    Cat(*(Cat(pb_e.data[j * pw : (j + 1) * pw], Const(0, 1)) for j in range(tl)))
+                ),
+                tk.i.payload.mask.eq(Cat(*(e_base + j < n for j in range(tl)))),
+            ]
+        else:
+            m.d.comb += tk.i.payload.score.eq(pb_e.data)
+        with m.If(tk.k.valid & tk.k.ready):
+            m.d.sync += k_sent.eq(1)
+        with m.If(tk.i.valid & tk.i.ready):
+            m.d.sync += [e_base.eq(e_base + tl), e_row.eq(e_row + 1)]
+
+        # kept indices: to the `kept` port and, with their probabilities, into v_par lanes
         lanes_v = []
         for j in range(vp):
             mem = Memory(shape=unsigned(pw), depth=rows_v, init=[])
             m.submodules[f"kbuf_p{j}"] = mem
             lanes_v.append((mem.write_port(), mem.read_port(domain="comb")))
-        kw_row = Signal(range(rows_v + 1))
-        kw_lane = Signal(range(vp))
-        kw_count = Signal(cnt)
-        selecting = Signal()  # top-k output belongs to the final request (not the k = 0 flush)
-        # Bypass: a request keeping every row (k >= n) skips the selection: its kept indices are 0 .. n-1,
-        # v_par a beat from a counter, and the value unit reads the probabilities straight from the buffer
-        # (one buffer row per value beat, so only when topk_lanes == v_par); the engine gets k = 0.
-        bypass = Signal()
-        kb_base = Signal(cnt)  # bypass: the index in lane 0 of the next kept beat
-        kb_row = Signal(cnt)  # bypass: its probability-buffer row (the beat is sent once that row is written)
         kept_take = Signal()
         with m.If(bypass):
+            # every row kept: the indices 0 .. n-1, v_par a beat, each beat once its buffer row is written
             m.d.comb += [
-                self.kept.valid.eq(selecting & (kb_base < n) & (kb_row < p_avail)),
+                self.kept.valid.eq(back_on & (kb_base < n) & (kb_row < b_avail)),
                 self.kept.payload.data.eq(Cat(*((kb_base + j)[: self.index_width] for j in range(vp)))),
                 self.kept.payload.mask.eq(Cat(*(kb_base + j < n for j in range(vp)))),
                 self.kept.payload.last.eq(kb_base + vp >= n),
             ]
         with m.Else():
             m.d.comb += [
-                self.kept.valid.eq(selecting & tk.o.valid),
+                self.kept.valid.eq(back_on & tk.o.valid),
                 self.kept.payload.data[0].eq(tk.o.payload.index),
                 self.kept.payload.mask.eq(1),
                 self.kept.payload.last.eq(tk.o.payload.last),
+                tk.o.ready.eq(back_on & self.kept.ready),
             ]
         m.d.comb += kept_take.eq(self.kept.valid & self.kept.ready)
+        with m.If(tk.o.valid & tk.o.ready & tk.o.payload.last):
+            m.d.sync += tk_done.eq(1)
         for j, (wp, _) in enumerate(lanes_v):
             m.d.comb += [
                 wp.addr.eq(kw_row),
@@ -406,18 +579,17 @@ class AttentionCore(wiring.Component):
             with m.Else():
                 m.d.sync += kw_lane.eq(kw_lane + 1)
 
-        # --- value rows: v_par per beat, probabilities from the kept lanes -------------------------------
-        v_pos = Signal(cnt)  # first kept row of the next value beat
-        v_row = Signal(range(rows_v + 1))
-        beat_end = Signal(cnt)
-        m.d.comb += beat_end.eq(Mux(v_pos + vp >= m_keep, m_keep, v_pos + vp))
+        # --- value rows: v_par per beat, probabilities from the kept lanes (or the bank on the bypass) ------
+        v_end = Signal(cnt)
+        m.d.comb += v_end.eq(Mux(v_pos + vp >= m_keep, m_keep, v_pos + vp))
         v_ok = Signal()
-        m.d.comb += v_ok.eq(selecting & (kw_count >= beat_end) & (v_pos < m_keep))
+        m.d.comb += v_ok.eq(back_on & (kw_count >= v_end) & (v_pos < m_keep))
         for _, rp in lanes_v:
             m.d.comb += rp.addr.eq(v_row)
         kept_probs = Cat(*(rp.data for _, rp in lanes_v))
         if can_bypass:
-            m.d.comb += pb_v.addr.eq(v_row)
+            pb_v = pbuf.read_port(domain="comb")
+            m.d.comb += pb_v.addr.eq(Cat(v_row[:pr_bits], bb))
             kept_probs = Mux(bypass, pb_v.data, kept_probs)
         m.d.comb += [
             vu.i.valid.eq(self.value.valid & v_ok),
@@ -430,113 +602,20 @@ class AttentionCore(wiring.Component):
         with m.If(vu.i.valid & vu.i.ready):
             m.d.sync += [v_pos.eq(v_pos + vp), v_row.eq(v_row + 1)]
 
-        # --- output vector -------------------------------------------------------------------------------
-        out_done = Signal()
+        # --- output vector; the request ends once its output, every prob beat, its decision beat and the
+        # engine's last beat have been taken: its slot and bank are released
         wiring.connect(m, vu.o, wiring.flipped(self.out))
         with m.If(self.out.valid & self.out.ready):
             m.d.sync += out_done.eq(1)
-
-        # --- control ----------------------------------------------------------------------------------------
-        k_sent = Signal()
-        tk_done = Signal()  # the engine's last output beat of the final request has been taken
-        keys_done = Signal()  # the pass's last key beat has been taken
-
-        def start_pass():
-            return [wr_count.eq(0), key_row.eq(0), keys_done.eq(0)]
-
-        def to_select():
-            # n is known: the softmax has taken its last score before the decision pulse
-            keep_all = Mux(k_req == 0, 1, k_req) >= n
-            return [
-                draining.eq(1),
-                k_sent.eq(0),
-                m_keep.eq(Mux(k_req == 0, 1, Mux(k_req > n, n, k_req))),
-                bypass.eq(keep_all if can_bypass else 0),
+        with m.If(back_on & out_done & ~draining & k_sent & tk_done & ~dec_made[bslot]):
+            m.d.sync += [
+                back_on.eq(0),
+                busy[bslot].eq(0),
+                final[bslot].eq(0),
+                bank_free[bb].eq(1),
+                avail[bb].eq(0),
+                back_seq.eq(back_seq + 1),
             ]
 
-        # the control FSM: its state register is the `phase` port
-        state = Signal(Phase)
-        m.d.comb += self.phase.eq(state)
-        with m.Switch(state):
-            with m.Case(Phase.IDLE):
-                m.d.comb += self.req.ready.eq(1)
-                with m.If(self.req.valid):
-                    m.d.sync += [
-                        query.eq(self.req.payload.query),
-                        k_req.eq(self.req.payload.k),
-                        seed.eq(self.req.payload.seed),
-                        thr.eq(self.req.payload.threshold),
-                        refetching.eq(0),
-                        k_sent.eq(0),
-                        tk_done.eq(0),
-                        decided.eq(0),
-                        p_avail.eq(0),
-                        kb_row.eq(0),
-                        discard.eq(0),
-                        kb_base.eq(0),
-                        bypass.eq(0),
-                        out_done.eq(0),
-                        kw_row.eq(0),
-                        kw_lane.eq(0),
-                        kw_count.eq(0),
-                        v_pos.eq(0),
-                        v_row.eq(0),
-                        pr_base.eq(0),
-                        pr_row.eq(0),
-                    ]
-                    m.d.sync += start_pass()
-                    m.d.sync += state.eq(Phase.MSB)
-            with m.Case(Phase.MSB):
-                m.d.comb += [
-                    qk.k.valid.eq(self.key.valid & ~keys_done),
-                    self.key.ready.eq(qk.k.ready & ~keys_done),
-                    qk.k.payload.last.eq(self.key.payload.last),
-                    qk.k.payload.mask.eq(self.key.payload.mask),
-                ]
-                if lb:
-                    m.d.comb += kb_w.en.eq(self.key.valid & self.key.ready)
-                with m.If(self.key.valid & self.key.ready):
-                    m.d.sync += [key_row.eq(key_row + 1), keys_done.eq(self.key.payload.last)]
-                with m.If(rq.o.valid & ~decided):
-                    refetch = rq.o.payload.refetch if lb else Const(0, 1)
-                    m.d.sync += [
-                        decided.eq(1),
-                        self.decision.valid.eq(1),
-                        self.decision.payload.refetch.eq(refetch),
-                        self.decision.payload.max_prob.eq(rq.o.payload.max_prob),
-                    ]
-                    with m.If(refetch):
-                        m.d.sync += [discard.eq(1), refetching.eq(1), state.eq(Phase.LSB)]
-                        m.d.sync += start_pass()
-                    with m.Else():  # the row is final: select now, its probabilities stream in behind
-                        m.d.sync += to_select()
-                        m.d.sync += state.eq(Phase.SELECT)
-            with m.Case(Phase.LSB):
-                m.d.comb += [
-                    qk.k.valid.eq(self.lsb.valid & ~keys_done),
-                    self.lsb.ready.eq(qk.k.ready & ~keys_done),
-                    qk.k.payload.last.eq(self.lsb.payload.last),
-                    qk.k.payload.mask.eq(self.lsb.payload.mask),
-                ]
-                with m.If(self.lsb.valid & self.lsb.ready):
-                    m.d.sync += [key_row.eq(key_row + 1), keys_done.eq(self.lsb.payload.last)]
-                with m.If(sm.o.valid & sm.o.ready & discard & sm.o.payload.last):
-                    m.d.sync += discard.eq(0)  # the MSB row has left OUT; the next row is the final one
-                with m.If(rq.o.valid):  # the LSB row's DIV: its OUT pass is the final one
-                    m.d.sync += to_select()
-                    m.d.sync += state.eq(Phase.SELECT)
-            with m.Case(Phase.SELECT):
-                m.d.comb += [
-                    tk.k.valid.eq(~k_sent),
-                    tk.k.payload.k.eq(Mux(bypass, 0, Mux(k_req == 0, 1, k_req))),
-                    tk.k.payload.seed.eq(seed),
-                    tk.o.ready.eq(Mux(bypass, 1, self.kept.ready)),  # the bypass's flush beat goes nowhere
-                    selecting.eq(1),
-                ]
-                with m.If(tk.k.valid & tk.k.ready):
-                    m.d.sync += k_sent.eq(1)
-                with m.If(tk.o.valid & tk.o.ready & tk.o.payload.last):
-                    m.d.sync += tk_done.eq(1)
-                with m.If(out_done & ~draining & ~self.decision.valid & k_sent & tk_done):
-                    m.d.sync += state.eq(Phase.IDLE)
+        m.d.comb += self.phase.eq(Mux(pass_on, Mux(pass_lsb, Phase.LSB, Phase.MSB), Phase.IDLE))
         return m
