@@ -102,7 +102,7 @@ def main() -> int:
             report = build / f"report-{ratio}-{threshold}.jsonl"
             report.unlink(missing_ok=True)
             run = CoreRun(ns=(N,) * args.requests, ratios=(ratio,), thresholds=(threshold,), seed=args.seed,
-                          report=str(report.resolve()))  # fmt: skip
+                          report=str(report.resolve()), overlap=True)  # fmt: skip
             t0 = time.perf_counter()
             res = run_cocotb(dut, "attention_core", "spatten.testbench.attention_core_tb", build,
                              extra_env=PARAMS.env() | run.env())  # fmt: skip

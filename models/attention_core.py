@@ -183,11 +183,12 @@ def core_cycles(
     pass starts at ``F = D`` and the core selects at ``select = D``. With one, the LSB rows follow the
     decision beat (the first at ``D + 1``) while the MSB row leaves OUT unused; the LSB pass repeats the
     MSB pass's timing, so its OUT starts at ``F = 2D - 2`` and the core selects at its decision pulse,
-    ``select = 2D``. Each OUT beat goes into the top-k engine and the buffer; a buffer row leaves (``prob``,
-    and the bypass's kept indices) from the cycle after it was written, one a cycle from
-    ``max(select, F + 1)``. The engine has k from ``select`` and reads its scores from the
-    buffer as the drain does (the last at ``max(select, F + 1) + O - 1``), and ends ``topk`` cycles after the later. A request keeping every row (``k >= n``) with ``T == V_PAR``
-    bypasses the engine: its kept indices leave ``V_PAR`` a beat, one buffer row each.
+    ``select = 2D``. Each OUT beat goes into the request's probability bank; a bank row leaves (``prob``,
+    the engine's scores and the bypass's kept indices) from the cycle after it was written, one a cycle
+    from ``max(select, F + 1)``. The engine has k from ``select`` and its last score at
+    ``max(select, F + 1) + O - 1``, and ends ``topk`` cycles later. A request keeping every row
+    (``k >= n``) with ``T == V_PAR`` bypasses the engine: its kept indices leave ``V_PAR`` a beat, one
+    buffer row each.
     ``value_delay`` is how many cycles after the last ``kept`` beat the last value beat is accepted (at
     least 1).
 
@@ -273,3 +274,152 @@ def request_timing(
     engine_t0 = stream_from + o - 1  # k and the last score both in the engine
     kept_last = np.where(bypass, stream_from + np.ceil(n / vp) - 1, engine_t0 + topk)
     return RequestTiming(decision, select, stream_from + o - 1, kept_last, kept_last + value_delay + 1)
+
+
+@dataclass(frozen=True)
+class StreamRequest:
+    """One request of a stream for :func:`stream_cycles`: ``n`` keys, ``m`` rows kept, whether it refetched,
+    and the top-k engine's cycles for it (``QuickSelectTrace.cycles``; ignored when it bypasses)."""
+
+    n: int
+    m: int
+    refetch: bool
+    topk: float = 0.0
+
+
+def stream_cycles(
+    reqs: list[StreamRequest],
+    *,
+    k_par: int,
+    v_par: int,
+    head_dim: int,
+    topk_p: int,
+    value_delay: int = 1,
+) -> list[dict[str, float]]:
+    """Cycle stamps of every request of an overlapped stream through ``rtl.attention_core.AttentionCore``.
+
+    The bench's overlapped stream: request ``i`` is offered from the cycle after request ``i - 1`` was
+    accepted, every input as soon as the core can take it, every output taken at once; cycle 0 is the
+    first request's acceptance. The rules, in the RTL's terms (``c`` the cycle an event happens, its
+    registered effects visible from ``c + 1``):
+
+    - **admission**: ``a_i = max(a_{i-1} + 1, done_{i-4} + 1)`` (four request slots, released when the
+      back end is done with a request);
+    - **Q.K passes** (rows in pass order ``r``): the arbiter fires at ``c`` with no pass in progress (the
+      previous pass's last key beat before ``c``) and fewer than four tagged rows (row ``r - 4`` out of
+      OUT); an LSB pass waits for its request's decision (``x + 1``), an MSB pass for its admission and
+      its key bank (request ``i - 2``'s decision without a refetch, or its LSB pass, done); an LSB pass
+      ready in the same cycle goes first. Keys from ``k0 = c + 1``; the softmax takes the first score at
+      ``first = max(k0 + L, last_in_{r-1} + 1, div_{r-2} + 1)`` (a later start freezes Q.K, so the keys
+      after the first ``L`` slip by as much);
+    - **softmax** (``models.softmax.softmax_row_cycles``): ``exp = max(last_in, div_{r-1}, done_{r-2}) +
+      1``, ``div = exp + B``; the row maximum reaches the decision at ``x = div + 2``;
+    - **OUT**: from ``max(div, done_{r-1}) + 1``, an MSB row not before ``x + 1`` (its decision), a final
+      row not before its probability bank is free (request ``i - 2`` done); ``O`` beats (``B``, or ``n``
+      when ``K_PAR > P`` serializes a final row);
+    - **back end**, in request order: starts at ``max(x_final, done_{i-1} + 1)``; from there the
+      stamps of :func:`request_timing` (``select`` the cycle after the start, rows read behind OUT);
+      ``done = max(out, prob_last) + 1``.
+
+    Parameters
+    ----------
+    reqs : list of StreamRequest
+    k_par, v_par, head_dim, topk_p : the core's parameters.
+    value_delay : cycles from the last ``kept`` beat to the last value beat's acceptance (at least 1).
+
+    Returns
+    -------
+    list of dict
+        Per request: ``req``, ``key_first``, ``key_last``, ``lsb_first``, ``lsb_last`` (refetching
+        requests only), ``decision``, ``select``, ``prob_last``, ``kept_last``, ``out``, ``done``.
+    """
+    lat = qk_latency(head_dim)
+    tl = topk_lanes(k_par, topk_p)
+    total = len(reqs)
+    st: list[dict[str, float]] = [{} for _ in reqs]
+    rows: list[dict[str, float]] = []  # softmax rows in pass order
+    final_row: dict[int, dict[str, float]] = {}
+    release: dict[int, float] = {}  # request -> first cycle its key bank is free again
+    lsb_wait: list[int] = []
+    next_msb = 0
+    qk_free = 0.0
+
+    def back(i: int) -> float:
+        """The back end's done cycle for request ``i`` (computed once its final row is known)."""
+        s = st[i]
+        if "done" in s:
+            return s["done"]
+        r = reqs[i]
+        prev = back(i - 1) + 1 if i else 0
+        start = max(final_row[i]["x"], prev)
+        sel = start + 1
+        stream_from = max(sel, final_row[i]["out"] + 1)
+        o = math.ceil(r.n / tl)
+        prob_last = stream_from + o - 1
+        if bool(bypasses(r.m, r.n, tl, v_par)):
+            kept_last = stream_from + math.ceil(r.n / v_par) - 1
+        else:
+            kept_last = prob_last + r.topk
+        out = kept_last + value_delay + 1
+        s.update(select=sel, prob_last=prob_last, kept_last=kept_last, out=out, done=max(out, prob_last) + 1)
+        return s["done"]
+
+    def admit(i: int) -> float:
+        if "req" not in st[i]:
+            st[i]["req"] = 0.0 if i == 0 else max(admit(i - 1) + 1, back(i - 4) + 1 if i >= 4 else 0)
+        return st[i]["req"]
+
+    while next_msb < total or lsb_wait:
+        r_idx = len(rows)
+        room = rows[r_idx - 4]["done"] + 1 if r_idx >= 4 else 0.0
+        t_lsb = max(st[lsb_wait[0]]["x"] + 1, qk_free, room) if lsb_wait else math.inf
+        t_msb = math.inf
+        if next_msb < total:
+            i = next_msb
+            t_msb = max(admit(i), release.get(i - 2, math.inf) if i >= 2 else 0.0, qk_free, room)
+        lsb = t_lsb <= t_msb
+        i = lsb_wait.pop(0) if lsb else next_msb
+        c = t_lsb if lsb else t_msb
+        r = reqs[i]
+        b = math.ceil(r.n / k_par)
+        k0 = c + 1
+        first = k0 + lat
+        if r_idx >= 1:
+            first = max(first, rows[-1]["last_in"] + 1)
+        if r_idx >= 2:
+            first = max(first, rows[-2]["div"] + 1)
+        slip = first - (k0 + lat)
+        last_in = first + b - 1
+        key_last = k0 + b - 1 + (slip if b - 1 >= lat else 0)
+        waits = (
+            [last_in] + ([rows[-1]["div"]] if r_idx >= 1 else []) + ([rows[-2]["done"]] if r_idx >= 2 else [])
+        )
+        div = max(waits) + 1 + b
+        x = div + 2
+        final = lsb or not r.refetch
+        out = max(div, rows[-1]["done"] if r_idx >= 1 else 0) + 1
+        if not lsb:
+            out = max(out, x + 1)
+        if final and i >= 2:
+            out = max(out, back(i - 2) + 1)
+        beats = r.n if (final and tl == 1) else b
+        row = {"last_in": last_in, "div": div, "x": x, "out": out, "done": out + beats - 1}
+        rows.append(row)
+        qk_free = key_last + 1
+        s = st[i]
+        if lsb:
+            s.update(lsb_first=k0, lsb_last=key_last)
+            release[i] = key_last + 1
+        else:
+            s.update(key_first=k0, key_last=key_last, decision=x + 1, x=x)
+            next_msb += 1
+            if r.refetch:
+                lsb_wait.append(i)
+            else:
+                release[i] = x + 1
+        if final:
+            final_row[i] = row
+    for i in range(total):
+        back(i)
+        st[i].pop("x", None)
+    return st

@@ -8,7 +8,7 @@ Environment (set through :func:`testbench.runner.run_cocotb`'s ``extra_env``):
     The core's parameters, written by :meth:`CoreParams.env` (must match the built Verilog; the softmax
     spec is ``softmax_spec(head_dim)``).
 ``AC_NS``, ``AC_RATIOS``, ``AC_THRESHOLDS``, ``AC_REQUESTS``, ``AC_IDLE``, ``AC_STALL``, ``AC_SEED``,
-``AC_REPORT``
+``AC_REPORT``, ``AC_OVERLAP``
     The run's stimulus, written by :meth:`CoreRun.env` (see :class:`CoreRun` for each field).
 
 Golden: :func:`models.attention.attention_request_fixed`; on a mismatch the stages of
@@ -30,9 +30,14 @@ import cocotb
 import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
-from cocotb.utils import get_sim_time
 from spatten.models.attention import attention_request_fixed
-from spatten.models.attention_core import CoreStages, attention_core_ref, core_cycles
+from spatten.models.attention_core import (
+    CoreStages,
+    StreamRequest,
+    attention_core_ref,
+    core_cycles,
+    stream_cycles,
+)
 from spatten.models.fixed import split
 from spatten.models.pruning import keep_count
 from spatten.models.quant import threshold_code
@@ -126,7 +131,8 @@ class CoreRun(EnvParams):
     random ones (n in 1..max_n). Thresholds are in [0, 1]: 0 never refetches, 1 always does, values
     between let the data decide. ``idle`` / ``stall``: the probability of an idle input cycle and of a
     not-ready output cycle. ``report``: a file that gets one JSON line per request (shape, refetch,
-    measured and modelled cycles, the sim stage model's figures).
+    measured and modelled cycles, the sim stage model's figures). ``overlap``: offer each request as soon
+    as the previous one is accepted (the core holds up to four), not once it is complete.
     """
 
     ns: tuple[int, ...] = (1, 7)
@@ -137,9 +143,11 @@ class CoreRun(EnvParams):
     stall: float = 0.0
     seed: int = 1
     report: str | None = None
+    overlap: bool = False
 
     ENV = {"ns": "AC_NS", "ratios": "AC_RATIOS", "thresholds": "AC_THRESHOLDS", "requests": "AC_REQUESTS",
-           "idle": "AC_IDLE", "stall": "AC_STALL", "seed": "AC_SEED", "report": "AC_REPORT"}  # fmt: skip
+           "idle": "AC_IDLE", "stall": "AC_STALL", "seed": "AC_SEED", "report": "AC_REPORT",
+           "overlap": "AC_OVERLAP"}  # fmt: skip
 
 
 def build_core():
@@ -234,96 +242,149 @@ def sim_stage_model(n: int, m: int, *, k_par: int, v_par: int, topk_p: int, refe
     }
 
 
-async def _run_one(dut, core, s: Stimulus, rng: random.Random, idle: float, stall: float) -> None:
+async def _run_stream(dut, core, stims: list[Stimulus], rng: random.Random, idle: float, stall: float,
+                      overlap: bool) -> None:  # fmt: skip
+    """Drive every request through the core, each port's beats in request order, and fill each ``got``.
+
+    With ``overlap`` each request is offered as soon as the previous one has been accepted (the core
+    takes up to four at once, so one request's keys follow the previous one's); otherwise only once the
+    previous request is complete (its output, probabilities and decision taken). LSB rows answer the
+    refetching decision beats in order, value rows the kept beats. A port's beats belong to the oldest
+    request still owed them, as in the core (scores by pass: MSB rows in request order, LSB rows in
+    decision order). Stamps (``got["cyc"]``) are absolute cycles from the stream's start.
+    """
     hd, kp, vp = core.head_dim, core.k_par, core.v_par
-    sw = core.spec.in_bits
-    p_bits = core.spec.out_bits
-    n = s.n
-    kk = keep_count(s.ratio, n)
-    beats = list(range(0, n, kp))
-    g: dict = {"probs": [], "kept": [], "out": None, "refetch": None, "scores": {0: [], 1: []}, "cyc": {}}
-    s.got = g
-    sent_req = False
-    kb = lb = vb = 0
+    sw, p_bits = core.spec.in_bits, core.spec.out_bits
+    for s in stims:
+        s.got = {"probs": [], "kept": [], "out": None, "refetch": None, "scores": {0: [], 1: []}, "cyc": {}}
+    kk = [keep_count(s.ratio, s.n) for s in stims]
+    nreq = len(stims)
+    req_i = key_i = kb = dec_i = out_i = prob_i = kept_i = val_i = vb = 0
+    lsb_q: list[int] = []  # refetching requests, in decision order: their LSB rows, then their LSB scores
+    lb = lsb_score = 0
+    score_i = 0  # the request owed the next MSB-pass scores
+
+    def complete(i: int) -> bool:
+        g = stims[i].got
+        return g["out"] is not None and len(g["probs"]) == stims[i].n and g["refetch"] is not None
+
+    limit = sum(60 * (s.n + 64) + 4000 for s in stims)
     cyc = 0
-    dut.req__payload.value = pack(core.req_layout, {
-        "query": pack_lanes(s.q, core.q_bits), "k": kk, "seed": s.seed,
-        "threshold": threshold_code(s.threshold, p_bits),
-    })  # fmt: skip
-    limit = 60 * (n + 64) + 4000
-    while g["out"] is None or len(g["probs"]) < n or g["refetch"] is None:
+    while out_i < nreq or prob_i < nreq or dec_i < nreq:
         if cyc > limit:
             raise AssertionError(
-                f"timeout after {cyc} cycles, n={n}: got {len(g['probs'])} probs, {len(g['kept'])} kept, "
-                f"refetch {g['refetch']}, out {g['out'] is not None}"
+                f"timeout after {cyc} cycles: {req_i} requests accepted, {dec_i} decisions,"
+                f" {prob_i} prob rows, {kept_i} kept, {out_i} outputs"
             )
         go = idle == 0 or rng.random() >= idle
-        dut.req__valid.value = int(not sent_req and go)
-        key_on = sent_req and kb < len(beats)
+        req_on = req_i < nreq and (overlap or req_i == 0 or complete(req_i - 1))
+        if req_on:
+            s = stims[req_i]
+            dut.req__payload.value = pack(core.req_layout, {
+                "query": pack_lanes(s.q, core.q_bits), "k": kk[req_i], "seed": s.seed,
+                "threshold": threshold_code(s.threshold, p_bits),
+            })  # fmt: skip
+        dut.req__valid.value = int(req_on and go)
+        key_on = key_i < req_i
         if key_on:
-            rows = s.k_msb[beats[kb] : beats[kb] + kp]
+            s = stims[key_i]
+            nb = -(-s.n // kp)
+            rows = s.k_msb[kb * kp : kb * kp + kp]
             dut.key__payload.value = pack(core.key_layout, {
                 "msb": pack_lanes(rows.ravel(), core.k_msb_bits), "mask": (1 << len(rows)) - 1,
-                "last": int(kb == len(beats) - 1)})  # fmt: skip
+                "last": int(kb == nb - 1)})  # fmt: skip
         dut.key__valid.value = int(key_on and go)
-        lsb_on = g["refetch"] == 1 and lb < len(beats)
+        lsb_on = bool(lsb_q)
         if lsb_on:
-            rows = s.k_lsb[beats[lb] : beats[lb] + kp]
+            s = stims[lsb_q[0]]
+            nb = -(-s.n // kp)
+            rows = s.k_lsb[lb * kp : lb * kp + kp]
             dut.lsb__payload.value = pack(core.lsb_layout, {
                 "lsb": pack_lanes(rows.ravel(), core.lsb_bits), "mask": (1 << len(rows)) - 1,
-                "last": int(lb == len(beats) - 1)})  # fmt: skip
+                "last": int(lb == nb - 1)})  # fmt: skip
         dut.lsb__valid.value = int(lsb_on and go)
-        lo = vb * vp
-        hi = min(kk, lo + vp)
-        v_on = lo < kk and len(g["kept"]) >= hi
-        if v_on:
-            rows = s.v[g["kept"][lo:hi]]
-            # lanes past the kept rows carry junk, not zeros: the core must mask them, not rely on 0 * p
-            junk = np.full((vp - len(rows), hd), -((1 << (core.v_bits - 1)) - 1), np.int64)
-            rows = np.concatenate([rows, junk])
-            dut.value__payload.value = pack(
-                core.value_layout, {"value": pack_lanes(rows.ravel(), core.v_bits)}
-            )
+        v_on = False
+        if val_i < nreq:
+            g = stims[val_i].got
+            lo, hi = vb * vp, min(kk[val_i], vb * vp + vp)
+            v_on = len(g["kept"]) >= hi
+            if v_on:
+                rows = stims[val_i].v[g["kept"][lo:hi]]
+                # lanes past the kept rows carry junk, not zeros: the core must mask them, not rely on 0 * p
+                junk = np.full((vp - len(rows), hd), -((1 << (core.v_bits - 1)) - 1), np.int64)
+                rows = np.concatenate([rows, junk])
+                dut.value__payload.value = pack(
+                    core.value_layout, {"value": pack_lanes(rows.ravel(), core.v_bits)}
+                )
         dut.value__valid.value = int(v_on and go)
         for name in ("decision", "prob", "kept", "out"):
             getattr(dut, f"{name}__ready").value = int(stall == 0 or rng.random() >= stall)
         await ReadOnly()
-        c = g["cyc"]
         if dut.req__valid.value == 1 and dut.req__ready.value == 1:
-            sent_req = True
-            c["req"] = cyc
-            c["req_abs"] = int(get_sim_time(unit="ns")) // CLOCK_NS  # for the stream's cycles per request
+            stims[req_i].got["cyc"]["req"] = cyc
+            req_i += 1
         if dut.key__valid.value == 1 and dut.key__ready.value == 1:
+            c = stims[key_i].got["cyc"]
             c.setdefault("key_first", cyc)
             c["key_last"] = cyc
             kb += 1
+            if kb == -(-stims[key_i].n // kp):
+                key_i, kb = key_i + 1, 0
         if dut.lsb__valid.value == 1 and dut.lsb__ready.value == 1:
+            c = stims[lsb_q[0]].got["cyc"]
             c.setdefault("lsb_first", cyc)
             c["lsb_last"] = cyc
             lb += 1
+            if lb == -(-stims[lsb_q[0]].n // kp):
+                lsb_q.pop(0)
+                lb = 0
         if dut.value__valid.value == 1 and dut.value__ready.value == 1:
             vb += 1
+            if vb * vp >= kk[val_i]:
+                val_i, vb = val_i + 1, 0
         if dut.score_valid.value == 1:
             data, mask, ps = int(dut.score_data.value), int(dut.score_mask.value), int(dut.score_pass.value)
-            g["scores"][ps] += masked_lanes({"data": data, "mask": mask}, sw, kp, signed=True)
+            scores = masked_lanes({"data": data, "mask": mask}, sw, kp, signed=True)
+            if ps == 0:
+                owner = stims[score_i].got["scores"][0]
+                owner += scores
+                if len(owner) >= stims[score_i].n:
+                    score_i += 1
+            else:
+                owner_i = [i for i in range(nreq) if stims[i].got["refetch"] == 1][lsb_score]
+                owner = stims[owner_i].got["scores"][1]
+                owner += scores
+                if len(owner) >= stims[owner_i].n:
+                    lsb_score += 1
         if dut.decision__valid.value == 1:
-            c.setdefault("decision", cyc)
+            g = stims[dec_i].got
+            g["cyc"].setdefault("decision", cyc)
             if dut.decision__ready.value == 1:
                 d = unpack(core.decision_layout, int(dut.decision__payload.value))
                 g["refetch"], g["max_prob"] = d["refetch"], d["max_prob"]
+                if d["refetch"]:
+                    lsb_q.append(dec_i)
+                dec_i += 1
         if dut.prob__valid.value == 1 and dut.prob__ready.value == 1:
+            g = stims[prob_i].got
             beat = unpack(core.prob_layout, int(dut.prob__payload.value))
             g["probs"] += masked_lanes(beat, p_bits, core.topk_lanes)
-            c["prob_last"] = cyc
+            g["cyc"]["prob_last"] = cyc
+            if beat["last"]:
+                prob_i += 1
         if dut.kept__valid.value == 1 and dut.kept__ready.value == 1:
+            g = stims[kept_i].got
             beat = unpack(core.kept_layout, int(dut.kept__payload.value))
             g["kept"] += masked_lanes(beat, core.index_width, vp)
-            c["kept_last"] = cyc
+            g["cyc"]["kept_last"] = cyc
+            if beat["last"]:
+                kept_i += 1
         if dut.out__valid.value == 1 and dut.out__ready.value == 1:
+            g = stims[out_i].got
             word = unpack(core.out_layout, int(dut.out__payload.value))["data"]
-            aw = core.acc_width
-            g["out"] = unpack_lanes(word, aw, hd)
-            c["out"] = cyc
+            g["out"] = unpack_lanes(word, core.acc_width, hd)
+            g["cyc"]["out"] = cyc
+            out_i += 1
         await RisingEdge(dut.clk)
         cyc += 1
     for name in ("req", "key", "lsb", "value"):
@@ -408,6 +469,33 @@ def _check(core, s: Stimulus, idx: int, exact_cycles: bool) -> dict:
     }  # fmt: skip
 
 
+def _check_stream(core, stims: list[Stimulus], rows: list[dict]) -> None:
+    """Every stamp of an overlapped stream ``==`` :func:`models.attention_core.stream_cycles`."""
+    reqs = [StreamRequest(r["n"], r["k"], r["refetch"], r["rtl_stages"]["topk"]) for r in rows]
+    model = stream_cycles(
+        reqs, k_par=core.k_par, v_par=core.v_par, head_dim=core.head_dim, topk_p=core.topk_p
+    )
+    for i, (s, want) in enumerate(zip(stims, model, strict=True)):
+        got = s.got["cyc"]
+        keys = (
+            "req",
+            "key_first",
+            "key_last",
+            "lsb_first",
+            "lsb_last",
+            "decision",
+            "prob_last",
+            "kept_last",
+            "out",
+        )
+        bad = [f"{k}: model {want.get(k)}, RTL {got.get(k)}" for k in keys if want.get(k) != got.get(k)]
+        if bad:
+            raise AssertionError(
+                f"request #{i} (n={s.n}, refetch {rows[i]['refetch']}) of the overlapped stream: cycle stamps"
+                " differ from models.attention_core.stream_cycles: " + "; ".join(bad)
+            )
+
+
 @cocotb.test()
 async def attention_core_requests(dut) -> None:
     """Every (n, ratio, threshold) of the environment, then AC_REQUESTS random ones."""
@@ -427,26 +515,28 @@ async def attention_core_requests(dut) -> None:
     await RisingEdge(dut.clk)
     await RisingEdge(dut.clk)
     dut.rst.value = 0
-    report = run.report
+    await _run_stream(dut, core, stims, rng, idle, stall, run.overlap)
     rows = []
     for i, s in enumerate(stims):
-        await _run_one(dut, core, s, rng, idle, stall)
-        row = _check(core, s, i, idle == 0 and stall == 0)
+        # exact stamps for requests offered alone; an overlapped stream is checked by its outputs and its
+        # cycles per request
+        row = _check(core, s, i, idle == 0 and stall == 0 and not run.overlap)
         c = s.got["cyc"]
-        row["req_at"] = c["req_abs"]  # absolute cycles: the request accepted, its last output taken
-        row["end_at"] = c["req_abs"] + row["measured"]["total"]  # measured stamps count from the request
+        row["req_at"] = c["req"]  # absolute cycles: the request accepted, its last output taken
+        row["end_at"] = c["req"] + row["measured"]["total"]  # measured stamps count from the request
         rows.append(row)
-        if report:
-            with open(report, "a") as f:
-                f.write(json.dumps(row) + "\n")
-        await RisingEdge(dut.clk)  # the core returns to idle after its last output
+    if run.overlap and idle == 0 and stall == 0:
+        _check_stream(core, stims, rows)
+    if run.report:
+        with open(run.report, "a") as f:
+            f.writelines(json.dumps(row) + "\n" for row in rows)
     dut._log.info("attention core: %d requests == golden", len(rows))
 
 
 def stream_summary(rows: list[dict], core: CoreParams) -> dict:
     """Cycles per request of a run's whole request stream, in the RTL and in the simulator's two models.
 
-    ``rtl``: measured, first request accepted to last request accepted, over the requests between.
+    ``rtl``: measured, the first request's last output to the last request's, over the requests between.
     ``as_built``: ``sim.rtl_core`` (the simulator's ``rtl`` design) for the same requests (n, kept,
     refetch as the RTL decided), same span. ``pipeline``: the simulator's stage pipeline (Q.K, softmax,
     top-k, prob.V overlapped across requests, the paper's design) on the same requests with the inputs
@@ -460,7 +550,7 @@ def stream_summary(rows: list[dict], core: CoreParams) -> dict:
     if len(rows) < 2:
         raise ValueError("a stream needs at least 2 requests")
     span = len(rows) - 1
-    rtl = (rows[-1]["req_at"] - rows[0]["req_at"]) / span
+    rtl = (rows[-1]["end_at"] - rows[0]["end_at"]) / span
     n = np.array([r["n"] for r in rows], float)
     k = np.array([r["k"] for r in rows], float)
     rf = np.array([r["refetch"] for r in rows], bool)

@@ -50,7 +50,11 @@ class EnvParams:
         for f, var in self.ENV.items():
             v = getattr(self, f)
             if v is not None:
-                out[var] = ",".join(map(str, v)) if isinstance(v, tuple) else str(v)
+                out[var] = (
+                    ",".join(map(str, v))
+                    if isinstance(v, tuple)
+                    else str(int(v) if isinstance(v, bool) else v)
+                )
         return out
 
     @classmethod
@@ -66,7 +70,7 @@ class EnvParams:
             if isinstance(default, tuple):
                 out[name] = tuple(type(default[0])(x) for x in v.split(","))
             elif isinstance(default, bool | int | float):
-                out[name] = type(default)(float(v))
+                out[name] = type(default)(float(v))  # a bool is written 0 / 1
             else:  # None default: the annotation names the type
                 out[name] = int(v) if "int" in str(spec[name].type) else v
         return cls(**out)
