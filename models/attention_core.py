@@ -334,7 +334,7 @@ def stream_cycles(
         requests only), ``decision``, ``select``, ``prob_last``, ``kept_last``, ``out``, ``done``.
     """
     lat = qk_latency(head_dim)
-    tl = topk_lanes(k_par, topk_p)
+    tl = topk_lanes(max(1, int(k_par)), topk_p)  # (a K_PAR below 1 exists in the simulator only)
     total = len(reqs)
     st: list[dict[str, float]] = [{} for _ in reqs]
     rows: list[dict[str, float]] = []  # softmax rows in pass order
@@ -402,7 +402,7 @@ def stream_cycles(
             out = max(out, x + 1)
         if final and i >= 2:
             out = max(out, back(i - 2) + 1)
-        beats = r.n if (final and tl == 1) else b
+        beats = max(r.n, b) if (final and tl == 1) else b
         row = {"last_in": last_in, "div": div, "x": x, "out": out, "done": out + beats - 1}
         rows.append(row)
         qk_free = key_last + 1

@@ -42,29 +42,31 @@ TAG_BITS = 2
 
 
 class AttentionCore(wiring.Component):
-    """One attention request: Q.K on MSB keys, softmax, PQ refetch, local value top-k, prob.V.
+    """Attention requests end to end: Q.K on MSB keys, softmax, PQ refetch, local value top-k, prob.V.
 
-    Per request (one in flight at a time): the ``req`` beat brings the query, k, the top-k seed and the
-    refetch threshold; key MSB rows stream in ``k_par`` per beat and go through Q.K at one beat per cycle
-    straight into the :class:`~rtl.softmax.Softmax` (``lanes = k_par``: it loads and exponentiates one
-    ``k_par``-wide beat per cycle) while the MSBs are kept in a key buffer. At the softmax's DIV its row
-    maximum's probability (``peak``) goes to the :class:`~rtl.requant.RequantDecision`, so the decision
-    beat comes before the row's OUT pass and says whether the row is flat. If not, the OUT beats are the
-    final probabilities: one per cycle into a probability buffer and the :class:`~rtl.topk.TopKEngine`
-    (``in_lanes = k_par``) when ``k_par <= topk_p``; with ``k_par > topk_p`` (the engine's input is at
-    most P wide) they are serialized, one probability per cycle (``topk_lanes`` says which). If it is,
-    the MSB row leaves OUT unused while the LSB rows are taken ``k_par`` per beat, reassembled with the
-    buffered MSBs, and go through Q.K and the softmax again (the engine never sees the MSB row). At the
-    final row's decision (the MSB row's, or the LSB row's peak) the core selects: the engine
-    gets k, its kept indices leave on ``kept`` (the value-row requests) while the final probabilities
-    drain from the buffer on ``prob``, one buffer row (``topk_lanes``) a beat, each as soon as the final
-    OUT pass has written it; value rows come back on
-    ``value`` in ``kept`` order, ``v_par`` per beat, into the :class:`~rtl.value_unit.ValueUnit`; its
-    sums leave on ``out``. A request keeping every row (k >= n) bypasses the selection when
-    ``topk_lanes == v_par``: the engine gets k = 0, the kept indices 0 .. n-1 leave ``v_par`` a beat and
-    the value unit reads the probabilities straight from the buffer. The request ends (and ``req`` is
-    ready again two cycles later) once ``out``, every ``prob`` beat, the ``decision`` beat and the
-    engine's last beat have been taken. Cycle stamps: :func:`models.attention_core.core_cycles`.
+    Up to :data:`SLOTS` requests are in flight at once, each in a slot from its ``req`` beat (query, k,
+    top-k seed, refetch threshold) until its output is taken; every port carries its beats in request
+    order. The Q.K unit runs one pass at a time: a refetching request's LSB pass when its decision has
+    come, else the next request's MSB pass. Key MSB rows stream in ``k_par`` per beat through Q.K at one
+    beat per cycle straight into the :class:`~rtl.softmax.Softmax` (``lanes = k_par``), whose LOAD, EXP
+    and OUT stages hold three rows at once, while the MSBs are kept in one of two key banks. Each row
+    carries a tag (request, pass) from its pass to the end of its OUT pass. At the softmax's DIV its row
+    maximum's probability (``peak``) goes to the :class:`~rtl.requant.RequantDecision`: for an MSB row
+    that is the refetch decision (a ``decision`` beat, kept in the request's slot until taken), before
+    the row's OUT pass. A row to be refetched leaves OUT unused and the request waits for its LSB pass
+    (LSB rows ``k_par`` per beat, reassembled with the banked MSBs); an LSB row, or an MSB row that needs
+    no refetch, is final: its OUT beats fill the request's probability bank (two banks, by request
+    parity; a bank takes a new request once the back end has released it). The back end takes one
+    request at a time, in order, from its final row's decision: the probabilities drain from the bank
+    on ``prob``, one bank row (``topk_lanes``) a beat, each once OUT has written it; the
+    :class:`~rtl.topk.TopKEngine` (``in_lanes = topk_lanes``) gets k and reads the same rows; its kept
+    indices leave on ``kept`` (the value-row requests); value rows come back on ``value`` in ``kept``
+    order, ``v_par`` per beat, into the :class:`~rtl.value_unit.ValueUnit`; its sums leave on ``out``.
+    A request keeping every row (k >= n) bypasses the engine when ``topk_lanes == v_par``: its kept
+    indices 0 .. n-1 leave ``v_par`` a beat and the value unit reads the probabilities from the bank.
+    A request ends once ``out``, every ``prob`` beat, its ``decision`` beat and the engine's last beat
+    have been taken. Cycle stamps: :func:`models.attention_core.core_cycles` for a request alone,
+    :func:`models.attention_core.stream_cycles` for an overlapped stream.
 
     Parameters
     ----------
@@ -101,14 +103,16 @@ class AttentionCore(wiring.Component):
         ``query`` packed signed codes (element i at bits [i*q_bits, ...)); ``k`` value rows to keep,
         1..max_n (0 is taken as 1, k > n as n); ``seed`` the top-k pivot seed; ``threshold`` the refetch
         threshold code (``models.quant.threshold_code``; 0 never refetches, 2**P always does).
-        Accepted only when the core is idle; starts a request.
+        Accepted while the request's slot (sequence number mod :data:`SLOTS`) is free; starts a request.
     key : In stream, payload ``msb`` (``k_par*D*k_msb_bits``: key j element i at index j*D+i), ``mask``
         (``k_par``, a prefix of lanes: only the last beat may be partial), ``last`` (1, ends the keys).
-        At most ``max_n`` keys. Ready every cycle of the key phase (no bubbles).
-    decision : Out stream, payload ``refetch`` (1) and ``max_prob`` (P): one beat per request, after
-        the MSB pass; with ``refetch`` = 1 the LSB rows must follow on ``lsb``.
+        At most ``max_n`` keys. The requests' rows one request after another; ready every cycle of the
+        request's MSB pass once the softmax has taken its first score (no bubbles).
+    decision : Out stream, payload ``refetch`` (1) and ``max_prob`` (P): one beat per request, in request
+        order, after its MSB pass; with ``refetch`` = 1 its LSB rows must follow on ``lsb``.
     lsb : In stream, payload ``lsb`` (``k_par*D*lsb_bits``, at least 1 bit; unsigned, same packing as
-        ``msb``), ``mask``, ``last``: the LSB rows in key order, only after a refetch decision.
+        ``msb``), ``mask``, ``last``: the LSB rows in key order, only after a refetch decision, the
+        refetching requests in decision order.
     prob : Out stream of ``lane_beat(unsigned(P), topk_lanes)`` (``topk_lanes * (P + 1) + 1`` bits)
         The n final probabilities in token order (for the importance accumulators): ``data[j]`` lane j's
         unsigned code, ``mask`` the live lanes (only the last beat partial), ``last``.
@@ -122,11 +126,11 @@ class AttentionCore(wiring.Component):
     out : Out stream, payload ``data`` (``D*acc_width``, element i at bits [i*acc_width, ...), signed,
         ``acc_width = P + 1 + v_bits + max(1, ceil(log2 max_n))``): ``sum over kept j of p_j * v[j]``.
     score_valid, score_pass, score_mask, score_data : Out(1), Out(1), Out(k_par), Out(k_par*in_bits)
-        Observation only (no handshake): a beat of softmax input scores leaving Q.K, with the pass
-        (0 MSB estimate, 1 reassembled keys), its lanes and the packed signed scores.
+        Observation only (no handshake): a beat of softmax input scores taken from Q.K, with the pass
+        (0 MSB estimate, 1 reassembled keys), its lanes and the packed signed scores. MSB passes come in
+        request order, LSB passes in decision order.
     phase : Out(Phase), 3 bits
-        Current phase (for latency measurement): :class:`Phase` IDLE 0, MSB 1 (MSB keys and softmax),
-        LSB 3 (LSB keys and softmax), SELECT 4 (top-k, value rows and outputs).
+        The Q.K unit's pass (for latency measurement): :class:`Phase` IDLE 0 (none), MSB 1, LSB 3.
     """
 
     def __init__(
@@ -289,7 +293,8 @@ class AttentionCore(wiring.Component):
             t = tag(t_w)
             return [
                 pass_on.eq(1), pass_lsb.eq(lsb), pass_seq.eq(seq), key_row.eq(0), n_count.eq(0),
-                tag_seq[t].eq(seq), tag_lsb[t].eq(lsb), tag_dec[t].eq(lsb), tag_final[t].eq(lsb), t_w.eq(t_w + 1),
+                tag_seq[t].eq(seq), tag_lsb[t].eq(lsb), tag_dec[t].eq(lsb), tag_final[t].eq(lsb),
+                t_w.eq(t_w + 1),
             ]  # fmt: skip
 
         with m.If(start_lsb):

@@ -10,8 +10,9 @@ accelerator; ``simulate(workload, trace)`` replays a given trace (e.g. a release
               quantization disabled; from a given trace: each row widened (pruned heads cannot be restored).
 ``a3``        A3 (HPCA 2020): dense fetch, candidate search over every key, exact math on a fraction.
 ``mnnfast``   MNNFast (ISCA 2019): dense fetch, dense Q.K, prob.V skipping small probabilities, no overlap.
-``rtl``       this package's RTL attention core as built (:mod:`sim.rtl_core`): the trace as given, one
-              request at a time through the core's serial stages; the DRAM fetch runs ahead as usual.
+``rtl``       this package's RTL attention core as built (:mod:`sim.rtl_core`): the trace as given through
+              the core's overlapped request stream (its exact cycle model, the top-k engine's mean
+              cycles); the DRAM fetch runs ahead as usual.
               Work the RTL core has no unit for is not charged: a row's token top-k, a KV policy's
               selection and Quest's page bounds.
 

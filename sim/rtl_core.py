@@ -1,10 +1,11 @@
 """The attention core as built in ``rtl/`` as a service-time model for the simulator (baseline ``rtl``).
 
-The RTL core (``rtl.attention_core.AttentionCore``) takes one request at a time and runs its stages one
-after the other, so a request's time is its whole cycle count and requests do not overlap. The stamps
-come from :func:`models.attention_core.request_timing`, the derivation ``core_cycles`` uses (decision,
-the engine's k, the last kept index, the output, the last probability), given the top-k engine's
-cycles; the next request is accepted :data:`REQUEST_GAP` cycles after the last output.
+The RTL core (``rtl.attention_core.AttentionCore``) holds up to four requests: one request's Q.K pass
+runs while earlier ones are in the softmax and the in-order back end (top-k, prob.V). Its cycles for a
+stream of requests come from :func:`models.attention_core.stream_cycles`, the exact model the cosim
+bench checks every stamp against, given each request's top-k engine cycles. A trace row stands for
+``count`` identical requests: up to :data:`REPLICAS` of them go through the stream model in trace order,
+and the rest repeat the row's last increment (the stream's steady state for that shape).
 
 The engine's cycles are exact in the RTL (``models.topk.quickselect_trace``); here they are the mean for
 the request's (n, k) over probabilities that look like attention's, since a trace has no scores: the
@@ -14,9 +15,10 @@ sooner among the many small, equal probabilities of a real softmax); with the so
 within 1% of the RTL's at n = 1,024 and k = 20-30% (and 13-34% high at n = 64-257, where the counts are
 small).
 
-The stage columns split that time without overlap: Q.K ``passes * ceil(n / K_PAR)``, softmax the rest
-up to the engine's k, top-k ``topk``, prob.V the remainder plus the gap. The simulator solves them as
-one serial stage behind the DRAM fetch (the fetch still runs ahead, as in the paper's pipeline).
+The simulator puts the core behind the DRAM fetch as one stage whose time per trace row is the cycles
+the row adds to the stream's span (its last output against the previous row's), reported in the Q.K
+column; the stream model assumes the keys are there when the core asks, so with the fetch behind it the
+fetch's own time bounds it instead.
 """
 
 from __future__ import annotations
@@ -25,11 +27,10 @@ import functools
 
 import numpy as np
 
-__all__ = ["REQUEST_GAP", "TOPK_SAMPLES", "LOGIT_STD", "rtl_topk_cycles", "rtl_stage_service"]
+__all__ = ["REPLICAS", "TOPK_SAMPLES", "LOGIT_STD", "rtl_topk_cycles", "rtl_stage_service"]
 
-REQUEST_GAP = 2
-"""Cycles from a request's last output beat to the next request's ``req`` beat (the core returns to
-IDLE, then accepts): ``spatten verify attention-core --requests N`` measures it between every pair."""
+REPLICAS = 4
+"""Requests of a trace row run through the stream model; the rest repeat its last increment."""
 TOPK_SAMPLES = 16
 """Random probability vectors per (n, k) for the top-k engine's mean cycle count."""
 LOGIT_STD = 2.0
@@ -71,8 +72,9 @@ def rtl_stage_service(
     v_par: np.ndarray,
     head_dim: np.ndarray,
     topk_p: int,
+    count: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Cycles of one request of the RTL core, split into (Q.K, softmax, top-k, prob.V) rows.
+    """Cycles each trace row adds to the RTL core's busy span, as (Q.K, softmax, top-k, prob.V) rows.
 
     Parameters
     ----------
@@ -82,29 +84,54 @@ def rtl_stage_service(
     refetch : numpy.ndarray of bool
         Whether the request refetched its key LSBs.
     k_par, v_par : numpy.ndarray
-        Keys per cycle through Q.K and value rows per cycle through prob.V for the row's head size.
+        Keys per cycle through Q.K and value rows per cycle through prob.V for the row's head size (a
+        K_PAR below 1, a head wider than the tree, takes ``1 / K_PAR`` cycles a key).
     head_dim : numpy.ndarray
         D of each row (the adder tree's depth).
     topk_p : int
         Comparators of the engine.
+    count : numpy.ndarray, optional
+        Identical requests each row stands for (default 1).
 
     Returns
     -------
     numpy.ndarray, shape (4, rows)
-        Service cycles of the four compute stages; their sum is the request's whole time.
+        The first row holds the cycles each trace row adds to the span (the first row's include the
+        pipeline's fill); the other three are 0: the core overlaps its stages, so its time is one figure.
     """
-    from spatten.models.attention_core import bypasses, request_timing, topk_lanes
+    from spatten.models.attention_core import StreamRequest, bypasses, stream_cycles, topk_lanes
 
     n = np.maximum(np.asarray(n, dtype=np.float64), 1.0)
     m = np.clip(np.asarray(m, dtype=np.float64), 1.0, n)
+    rf = np.asarray(refetch, dtype=bool)
     kp = np.asarray(k_par, dtype=np.float64)
-    lanes = np.array([topk_lanes(max(1, int(k)), topk_p) for k in kp], dtype=np.float64)
     vp = np.maximum(np.floor(np.asarray(v_par, dtype=np.float64)), 1.0)
+    hd = np.asarray(head_dim, dtype=np.int64)
+    rows = len(n)
+    cnt = (
+        np.ones(rows, dtype=np.int64) if count is None else np.maximum(np.asarray(count), 1).astype(np.int64)
+    )
+    lanes = np.array([topk_lanes(max(1, int(k)), topk_p) for k in kp], dtype=np.float64)
     skip = bypasses(m, n, lanes, vp)
-    topk = np.zeros(len(n))
+    topk = np.zeros(rows)
     if (~skip).any():
         topk[~skip] = rtl_topk_cycles(n[~skip], m[~skip], topk_p)
-    t = request_timing(n, m, refetch, k_par=kp, v_par=vp, head_dim=head_dim, topk_p=topk_p, topk=topk)
-    qk = np.where(np.asarray(refetch, dtype=bool), 2, 1) * np.ceil(n / kp)
-    end = t.total
-    return np.vstack([qk, t.select - qk, topk, end - t.select - topk + REQUEST_GAP])  # prob.V: the rest
+    out = np.zeros((4, rows))
+    # runs of rows on the same core shape (K_PAR, V_PAR, D) go through one stream each, back to back
+    start = 0
+    while start < rows:
+        end = start + 1
+        while end < rows and (kp[end], vp[end], hd[end]) == (kp[start], vp[start], hd[start]):
+            end += 1
+        reps = np.minimum(cnt[start:end], REPLICAS)
+        reqs = [StreamRequest(int(n[j]), int(m[j]), bool(rf[j]), float(topk[j]))
+                for j in range(start, end) for _ in range(int(reps[j - start]))]  # fmt: skip
+        kpar = float(kp[start]) if kp[start] < 1 else int(kp[start])
+        st = stream_cycles(reqs, k_par=kpar, v_par=int(vp[start]), head_dim=int(hd[start]), topk_p=topk_p)
+        ends = np.array([max(s["out"], s["prob_last"]) + 1 for s in st])  # the cycle after its last output
+        last = np.cumsum(reps) - 1  # each row's last replica
+        prev = np.concatenate([[0.0], ends[last[:-1]]])
+        step = np.where(reps > 1, ends[last] - ends[np.maximum(last - 1, 0)], ends[last] - prev)
+        out[0, start:end] = ends[last] - prev + (cnt[start:end] - reps) * step
+        start = end
+    return out

@@ -115,8 +115,8 @@ class Options:
         MNNFast's per-query sequence: Q.K, softmax, selection and prob.V of a query run one after the
         other with their latencies exposed (the fetch still runs ahead).
     rtl_as_built : bool
-        The RTL attention core as built (:mod:`sim.rtl_core`): each query's stage cycles are the core's
-        own, run one request at a time (no overlap, latencies inside the core's counts).
+        The RTL attention core as built (:mod:`sim.rtl_core`): the cycles each row adds to the core's
+        overlapped request stream (its exact cycle model), one stage behind the fetch.
     """
 
     name: str = "spatten"
@@ -491,8 +491,8 @@ def _compute(w: Workload, opt: Options, tr: _Traffic) -> _Compute:
         from spatten.sim.rtl_core import rtl_stage_service
 
         kept = np.where(has_v, vtk, vkeys)
-        core = rtl_stage_service(vkeys, kept, tr.table["refetch"], k_par=kpc, v_par=vpc, head_dim=d, topk_p=p)
-        service[1:] = core * (q * seqs)
+        service[1:] = rtl_stage_service(vkeys, kept, tr.table["refetch"], k_par=kpc, v_par=vpc, head_dim=d,
+                                        topk_p=p, count=q * seqs)  # fmt: skip
     return _Compute(q, keys, kpq, vals, c.exact_keys, c.pv_vals, passes, c.topk_cmp * seqs, service)
 
 

@@ -85,5 +85,5 @@ def test_verify_attention_core_takes_every_parameter_with_waves(tmp_path, capsys
     out = capsys.readouterr().out
     assert "attention-core D=6 K_PAR=5 V_PAR=3 q/k/v bits 6/6+2/5 shift 4 top-k P=4 max_n=24" in out
     # directed: n in (1, 7) x 3 ratios x 2 thresholds = 12, then 6 random
-    assert "PASS" in out and "18 requests == models.attention" in out
+    assert "PASS" in out and "18 requests, overlapped, == models.attention" in out
     assert (build.with_name("b_waves") / "dump.vcd").stat().st_size > 0
