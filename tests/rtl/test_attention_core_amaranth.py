@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 from spatten.models.attention import attention_request_fixed, softmax_spec
-from spatten.models.attention_core import attention_core_ref, core_cycles
+from spatten.models.attention_core import StreamRequest, attention_core_ref, core_cycles, stream_cycles
 from spatten.models.fixed import split
 from spatten.models.pruning import keep_count
 from spatten.rtl.attention_core import AttentionCore
@@ -163,6 +163,135 @@ def run_core(
     sim.run()
 
 
+def run_stream(dut: AttentionCore, reqs: list[Request], idle: float, stall: float, seed: int = 1) -> None:
+    """Drive ``reqs`` overlapped: each offered once the previous one is accepted, every port's beats in
+    request order (LSB rows in decision order, value rows behind the kept beats); fill each ``got`` with
+    absolute cycle stamps."""
+    hd, kp, vp = dut.head_dim, dut.k_par, dut.v_par
+    tl, PW, IW = dut.topk_lanes, dut.spec.out_bits, dut.index_width  # noqa: N806 - widths of the out ports
+    rng = random.Random(seed)
+    for r in reqs:
+        r.got.update(probs=[], kept=[], decision=None, out=None, cyc={}, scores={0: [], 1: []})
+    kk = [keep_count(r.ratio, r.k_msb.shape[0]) for r in reqs]
+    beats = [-(-r.k_msb.shape[0] // kp) for r in reqs]
+
+    async def bench(ctx):
+        req_i = key_i = kb = dec_i = prob_i = kept_i = out_i = val_i = vb = lb_ = score0 = score1 = 0
+        lsb_q: list[int] = []  # refetching requests in decision order (their LSB rows and LSB scores)
+        refetching: list[int] = []
+        cyc = 0
+        while out_i < len(reqs) or prob_i < len(reqs) or dec_i < len(reqs):
+            assert cyc < 60 * sum(r.k_msb.shape[0] + 50 for r in reqs), (
+                f"timeout: {req_i} accepted, {out_i} out"
+            )
+            go = idle == 0 or rng.random() >= idle
+            if req_i < len(reqs):
+                r = reqs[req_i]
+                ctx.set(dut.req.payload.query, _pack(r.q, QB))
+                ctx.set(dut.req.payload.k, kk[req_i])
+                ctx.set(dut.req.payload.seed, r.seed)
+                ctx.set(dut.req.payload.threshold, r.thr_code)
+            ctx.set(dut.req.valid, int(req_i < len(reqs) and go))
+            if key_i < req_i:
+                rows = reqs[key_i].k_msb[kb * kp : kb * kp + kp]
+                ctx.set(dut.key.payload.msb, _pack(rows.ravel(), MB))
+                ctx.set(dut.key.payload.mask, (1 << len(rows)) - 1)
+                ctx.set(dut.key.payload.last, int(kb == beats[key_i] - 1))
+            ctx.set(dut.key.valid, int(key_i < req_i and go))
+            if lsb_q:
+                rows = reqs[lsb_q[0]].k_lsb[lb_ * kp : lb_ * kp + kp]
+                ctx.set(dut.lsb.payload.lsb, _pack(rows.ravel(), LB))
+                ctx.set(dut.lsb.payload.mask, (1 << len(rows)) - 1)
+                ctx.set(dut.lsb.payload.last, int(lb_ == beats[lsb_q[0]] - 1))
+            ctx.set(dut.lsb.valid, int(bool(lsb_q) and go))
+            v_on = False
+            if val_i < len(reqs):
+                got = reqs[val_i].got
+                lo_, hi_ = vb * vp, min(kk[val_i], vb * vp + vp)
+                v_on = len(got["kept"]) >= hi_
+                if v_on:
+                    rows = reqs[val_i].v[got["kept"][lo_:hi_]]
+                    pad = np.full((vp - len(rows), hd), (1 << (VB - 1)) - 1, np.int64)  # junk, not zeros
+                    ctx.set(dut.value.payload.value, _pack(np.concatenate([rows, pad]).ravel(), VB))
+            ctx.set(dut.value.valid, int(v_on and go))
+            for port in (dut.decision, dut.prob, dut.kept, dut.out):
+                ctx.set(port.ready, int(stall == 0 or rng.random() >= stall))
+            await ctx.delay(1e-9)  # settle the combinational outputs
+            if ctx.get(dut.score_valid):
+                word, mask, sw = ctx.get(dut.score_data), ctx.get(dut.score_mask), dut.spec.in_bits
+                vals = [_signed((word >> (j * sw)) & ((1 << sw) - 1), sw) for j in range(kp) if mask >> j & 1]
+                if ctx.get(dut.score_pass):
+                    owner = reqs[refetching[score1]]
+                    owner.got["scores"][1] += vals
+                    score1 += len(owner.got["scores"][1]) >= owner.k_msb.shape[0]
+                else:
+                    owner = reqs[score0]
+                    owner.got["scores"][0] += vals
+                    score0 += len(owner.got["scores"][0]) >= owner.k_msb.shape[0]
+            if ctx.get(dut.req.valid) and ctx.get(dut.req.ready):
+                reqs[req_i].got["cyc"]["req"] = cyc
+                req_i += 1
+            if ctx.get(dut.key.valid) and ctx.get(dut.key.ready):
+                c = reqs[key_i].got["cyc"]
+                c.setdefault("key_first", cyc)
+                c["key_last"] = cyc
+                kb += 1
+                if kb == beats[key_i]:
+                    key_i, kb = key_i + 1, 0
+            if ctx.get(dut.lsb.valid) and ctx.get(dut.lsb.ready):
+                c = reqs[lsb_q[0]].got["cyc"]
+                c.setdefault("lsb_first", cyc)
+                c["lsb_last"] = cyc
+                lb_ += 1
+                if lb_ == beats[lsb_q[0]]:
+                    lsb_q.pop(0)
+                    lb_ = 0
+            if ctx.get(dut.value.valid) and ctx.get(dut.value.ready):
+                vb += 1
+                if vb * vp >= kk[val_i]:
+                    val_i, vb = val_i + 1, 0
+            if ctx.get(dut.decision.valid):
+                got = reqs[dec_i].got
+                got["cyc"].setdefault("decision", cyc)
+                if ctx.get(dut.decision.ready):
+                    got["decision"] = (
+                        ctx.get(dut.decision.payload.refetch),
+                        ctx.get(dut.decision.payload.max_prob),
+                    )
+                    if got["decision"][0]:
+                        lsb_q.append(dec_i)
+                        refetching.append(dec_i)
+                    dec_i += 1
+            if ctx.get(dut.prob.valid) and ctx.get(dut.prob.ready):
+                word, mask = ctx.get(dut.prob.payload.data.as_value()), ctx.get(dut.prob.payload.mask)
+                got = reqs[prob_i].got
+                got["probs"] += [(word >> (j * PW)) & ((1 << PW) - 1) for j in range(tl) if mask >> j & 1]
+                got["cyc"]["prob_last"] = cyc
+                prob_i += ctx.get(dut.prob.payload.last)
+            if ctx.get(dut.kept.valid) and ctx.get(dut.kept.ready):
+                word, mask = ctx.get(dut.kept.payload.data.as_value()), ctx.get(dut.kept.payload.mask)
+                got = reqs[kept_i].got
+                got["kept"] += [(word >> (j * IW)) & ((1 << IW) - 1) for j in range(vp) if mask >> j & 1]
+                got["cyc"]["kept_last"] = cyc
+                kept_i += ctx.get(dut.kept.payload.last)
+            if ctx.get(dut.out.valid) and ctx.get(dut.out.ready):
+                word = ctx.get(dut.out.payload.data.as_value())
+                aw = dut.acc_width
+                got = reqs[out_i].got
+                got["out"] = [_signed((word >> (e * aw)) & ((1 << aw) - 1), aw) for e in range(hd)]
+                got["cyc"]["out"] = cyc
+                out_i += 1
+            await ctx.tick()
+            cyc += 1
+        for port in (dut.req, dut.key, dut.lsb, dut.value):
+            ctx.set(port.valid, 0)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+
+
 def check(dut: AttentionCore, r: Request) -> None:
     n = r.k_msb.shape[0]
     spec = dut.spec
@@ -235,6 +364,53 @@ def test_core_cycle_model_exact(head_dim: int, k_par: int, v_par: int, topk_p: i
     for r in reqs:
         check(dut, r)
         _cycles_match(dut, r)
+
+
+@pytest.mark.parametrize(("head_dim", "k_par", "v_par", "topk_p"), CYCLE_CASES)
+def test_core_overlapped_stream_exact(head_dim: int, k_par: int, v_par: int, topk_p: int) -> None:
+    """Requests offered as soon as the previous one is accepted: up to four in the core at once, every
+    output == the golden model and every stamp == models.attention_core.stream_cycles."""
+    dut = AttentionCore(head_dim, k_par, v_par, q_bits=QB, k_msb_bits=MB, lsb_bits=LB, v_bits=VB,
+                        score_shift=1, topk_p=topk_p, max_n=40)  # fmt: skip
+    rng = np.random.default_rng(head_dim + 100)
+    shapes = [(n, ratio, thr) for n in (40, 1, 9, 23) for ratio in (1.0, 0.2) for thr in (0, 4096, 205)]
+    order = rng.permutation(len(shapes))
+    reqs = [make_request(rng, *shapes[i][:1], head_dim, *shapes[i][1:]) for i in order]
+    run_stream(dut, reqs, 0.0, 0.0)
+    stream = []
+    for r in reqs:
+        check(dut, r)
+        n = r.k_msb.shape[0]
+        kk = keep_count(r.ratio, n)
+        st = attention_core_ref(
+            r.q, r.k_msb, r.k_lsb, r.v, q_bits=QB, k_msb_bits=MB, lsb_bits=LB, score_shift=dut.score_shift,
+            spec=dut.spec, thr_code=r.thr_code, k=kk,
+        )  # fmt: skip
+        tk = core_cycles(st.probs, kk, k_par=k_par, v_par=v_par, head_dim=head_dim, topk_p=topk_p,
+                         refetch=st.refetch, seed=r.seed).topk  # fmt: skip
+        stream.append(StreamRequest(n, min(kk, n), st.refetch, tk))
+    want = stream_cycles(stream, k_par=k_par, v_par=v_par, head_dim=head_dim, topk_p=topk_p)
+    overlapped = 0
+    for i, (r, w) in enumerate(zip(reqs, want, strict=True)):
+        got = r.got["cyc"]
+        assert {k: got.get(k) for k in w if k not in ("select", "done")} == {
+            k: v for k, v in w.items() if k not in ("select", "done")
+        }, (i, r.k_msb.shape[0])
+        overlapped += i > 0 and got["req"] < reqs[i - 1].got["cyc"]["out"]
+    assert overlapped >= len(reqs) // 2  # requests really were in the core together
+
+
+def test_core_overlapped_stream_idle_and_backpressure() -> None:
+    """Overlapped requests with idle input cycles and stalled outputs: timing moves, values never."""
+    hd = 5
+    dut = AttentionCore(hd, 3, 2, q_bits=QB, k_msb_bits=MB, lsb_bits=LB, v_bits=VB, score_shift=2,
+                        topk_p=4, max_n=48)  # fmt: skip
+    rng = np.random.default_rng(21)
+    reqs = [make_request(rng, int(rng.integers(1, 49)), hd, float(rng.choice([1.0, 0.3, 0.2])),
+                         int(rng.choice([0, 205, 4096]))) for _ in range(20)]  # fmt: skip
+    run_stream(dut, reqs, 0.3, 0.4, seed=3)
+    for r in reqs:
+        check(dut, r)
 
 
 @pytest.mark.parametrize("ratio", [1.0, 0.3, 0.2])
