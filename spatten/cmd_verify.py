@@ -170,7 +170,8 @@ def verify_attention_core(args: argparse.Namespace) -> int:
     """Build AttentionCore with every parameter the core takes (``CORE_FLAGS``; defaults D = 16,
     K_PAR = V_PAR = 4, 8-bit codes, 8+4-bit keys, P = 16), run testbench.attention_core_tb: directed
     requests (n in 1, 7, 64 up to max_n; keep 1.0/0.3/0.2; refetch forced off and on) then ``--requests``
-    random ones; print the summary; 0 on pass, 1 on failure."""
+    random ones, overlapped (each offered once the previous one is accepted; every stamp checked against
+    ``models.attention_core.stream_cycles``); print the summary; 0 on pass, 1 on failure."""
     from spatten.testbench.attention_core_tb import CoreParams, CoreRun
     from spatten.testbench.runner import run_cocotb
 

@@ -22,10 +22,13 @@ def _pack(values, width: int) -> int:
     return sum((int(v) & ((1 << width) - 1)) << (j * width) for j, v in enumerate(values))
 
 
-def run_rows(dut: Softmax, rows: list[np.ndarray], stall: float, seed: int = 2) -> tuple[list, list]:
+def run_rows(
+    dut: Softmax, rows: list[np.ndarray], stall: float, seed: int = 2, junk_at_max: bool = False
+) -> tuple[list, list]:
     """Stream ``rows`` through ``dut`` back to back (``lanes`` per beat, the last beat partial); return the
     outputs per row and, per row, the cycles (taken at the clock edges) of its first input beat and its
-    last output beat."""
+    last output beat. Masked lanes carry the largest code, or with ``junk_at_max`` the row's own maximum
+    (whose e would be the largest of the row if it counted)."""
     lanes, s_bits, p_bits = dut.lanes, dut.spec.in_bits, dut.spec.out_bits
     pyrng = random.Random(seed)
     got: list[list[int]] = []
@@ -40,7 +43,8 @@ def run_rows(dut: Softmax, rows: list[np.ndarray], stall: float, seed: int = 2) 
                 while pyrng.random() < stall:
                     ctx.set(dut.i.valid, 0)
                     await ctx.tick()
-                junk = [(1 << (s_bits - 1)) - 1] * (lanes - len(beat))  # masked lanes must not count
+                fill = int(max(row)) if junk_at_max else (1 << (s_bits - 1)) - 1
+                junk = [fill] * (lanes - len(beat))  # masked lanes must not count
                 ctx.set(dut.i.payload.data.as_value(), _pack(list(beat) + junk, s_bits))
                 ctx.set(dut.i.payload.mask, (1 << len(beat)) - 1)
                 ctx.set(dut.i.payload.last, int(j == len(beats) - 1))
@@ -141,6 +145,17 @@ def test_softmax_streams_rows_at_one_row_per_exp_pass(lanes: int) -> None:
     assert stamps[0][1] - stamps[0][0] + 1 == 3 * b + 1  # first row: nothing ahead of it
     gaps = [e1 - e0 for (_, e0), (_, e1) in zip(stamps, stamps[1:], strict=False)]
     assert gaps[1:] == [b + 1] * (len(rows) - 2), gaps
+
+
+def test_softmax_masked_lanes_at_the_row_maximum_do_not_count() -> None:
+    """Masked lanes of a row's partial last beat carrying the row's own maximum (their e would be the
+    row's largest, 2**E) add nothing to the sum; junk above the maximum cannot show this (its e is 0)."""
+    spec = DEFAULT_SPEC
+    dut = Softmax(spec, max_n=64, lanes=4)
+    rng = np.random.default_rng(13)
+    rows = [rng.integers(-600, 600, n) for n in (1, 5, 7, 30, 63)]
+    got, _ = run_rows(dut, rows, 0.0, junk_at_max=True)
+    _check(rows, got, spec)
 
 
 def test_softmax_lanes_odd_count_and_spec() -> None:
