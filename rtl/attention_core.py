@@ -7,6 +7,8 @@ ValueUnit``. Twin: :func:`models.attention_core.attention_core_ref` (stages) and
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.memory import Memory
@@ -39,6 +41,21 @@ SEQ_BITS = 3  # request sequence numbers modulo 2 * SLOTS
 #: rows tagged between the start of their Q.K pass and the end of their OUT pass (the softmax holds three)
 TAGS = 4
 TAG_BITS = 2
+
+
+def _regs(name: str, shape, count: int = SLOTS, init: int = 0) -> Array:
+    """``count`` registers ``name0``, ``name1``, ... of one shape, indexable by a signal."""
+    return Array(Signal(shape, name=f"{name}{i}", init=init) for i in range(count))
+
+
+def _slot(seq):
+    """A request's slot: its sequence number modulo SLOTS."""
+    return seq[: SEQ_BITS - 1]
+
+
+def _tag(ptr):
+    """A tag pointer's entry (each pointer carries one wrap bit)."""
+    return ptr[:TAG_BITS]
 
 
 class AttentionCore(wiring.Component):
@@ -206,44 +223,46 @@ class AttentionCore(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        hd, kp, vp = self.head_dim, self.k_par, self.v_par
-        sp = self.spec
-        pw, sw_in = sp.out_bits, sp.in_bits
-        mb, lb = self.k_msb_bits, self.lsb_bits
-        cnt = unsigned(self.max_n.bit_length())
-        tl = self.topk_lanes
-
+        hd, kp, vp, pw = self.head_dim, self.k_par, self.v_par, self.spec.out_bits
         m.submodules.qk = qk = QKUnit(hd, kp, self.q_bits, self.k_bits)
-        m.submodules.softmax = sm = Softmax(sp, self.max_n, lanes=kp)
+        m.submodules.softmax = sm = Softmax(self.spec, self.max_n, lanes=kp)
         # the refetch decision on the softmax's row maximum, known at its DIV, before the row's OUT pass
         m.submodules.requant = rq = RequantDecision(pw, 1)
         wiring.connect(m, sm.peak, rq.i)
-        m.submodules.topk = tk = TopKEngine(pw + 1, self.max_n, self.topk_p, in_lanes=tl)
+        m.submodules.topk = tk = TopKEngine(pw + 1, self.max_n, self.topk_p, in_lanes=self.topk_lanes)
         m.submodules.value_unit = vu = ValueUnit(hd, vp, pw, self.v_bits, self.max_n)
+        # the sections share their registers through one namespace; each adds what later ones read
+        w = SimpleNamespace(qk=qk, sm=sm, rq=rq, tk=tk, vu=vu)
+        for section in (self._slots, self._passes, self._scores, self._decisions, self._out_pass,
+                        self._back_end, self._values):  # fmt: skip
+            section(m, w)
+        m.d.comb += self.phase.eq(Mux(w.pass_on, Mux(w.pass_lsb, Phase.LSB, Phase.MSB), Phase.IDLE))
+        return m
 
-        def regs(name: str, shape, count: int = SLOTS, init: int = 0) -> Array:
-            return Array(Signal(shape, name=f"{name}{i}", init=init) for i in range(count))
-
+    def _slots(self, m: Module, w: SimpleNamespace) -> None:
+        """Request slots and admission: a ``req`` beat fills the next slot once it is free."""
+        hd, pw, cnt = self.head_dim, self.spec.out_bits, unsigned(self.max_n.bit_length())
         # --- request slots: a request holds slot seq % SLOTS from its req beat until its output -----------
         # Sequence numbers count modulo 2 * SLOTS so that "the next MSB pass" and "the next admission" are
         # never ambiguous with every slot in flight.
-        seq_shape = unsigned(SEQ_BITS)
-        query = regs("query", hd * self.q_bits)
-        k_req, seed, thr, n_keys = regs("k_req", cnt), regs("seed", 16), regs("thr", pw + 1), regs("n", cnt)
-        busy = regs("busy", 1)  # admitted, its output not yet taken
-        final = regs("final", 1)  # its final row is known (decided): the back end may start it
-        dec_made = regs("dec_made", 1)  # its decision beat waits on the `decision` port
-        dec_refetch, dec_max = regs("dec_refetch", 1), regs("dec_max", pw)
+        query = _regs("query", hd * self.q_bits)
+        k_req, seed, thr, n_keys = (
+            _regs("k_req", cnt),
+            _regs("seed", 16),
+            _regs("thr", pw + 1),
+            _regs("n", cnt),
+        )
+        busy = _regs("busy", 1)  # admitted, its output not yet taken
+        final = _regs("final", 1)  # its final row is known (decided): the back end may start it
+        dec_made = _regs("dec_made", 1)  # its decision beat waits on the `decision` port
+        dec_refetch, dec_max = _regs("dec_refetch", 1), _regs("dec_max", pw)
         names = ("adm_seq", "msb_seq", "dec_seq", "back_seq")
-        adm_seq, msb_seq, dec_seq, back_seq = (Signal(seq_shape, name=x) for x in names)
-
-        def slot(seq):
-            return seq[: SEQ_BITS - 1]
+        adm_seq, msb_seq, dec_seq, back_seq = (Signal(unsigned(SEQ_BITS), name=x) for x in names)
 
         admit = Signal()
-        m.d.comb += [self.req.ready.eq(~busy[slot(adm_seq)]), admit.eq(self.req.valid & self.req.ready)]
+        m.d.comb += [self.req.ready.eq(~busy[_slot(adm_seq)]), admit.eq(self.req.valid & self.req.ready)]
         with m.If(admit):
-            s = slot(adm_seq)
+            s = _slot(adm_seq)
             m.d.sync += [
                 query[s].eq(self.req.payload.query),
                 k_req[s].eq(self.req.payload.k),
@@ -253,36 +272,47 @@ class AttentionCore(wiring.Component):
                 adm_seq.eq(adm_seq + 1),
             ]
 
+        w.__dict__.update(query=query, k_req=k_req, seed=seed, thr=thr, n_keys=n_keys,
+                          busy=busy, final=final, dec_made=dec_made, dec_refetch=dec_refetch,
+                          dec_max=dec_max, adm_seq=adm_seq, msb_seq=msb_seq, dec_seq=dec_seq,
+                          back_seq=back_seq, admit=admit)  # fmt: skip
+
+    def _passes(self, m: Module, w: SimpleNamespace) -> None:
+        """Row tags, the Q.K pass arbiter, the key banks and the Q.K input mux."""
+        hd, kp, mb, lb, cnt = (
+            self.head_dim,
+            self.k_par,
+            self.k_msb_bits,
+            self.lsb_bits,
+            unsigned(self.max_n.bit_length()),
+        )
         # --- softmax row tags: (request, pass) of every row from its Q.K pass to the end of its OUT pass --
         # rows move through Q.K and the softmax in order, so one queue with a pointer per stage: `t_w` the
         # next pass, `t_l` the row at LOAD, `t_d` the next row maximum (DIV), `t_o` the row at OUT
-        tag_seq, tag_lsb = regs("tag_seq", seq_shape, TAGS), regs("tag_lsb", 1, TAGS)
-        tag_dec, tag_final = regs("tag_dec", 1, TAGS), regs("tag_final", 1, TAGS)
+        tag_seq, tag_lsb = _regs("tag_seq", unsigned(SEQ_BITS), TAGS), _regs("tag_lsb", 1, TAGS)
+        tag_dec, tag_final = _regs("tag_dec", 1, TAGS), _regs("tag_final", 1, TAGS)
         t_w, t_l, t_d, t_o = (Signal(TAG_BITS + 1, name=x) for x in ("t_w", "t_l", "t_d", "t_o"))
         occupancy = Signal(TAG_BITS + 1)
         m.d.comb += occupancy.eq(t_w - t_o)
         tag_room = occupancy < TAGS
 
-        def tag(ptr):
-            return ptr[:TAG_BITS]
-
         # --- Q.K passes: an LSB pass whose decision asked for it first, else the next request's MSB pass --
         pass_on, pass_lsb = Signal(), Signal()
-        pass_seq = Signal(seq_shape)
-        lsb_q = regs("lsb_q", seq_shape)  # requests waiting for their LSB pass, in decision order
+        pass_seq = Signal(unsigned(SEQ_BITS))
+        lsb_q = _regs("lsb_q", unsigned(SEQ_BITS))  # requests waiting for their LSB pass, in decision order
         lq_w, lq_r = Signal(SEQ_BITS), Signal(SEQ_BITS)
         lsb_waiting = Signal()
         m.d.comb += lsb_waiting.eq(lq_w != lq_r)
         # key bank b holds the MSB rows of the request in flight with seq % 2 == b until its LSB pass has
         # read them (or its decision says it needs none)
-        kb_hold = regs("kb_hold", 1, 2)
+        kb_hold = _regs("kb_hold", 1, 2)
         msb_pending = Signal()
-        m.d.comb += msb_pending.eq((msb_seq != adm_seq) | admit)
+        m.d.comb += msb_pending.eq((w.msb_seq != w.adm_seq) | w.admit)
         start_lsb, start_msb = Signal(), Signal()
         m.d.comb += [
             start_lsb.eq(~pass_on & tag_room & lsb_waiting),
             start_msb.eq(
-                ~pass_on & tag_room & ~lsb_waiting & msb_pending & (~kb_hold[msb_seq[0]] if lb else 1)
+                ~pass_on & tag_room & ~lsb_waiting & msb_pending & (~kb_hold[w.msb_seq[0]] if lb else 1)
             ),
         ]
         key_row = Signal(range(-(-self.max_n // kp) + 1))
@@ -290,7 +320,7 @@ class AttentionCore(wiring.Component):
 
         def begin_pass(seq, lsb: bool):
             # an LSB row is final from the start: its OUT pass need not wait for its row maximum
-            t = tag(t_w)
+            t = _tag(t_w)
             return [
                 pass_on.eq(1), pass_lsb.eq(lsb), pass_seq.eq(seq), key_row.eq(0), n_count.eq(0),
                 tag_seq[t].eq(seq), tag_lsb[t].eq(lsb), tag_dec[t].eq(lsb), tag_final[t].eq(lsb),
@@ -301,28 +331,28 @@ class AttentionCore(wiring.Component):
             m.d.sync += begin_pass(lsb_q[lq_r[: SEQ_BITS - 1]], True)
             m.d.sync += lq_r.eq(lq_r + 1)
         with m.Elif(start_msb):
-            m.d.sync += begin_pass(msb_seq, False)
-            m.d.sync += msb_seq.eq(msb_seq + 1)
+            m.d.sync += begin_pass(w.msb_seq, False)
+            m.d.sync += w.msb_seq.eq(w.msb_seq + 1)
             if lb:
-                m.d.sync += kb_hold[msb_seq[0]].eq(1)
+                m.d.sync += kb_hold[w.msb_seq[0]].eq(1)
 
         # the pass's key source: MSB rows from `key` (kept in the key bank), or LSB rows from `lsb`
-        m.d.comb += qk.query.eq(query[slot(pass_seq)])
+        m.d.comb += w.qk.query.eq(w.query[_slot(pass_seq)])
         m.d.comb += [
-            qk.k.valid.eq(pass_on & Mux(pass_lsb, self.lsb.valid, self.key.valid)),
-            self.key.ready.eq(pass_on & ~pass_lsb & qk.k.ready),
-            self.lsb.ready.eq(pass_on & pass_lsb & qk.k.ready),
-            qk.k.payload.last.eq(Mux(pass_lsb, self.lsb.payload.last, self.key.payload.last)),
-            qk.k.payload.mask.eq(Mux(pass_lsb, self.lsb.payload.mask, self.key.payload.mask)),
+            w.qk.k.valid.eq(pass_on & Mux(pass_lsb, self.lsb.valid, self.key.valid)),
+            self.key.ready.eq(pass_on & ~pass_lsb & w.qk.k.ready),
+            self.lsb.ready.eq(pass_on & pass_lsb & w.qk.k.ready),
+            w.qk.k.payload.last.eq(Mux(pass_lsb, self.lsb.payload.last, self.key.payload.last)),
+            w.qk.k.payload.mask.eq(Mux(pass_lsb, self.lsb.payload.mask, self.key.payload.mask)),
         ]
         key_take = Signal()
-        m.d.comb += key_take.eq(qk.k.valid & qk.k.ready)
-        k_mask = qk.k.payload.mask
+        m.d.comb += key_take.eq(w.qk.k.valid & w.qk.k.ready)
+        k_mask = w.qk.k.payload.mask
         k_pop = sum(k_mask[j] for j in range(kp)) if kp > 1 else k_mask[0]
         with m.If(key_take):
             m.d.sync += [key_row.eq(key_row + 1), n_count.eq(n_count + k_pop)]
-            with m.If(qk.k.payload.last):
-                m.d.sync += [pass_on.eq(0), n_keys[slot(pass_seq)].eq(n_count + k_pop)]
+            with m.If(w.qk.k.payload.last):
+                m.d.sync += [pass_on.eq(0), w.n_keys[_slot(pass_seq)].eq(n_count + k_pop)]
                 if lb:
                     with m.If(pass_lsb):
                         m.d.sync += kb_hold[pass_seq[0]].eq(0)
@@ -351,89 +381,105 @@ class AttentionCore(wiring.Component):
                 k_elems.append(Cat(low, msb_e))
             else:
                 k_elems.append(msb_in)
-        m.d.comb += qk.k.payload.data.eq(Cat(*k_elems))
+        m.d.comb += w.qk.k.payload.data.eq(Cat(*k_elems))
 
+        w.__dict__.update(tag_seq=tag_seq, tag_lsb=tag_lsb, tag_dec=tag_dec,
+                          tag_final=tag_final, t_w=t_w, t_l=t_l, t_d=t_d, t_o=t_o,
+                          pass_on=pass_on, pass_lsb=pass_lsb, lsb_q=lsb_q, lq_w=lq_w,
+                          kb_hold=kb_hold)  # fmt: skip
+
+    def _scores(self, m: Module, w: SimpleNamespace) -> None:
+        """Q.K scores shifted and saturated into the softmax, and the observation ports."""
+        kp, sw_in = self.k_par, self.spec.in_bits
         # --- Q.K scores straight into the softmax, k_par lanes per beat ---------------------------------
         # The softmax's LOAD takes one k_par-wide beat per cycle, the rate Q.K produces them; Q.K waits only
         # while both of the softmax's score banks hold rows its EXP has not finished.
-        m.d.comb += qk.s.ready.eq(sm.i.ready)
+        m.d.comb += w.qk.s.ready.eq(w.sm.i.ready)
         hi, lo = (1 << (sw_in - 1)) - 1, -(1 << (sw_in - 1))
         sh = self.score_shift
         scaled = []
         for j in range(kp):
-            raw = qk.s.payload.data[j]
-            x = Signal(signed(qk.score_width + 1), name=f"shifted{j}")
+            raw = w.qk.s.payload.data[j]
+            x = Signal(signed(w.qk.score_width + 1), name=f"shifted{j}")
             m.d.comb += x.eq((raw + (1 << (sh - 1))) >> sh if sh else raw)
             s = Signal(signed(sw_in), name=f"score{j}")
             m.d.comb += s.eq(Mux(x > hi, hi, Mux(x < lo, lo, x)))
             scaled.append(s)
         m.d.comb += [
-            self.score_valid.eq(qk.s.valid & sm.i.ready),
-            self.score_pass.eq(tag_lsb[tag(t_l)]),
-            self.score_mask.eq(qk.s.payload.mask),
+            self.score_valid.eq(w.qk.s.valid & w.sm.i.ready),
+            self.score_pass.eq(w.tag_lsb[_tag(w.t_l)]),
+            self.score_mask.eq(w.qk.s.payload.mask),
             self.score_data.eq(Cat(*scaled)),
-            sm.i.valid.eq(qk.s.valid),
-            sm.i.payload.data.eq(Cat(*scaled)),
-            sm.i.payload.mask.eq(qk.s.payload.mask),
-            sm.i.payload.last.eq(qk.s.payload.last),
+            w.sm.i.valid.eq(w.qk.s.valid),
+            w.sm.i.payload.data.eq(Cat(*scaled)),
+            w.sm.i.payload.mask.eq(w.qk.s.payload.mask),
+            w.sm.i.payload.last.eq(w.qk.s.payload.last),
         ]
-        with m.If(sm.i.valid & sm.i.ready & sm.i.payload.last):
-            m.d.sync += t_l.eq(t_l + 1)
+        with m.If(w.sm.i.valid & w.sm.i.ready & w.sm.i.payload.last):
+            m.d.sync += w.t_l.eq(w.t_l + 1)
 
+    def _decisions(self, m: Module, w: SimpleNamespace) -> None:
+        """Row maxima at DIV: an MSB row's refetch decision (the ``decision`` port), final rows."""
+        lb = self.lsb_bits
         # --- row maximum at DIV: the refetch decision of an MSB row; an LSB row is final ------------------
-        d_seq = tag_seq[tag(t_d)]
-        d_lsb = tag_lsb[tag(t_d)]
-        refetch = rq.o.payload.refetch if lb else Const(0, 1)
+        d_seq = w.tag_seq[_tag(w.t_d)]
+        d_lsb = w.tag_lsb[_tag(w.t_d)]
+        refetch = w.rq.o.payload.refetch if lb else Const(0, 1)
         fin_event = Signal()  # this cycle decides that row t_d is its request's final row
         m.d.comb += [
-            rq.threshold.eq(thr[slot(d_seq)]),
-            rq.o.ready.eq(1),  # acted on at once; the decision beat waits in its slot for the port
-            fin_event.eq(rq.o.valid & (d_lsb | ~refetch)),
+            w.rq.threshold.eq(w.thr[_slot(d_seq)]),
+            w.rq.o.ready.eq(1),  # acted on at once; the decision beat waits in its slot for the port
+            fin_event.eq(w.rq.o.valid & (d_lsb | ~refetch)),
         ]
         with m.If(self.decision.valid & self.decision.ready):
-            m.d.sync += [dec_made[slot(dec_seq)].eq(0), dec_seq.eq(dec_seq + 1)]
-        with m.If(rq.o.valid):
-            m.d.sync += [t_d.eq(t_d + 1), tag_dec[tag(t_d)].eq(1)]
+            m.d.sync += [w.dec_made[_slot(w.dec_seq)].eq(0), w.dec_seq.eq(w.dec_seq + 1)]
+        with m.If(w.rq.o.valid):
+            m.d.sync += [w.t_d.eq(w.t_d + 1), w.tag_dec[_tag(w.t_d)].eq(1)]
             with m.If(fin_event):
-                m.d.sync += [tag_final[tag(t_d)].eq(1), final[slot(d_seq)].eq(1)]
+                m.d.sync += [w.tag_final[_tag(w.t_d)].eq(1), w.final[_slot(d_seq)].eq(1)]
             with m.If(~d_lsb):
                 m.d.sync += [
-                    dec_made[slot(d_seq)].eq(1),
-                    dec_refetch[slot(d_seq)].eq(refetch),
-                    dec_max[slot(d_seq)].eq(rq.o.payload.max_prob),
+                    w.dec_made[_slot(d_seq)].eq(1),
+                    w.dec_refetch[_slot(d_seq)].eq(refetch),
+                    w.dec_max[_slot(d_seq)].eq(w.rq.o.payload.max_prob),
                 ]
                 with m.If(refetch):
-                    m.d.sync += [lsb_q[lq_w[: SEQ_BITS - 1]].eq(d_seq), lq_w.eq(lq_w + 1)]
+                    m.d.sync += [w.lsb_q[w.lq_w[: SEQ_BITS - 1]].eq(d_seq), w.lq_w.eq(w.lq_w + 1)]
                 if lb:
                     with m.Else():
-                        m.d.sync += kb_hold[d_seq[0]].eq(0)
+                        m.d.sync += w.kb_hold[d_seq[0]].eq(0)
         m.d.comb += [
-            self.decision.valid.eq(dec_made[slot(dec_seq)]),
-            self.decision.payload.refetch.eq(dec_refetch[slot(dec_seq)]),
-            self.decision.payload.max_prob.eq(dec_max[slot(dec_seq)]),
+            self.decision.valid.eq(w.dec_made[_slot(w.dec_seq)]),
+            self.decision.payload.refetch.eq(w.dec_refetch[_slot(w.dec_seq)]),
+            self.decision.payload.max_prob.eq(w.dec_max[_slot(w.dec_seq)]),
         ]
 
+        w.__dict__.update(d_seq=d_seq, fin_event=fin_event)  # fmt: skip
+
+    def _out_pass(self, m: Module, w: SimpleNamespace) -> None:
+        """OUT: each final row into its request's probability bank."""
+        kp, pw, cnt, tl = self.k_par, self.spec.out_bits, unsigned(self.max_n.bit_length()), self.topk_lanes
         # --- OUT: a final row's probabilities into its request's probability bank (seq % 2); a row to be
         # refetched leaves OUT unused. A bank takes a new request's row once the back end has released it.
         rows_p = -(-self.max_n // tl)  # buffer rows of topk_lanes probabilities
         pr_bits = max(1, (rows_p - 1).bit_length())
         m.submodules.pbuf = pbuf = Memory(shape=unsigned(tl * pw), depth=2 << pr_bits, init=[])
         pb_w = pbuf.write_port()
-        bank_free = regs("bank_free", 1, 2, init=1)
-        avail = regs("avail", cnt, 2)  # rows written into bank b for the request it holds
-        o_seq = tag_seq[tag(t_o)]
-        o_dec, o_final = tag_dec[tag(t_o)], tag_final[tag(t_o)]
+        bank_free = _regs("bank_free", 1, 2, init=1)
+        avail = _regs("avail", cnt, 2)  # rows written into bank b for the request it holds
+        o_seq = w.tag_seq[_tag(w.t_o)]
+        o_dec, o_final = w.tag_dec[_tag(w.t_o)], w.tag_final[_tag(w.t_o)]
         o_started = Signal()  # the row at OUT has written its first buffer row
         out_row = Signal(cnt)
         fwd = Signal()
         m.d.comb += fwd.eq(o_dec & o_final & (o_started | bank_free[o_seq[0]]))
         sm_take = Signal()  # one buffer row written this cycle
-        probs = sm.o.payload
+        probs = w.sm.o.payload
         m.d.comb += [pb_w.addr.eq(Cat(out_row[:pr_bits], o_seq[0])), pb_w.en.eq(sm_take)]
         if tl > 1:
             m.d.comb += [
-                sm.o.ready.eq(o_dec & (~o_final | fwd)),
-                sm_take.eq(sm.o.valid & fwd),
+                w.sm.o.ready.eq(o_dec & (~o_final | fwd)),
+                sm_take.eq(w.sm.o.valid & fwd),
                 pb_w.data.eq(probs.data),
             ]
         else:
@@ -448,7 +494,10 @@ class AttentionCore(wiring.Component):
                 ]
             else:
                 m.d.comb += [pb_w.data.eq(probs.data[0]), beat_end.eq(1)]
-            m.d.comb += [sm.o.ready.eq(o_dec & (~o_final | (fwd & beat_end))), sm_take.eq(sm.o.valid & fwd)]
+            m.d.comb += [
+                w.sm.o.ready.eq(o_dec & (~o_final | (fwd & beat_end))),
+                sm_take.eq(w.sm.o.valid & fwd),
+            ]
             with m.If(sm_take):
                 m.d.sync += out_lane.eq(Mux(beat_end, 0, out_lane + 1))
         with m.If(sm_take):
@@ -458,21 +507,28 @@ class AttentionCore(wiring.Component):
                 bank_free[o_seq[0]].eq(0),
                 avail[o_seq[0]].eq(out_row + 1),
             ]
-        with m.If(sm.o.valid & sm.o.ready & probs.last):
-            m.d.sync += [t_o.eq(t_o + 1), out_row.eq(0), o_started.eq(0)]
+        with m.If(w.sm.o.valid & w.sm.o.ready & probs.last):
+            m.d.sync += [w.t_o.eq(w.t_o + 1), out_row.eq(0), o_started.eq(0)]
 
+        w.__dict__.update(pbuf=pbuf, pr_bits=pr_bits, bank_free=bank_free, avail=avail)  # fmt: skip
+
+    def _back_end(self, m: Module, w: SimpleNamespace) -> None:
+        """The back end's start, the probability drain, the top-k engine's input and the kept indices."""
+        vp, pw, cnt, tl = self.v_par, self.spec.out_bits, unsigned(self.max_n.bit_length()), self.topk_lanes
         # --- back end: one request at a time, in order, from its final decision: the probability drain,
         # the top-k engine fed from the bank (or the bypass), the kept indices, prob.V and the output
         back_on = Signal()
-        bslot, bb = slot(back_seq), back_seq[0]
-        b_avail = avail[bb]
+        bslot, bb = _slot(w.back_seq), w.back_seq[0]
+        b_avail = w.avail[bb]
         n = Signal(cnt)  # keys of the request in the back end
         m_keep = Signal(cnt)  # value rows kept: min(max(k, 1), n)
         bypass = Signal()
         draining, k_sent, tk_done, out_done = Signal(), Signal(), Signal(), Signal()
         can_bypass = tl == vp  # one buffer row of probabilities is one value beat
         start_back = Signal()
-        m.d.comb += start_back.eq(~back_on & busy[bslot] & (final[bslot] | (fin_event & (d_seq == back_seq))))
+        m.d.comb += start_back.eq(
+            ~back_on & w.busy[bslot] & (w.final[bslot] | (w.fin_event & (w.d_seq == w.back_seq)))
+        )
 
         pr_base, pr_row = Signal(cnt), Signal(cnt)  # drain: element in lane 0 of the next prob beat, its row
         e_base, e_row = Signal(cnt), Signal(cnt)  # engine feed: the same for the next score beat
@@ -484,8 +540,8 @@ class AttentionCore(wiring.Component):
         v_pos = Signal(cnt)  # first kept row of the next value beat
         v_row = Signal(range(rows_v + 1))
         with m.If(start_back):
-            k_in = k_req[bslot]
-            n_in = n_keys[bslot]
+            k_in = w.k_req[bslot]
+            n_in = w.n_keys[bslot]
             keep_all = Mux(k_in == 0, 1, k_in) >= n_in
             byp = keep_all if can_bypass else Const(0, 1)
             m.d.sync += [
@@ -502,9 +558,9 @@ class AttentionCore(wiring.Component):
                                            kw_count, v_pos, v_row)]  # fmt: skip
 
         # probability drain: one buffer row a beat, each once OUT has written it
-        pb_d = pbuf.read_port(domain="comb")
+        pb_d = w.pbuf.read_port(domain="comb")
         m.d.comb += [
-            pb_d.addr.eq(Cat(pr_row[:pr_bits], bb)),
+            pb_d.addr.eq(Cat(pr_row[: w.pr_bits], bb)),
             self.prob.valid.eq(back_on & draining & (pr_row < b_avail)),
             self.prob.payload.data.eq(pb_d.data),
             self.prob.payload.mask.eq(Cat(*(pr_base + j < n for j in range(tl)))),
@@ -516,27 +572,27 @@ class AttentionCore(wiring.Component):
                 m.d.sync += draining.eq(0)
 
         # the top-k engine: k at the start, the scores from the bank as OUT writes them
-        pb_e = pbuf.read_port(domain="comb")
+        pb_e = w.pbuf.read_port(domain="comb")
         m.d.comb += [
-            pb_e.addr.eq(Cat(e_row[:pr_bits], bb)),
-            tk.k.valid.eq(back_on & ~k_sent),
-            tk.k.payload.k.eq(Mux(m_keep == 0, 1, m_keep)),
-            tk.k.payload.seed.eq(seed[bslot]),
-            tk.i.valid.eq(back_on & ~bypass & (e_base < n) & (e_row < b_avail)),
-            tk.i.payload.last.eq(e_base + tl >= n),
+            pb_e.addr.eq(Cat(e_row[: w.pr_bits], bb)),
+            w.tk.k.valid.eq(back_on & ~k_sent),
+            w.tk.k.payload.k.eq(Mux(m_keep == 0, 1, m_keep)),
+            w.tk.k.payload.seed.eq(w.seed[bslot]),
+            w.tk.i.valid.eq(back_on & ~bypass & (e_base < n) & (e_row < b_avail)),
+            w.tk.i.payload.last.eq(e_base + tl >= n),
         ]
         if tl > 1:
             m.d.comb += [
-                tk.i.payload.score.eq(
+                w.tk.i.payload.score.eq(
                     Cat(*(Cat(pb_e.data[j * pw : (j + 1) * pw], Const(0, 1)) for j in range(tl)))
                 ),
-                tk.i.payload.mask.eq(Cat(*(e_base + j < n for j in range(tl)))),
+                w.tk.i.payload.mask.eq(Cat(*(e_base + j < n for j in range(tl)))),
             ]
         else:
-            m.d.comb += tk.i.payload.score.eq(pb_e.data)
-        with m.If(tk.k.valid & tk.k.ready):
+            m.d.comb += w.tk.i.payload.score.eq(pb_e.data)
+        with m.If(w.tk.k.valid & w.tk.k.ready):
             m.d.sync += k_sent.eq(1)
-        with m.If(tk.i.valid & tk.i.ready):
+        with m.If(w.tk.i.valid & w.tk.i.ready):
             m.d.sync += [e_base.eq(e_base + tl), e_row.eq(e_row + 1)]
 
         # kept indices: to the `kept` port and, with their probabilities, into v_par lanes
@@ -556,19 +612,19 @@ class AttentionCore(wiring.Component):
             ]
         with m.Else():
             m.d.comb += [
-                self.kept.valid.eq(back_on & tk.o.valid),
-                self.kept.payload.data[0].eq(tk.o.payload.index),
+                self.kept.valid.eq(back_on & w.tk.o.valid),
+                self.kept.payload.data[0].eq(w.tk.o.payload.index),
                 self.kept.payload.mask.eq(1),
-                self.kept.payload.last.eq(tk.o.payload.last),
-                tk.o.ready.eq(back_on & self.kept.ready),
+                self.kept.payload.last.eq(w.tk.o.payload.last),
+                w.tk.o.ready.eq(back_on & self.kept.ready),
             ]
         m.d.comb += kept_take.eq(self.kept.valid & self.kept.ready)
-        with m.If(tk.o.valid & tk.o.ready & tk.o.payload.last):
+        with m.If(w.tk.o.valid & w.tk.o.ready & w.tk.o.payload.last):
             m.d.sync += tk_done.eq(1)
         for j, (wp, _) in enumerate(lanes_v):
             m.d.comb += [
                 wp.addr.eq(kw_row),
-                wp.data.eq(tk.o.payload.score[:pw]),
+                wp.data.eq(w.tk.o.payload.score[:pw]),
                 wp.en.eq(kept_take & ~bypass & (kw_lane == j)),
             ]
         with m.If(kept_take & bypass):
@@ -584,43 +640,48 @@ class AttentionCore(wiring.Component):
             with m.Else():
                 m.d.sync += kw_lane.eq(kw_lane + 1)
 
+        w.__dict__.update(back_on=back_on, bb=bb, bslot=bslot, m_keep=m_keep,
+                          bypass=bypass, draining=draining, k_sent=k_sent, tk_done=tk_done,
+                          out_done=out_done, lanes_v=lanes_v, kw_count=kw_count, v_pos=v_pos,
+                          v_row=v_row, can_bypass=can_bypass)  # fmt: skip
+
+    def _values(self, m: Module, w: SimpleNamespace) -> None:
+        """Value rows into prob.V, the output, and the request's release at its end."""
+        vp, cnt = self.v_par, unsigned(self.max_n.bit_length())
         # --- value rows: v_par per beat, probabilities from the kept lanes (or the bank on the bypass) ------
         v_end = Signal(cnt)
-        m.d.comb += v_end.eq(Mux(v_pos + vp >= m_keep, m_keep, v_pos + vp))
+        m.d.comb += v_end.eq(Mux(w.v_pos + vp >= w.m_keep, w.m_keep, w.v_pos + vp))
         v_ok = Signal()
-        m.d.comb += v_ok.eq(back_on & (kw_count >= v_end) & (v_pos < m_keep))
-        for _, rp in lanes_v:
-            m.d.comb += rp.addr.eq(v_row)
-        kept_probs = Cat(*(rp.data for _, rp in lanes_v))
-        if can_bypass:
-            pb_v = pbuf.read_port(domain="comb")
-            m.d.comb += pb_v.addr.eq(Cat(v_row[:pr_bits], bb))
-            kept_probs = Mux(bypass, pb_v.data, kept_probs)
+        m.d.comb += v_ok.eq(w.back_on & (w.kw_count >= v_end) & (w.v_pos < w.m_keep))
+        for _, rp in w.lanes_v:
+            m.d.comb += rp.addr.eq(w.v_row)
+        kept_probs = Cat(*(rp.data for _, rp in w.lanes_v))
+        if w.can_bypass:
+            pb_v = w.pbuf.read_port(domain="comb")
+            m.d.comb += pb_v.addr.eq(Cat(w.v_row[: w.pr_bits], w.bb))
+            kept_probs = Mux(w.bypass, pb_v.data, kept_probs)
         m.d.comb += [
-            vu.i.valid.eq(self.value.valid & v_ok),
-            self.value.ready.eq(vu.i.ready & v_ok),
-            vu.i.payload.value.eq(self.value.payload.value),
-            vu.i.payload.prob.eq(kept_probs),
-            vu.i.payload.mask.eq(Cat(*((v_pos + j) < m_keep for j in range(vp)))),
-            vu.i.payload.last.eq(v_pos + vp >= m_keep),
+            w.vu.i.valid.eq(self.value.valid & v_ok),
+            self.value.ready.eq(w.vu.i.ready & v_ok),
+            w.vu.i.payload.value.eq(self.value.payload.value),
+            w.vu.i.payload.prob.eq(kept_probs),
+            w.vu.i.payload.mask.eq(Cat(*((w.v_pos + j) < w.m_keep for j in range(vp)))),
+            w.vu.i.payload.last.eq(w.v_pos + vp >= w.m_keep),
         ]
-        with m.If(vu.i.valid & vu.i.ready):
-            m.d.sync += [v_pos.eq(v_pos + vp), v_row.eq(v_row + 1)]
+        with m.If(w.vu.i.valid & w.vu.i.ready):
+            m.d.sync += [w.v_pos.eq(w.v_pos + vp), w.v_row.eq(w.v_row + 1)]
 
         # --- output vector; the request ends once its output, every prob beat, its decision beat and the
         # engine's last beat have been taken: its slot and bank are released
-        wiring.connect(m, vu.o, wiring.flipped(self.out))
+        wiring.connect(m, w.vu.o, wiring.flipped(self.out))
         with m.If(self.out.valid & self.out.ready):
-            m.d.sync += out_done.eq(1)
-        with m.If(back_on & out_done & ~draining & k_sent & tk_done & ~dec_made[bslot]):
+            m.d.sync += w.out_done.eq(1)
+        with m.If(w.back_on & w.out_done & ~w.draining & w.k_sent & w.tk_done & ~w.dec_made[w.bslot]):
             m.d.sync += [
-                back_on.eq(0),
-                busy[bslot].eq(0),
-                final[bslot].eq(0),
-                bank_free[bb].eq(1),
-                avail[bb].eq(0),
-                back_seq.eq(back_seq + 1),
+                w.back_on.eq(0),
+                w.busy[w.bslot].eq(0),
+                w.final[w.bslot].eq(0),
+                w.bank_free[w.bb].eq(1),
+                w.avail[w.bb].eq(0),
+                w.back_seq.eq(w.back_seq + 1),
             ]
-
-        m.d.comb += self.phase.eq(Mux(pass_on, Mux(pass_lsb, Phase.LSB, Phase.MSB), Phase.IDLE))
-        return m
