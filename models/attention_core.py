@@ -4,7 +4,8 @@ The values come from the existing models, stage by stage, in the order the RTL c
 MSB-estimate keys, score shift and saturation, softmax, refetch decision, on a refetch Q.K and softmax on
 the reassembled keys, local value top-k, prob.V); the final result must equal
 :func:`models.attention.attention_request_fixed` (``tests/models`` checks that). :func:`core_cycles` is
-the RTL's own cycle model, stage by stage, for the testbench to compare with.
+the RTL's own cycle model of a request offered alone, stage by stage, and :func:`stream_cycles` of an
+overlapped request stream, for the testbenches to compare with.
 """
 
 from __future__ import annotations
@@ -22,7 +23,17 @@ from spatten.models.softmax import SoftmaxSpec, softmax_fixed
 from spatten.models.topk import quickselect_trace
 from spatten.models.value_unit import prob_v
 
-__all__ = ["CoreStages", "CoreCycles", "attention_core_ref", "core_cycles", "topk_lanes"]
+__all__ = [
+    "CoreStages",
+    "CoreCycles",
+    "StreamRequest",
+    "attention_core_ref",
+    "bypasses",
+    "core_cycles",
+    "request_timing",
+    "stream_cycles",
+    "topk_lanes",
+]
 
 
 def topk_lanes(k_par: int, topk_p: int) -> int:
