@@ -30,6 +30,7 @@ __all__ = [
     "attention_core_ref",
     "bypasses",
     "core_cycles",
+    "engine_rows",
     "request_timing",
     "stream_cycles",
     "topk_lanes",
@@ -37,9 +38,15 @@ __all__ = [
 
 
 def topk_lanes(k_par: int, topk_p: int) -> int:
-    """Probabilities per cycle into the core's top-k engine: ``k_par`` when ``k_par <= topk_p`` (the
-    engine's ``in_lanes`` may not exceed its P), else 1 (the softmax's beats are serialized)."""
+    """Probabilities a probability-bank row holds (one OUT beat into the bank): ``k_par`` when
+    ``k_par <= topk_p`` (the engine's ``in_lanes`` may not exceed its P), else 1 (the softmax's beats are
+    serialized)."""
     return k_par if k_par <= topk_p else 1
+
+
+def engine_rows(k_par: int, topk_p: int) -> int:
+    """Bank rows the top-k engine reads a cycle: 2 when two rows fit its P input lanes, else 1."""
+    return 2 if 2 * topk_lanes(k_par, topk_p) <= topk_p else 1
 
 
 @dataclass(frozen=True)
@@ -194,10 +201,12 @@ def core_cycles(
     pass starts at ``F = D`` and the core selects at ``select = D``. With one, the LSB rows follow the
     decision beat (the first at ``D + 1``) while the MSB row leaves OUT unused; the LSB pass repeats the
     MSB pass's timing, so its OUT starts at ``F = 2D - 2`` and the core selects at its decision pulse,
-    ``select = 2D``. Each OUT beat goes into the request's probability bank; a bank row leaves (``prob``,
-    the engine's scores and the bypass's kept indices) from the cycle after it was written, one a cycle
-    from ``max(select, F + 1)``. The engine has k from ``select`` and its last score at
-    ``max(select, F + 1) + O - 1``, and ends ``topk`` cycles later. A request keeping every row
+    ``select = 2D``. Each OUT beat goes into the request's probability bank; a bank row leaves (``prob``
+    and the bypass's kept indices) from the cycle after it was written, one a cycle from
+    ``max(select, F + 1)``. The engine has k from ``select`` and reads ``G = engine_rows(K_PAR, P)`` rows
+    a cycle (two when they fit its P lanes), each once written: the rows written one a cycle from F,
+    the reads from select, so its last score is at ``max(select + ceil(O / G) - 1, F + O)``; it ends
+    ``topk`` cycles later. A request keeping every row
     (``k >= n``) with ``T == V_PAR`` bypasses the engine: its kept indices leave ``V_PAR`` a beat, one
     buffer row each.
     ``value_delay`` is how many cycles after the last ``kept`` beat the last value beat is accepted (at
@@ -271,6 +280,7 @@ def request_timing(
     kp = np.asarray(k_par, dtype=np.float64)
     lat = np.vectorize(qk_latency, otypes=[np.float64])(np.asarray(head_dim, dtype=np.int64))
     lanes = np.vectorize(lambda k: topk_lanes(max(1, int(k)), topk_p), otypes=[np.float64])(kp)
+    rows = np.vectorize(lambda k: engine_rows(max(1, int(k)), topk_p), otypes=[np.float64])(kp)
     vp = np.maximum(np.floor(np.asarray(v_par, dtype=np.float64)), 1.0)
     b = np.ceil(n / kp)
     o = np.ceil(n / lanes)
@@ -282,7 +292,9 @@ def request_timing(
     stream_from = np.maximum(select, first_out + 1)
     bypass = bypasses(m, n, lanes, vp)
     # the engine reads its scores from the bank as the drain does, a row a cycle from stream_from
-    engine_t0 = stream_from + o - 1  # k and the last score both in the engine
+    # the engine reads ``rows`` bank rows a cycle from select, each once written: its last score at the
+    # later of its own pace and the last row's write (k and the last score both in the engine)
+    engine_t0 = np.maximum(select + np.ceil(o / rows) - 1, first_out + o)
     kept_last = np.where(bypass, stream_from + np.ceil(n / vp) - 1, engine_t0 + topk)
     return RequestTiming(decision, select, stream_from + o - 1, kept_last, kept_last + value_delay + 1)
 
@@ -346,6 +358,7 @@ def stream_cycles(
     """
     lat = qk_latency(head_dim)
     tl = topk_lanes(max(1, int(k_par)), topk_p)  # (a K_PAR below 1 exists in the simulator only)
+    per_read = engine_rows(max(1, int(k_par)), topk_p)
     total = len(reqs)
     st: list[dict[str, float]] = [{} for _ in reqs]
     rows: list[dict[str, float]] = []  # softmax rows in pass order
@@ -366,11 +379,12 @@ def stream_cycles(
         sel = start + 1
         stream_from = max(sel, final_row[i]["out"] + 1)
         o = math.ceil(r.n / tl)
+        engine_last = max(sel + math.ceil(o / per_read) - 1, final_row[i]["out"] + o)
         prob_last = stream_from + o - 1
         if bool(bypasses(r.m, r.n, tl, v_par)):
             kept_last = stream_from + math.ceil(r.n / v_par) - 1
         else:
-            kept_last = prob_last + r.topk
+            kept_last = engine_last + r.topk
         out = kept_last + value_delay + 1
         s.update(select=sel, prob_last=prob_last, kept_last=kept_last, out=out, done=max(out, prob_last) + 1)
         return s["done"]

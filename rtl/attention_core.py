@@ -14,7 +14,7 @@ from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from spatten.models.attention import softmax_spec
-from spatten.models.attention_core import topk_lanes
+from spatten.models.attention_core import engine_rows, topk_lanes
 from spatten.models.softmax import SoftmaxSpec
 from spatten.rtl.layouts import lane_beat
 from spatten.rtl.params import check_int, check_power_of_two, rejected_quietly
@@ -76,7 +76,7 @@ class AttentionCore(wiring.Component):
     parity; a bank takes a new request once the back end has released it). The back end takes one
     request at a time, in order, from its final row's decision: the probabilities drain from the bank
     on ``prob``, one bank row (``topk_lanes``) a beat, each once OUT has written it; the
-    :class:`~rtl.topk.TopKEngine` (``in_lanes = topk_lanes``) gets k and reads the same rows; its kept
+    :class:`~rtl.topk.TopKEngine` gets k and reads the same rows, ``engine_rows`` a cycle; its kept
     indices leave on ``kept`` (the value-row requests); value rows come back on ``value`` in ``kept``
     order, ``v_par`` per beat, into the :class:`~rtl.value_unit.ValueUnit`; its sums leave on ``out``.
     A request keeping every row (k >= n) bypasses the engine when ``topk_lanes == v_par``: its kept
@@ -111,8 +111,11 @@ class AttentionCore(wiring.Component):
     Attributes
     ----------
     topk_lanes : int
-        Probabilities per cycle into the top-k engine: ``k_par`` if ``k_par <= topk_p``, else 1
-        (``models.attention_core.topk_lanes``).
+        Probabilities a probability-bank row holds (one OUT beat, one ``prob`` beat): ``k_par`` if
+        ``k_par <= topk_p``, else 1 (``models.attention_core.topk_lanes``).
+    engine_rows : int
+        Bank rows into the top-k engine a cycle: 2 when ``2 * topk_lanes <= topk_p``, else 1 (the
+        engine's ``in_lanes`` is ``engine_rows * topk_lanes``; ``models.attention_core.engine_rows``).
 
     Ports
     -----
@@ -185,6 +188,7 @@ class AttentionCore(wiring.Component):
         # the top-k engine takes the softmax's K_PAR-wide beats whole when its P lanes can (K_PAR <= P);
         # otherwise they are serialized to one probability per cycle
         self.topk_lanes = topk_lanes(k_par, self.topk_p)
+        self.engine_rows = engine_rows(k_par, self.topk_p)
         self.k_bits = k_msb_bits + lsb_bits
         self.index_width = max(1, (max_n - 1).bit_length())
         self.acc_width = acc_width(p, v_bits, max_n)
@@ -229,7 +233,8 @@ class AttentionCore(wiring.Component):
         # the refetch decision on the softmax's row maximum, known at its DIV, before the row's OUT pass
         m.submodules.requant = rq = RequantDecision(pw, 1)
         wiring.connect(m, sm.peak, rq.i)
-        m.submodules.topk = tk = TopKEngine(pw + 1, self.max_n, self.topk_p, in_lanes=self.topk_lanes)
+        m.submodules.topk = tk = TopKEngine(pw + 1, self.max_n, self.topk_p,
+                                            in_lanes=self.engine_rows * self.topk_lanes)  # fmt: skip
         m.submodules.value_unit = vu = ValueUnit(hd, vp, pw, self.v_bits, self.max_n)
         # the sections share their registers through one namespace; each adds what later ones read
         w = SimpleNamespace(qk=qk, sm=sm, rq=rq, tk=tk, vu=vu)
@@ -571,29 +576,36 @@ class AttentionCore(wiring.Component):
             with m.If(self.prob.payload.last):
                 m.d.sync += draining.eq(0)
 
-        # the top-k engine: k at the start, the scores from the bank as OUT writes them
-        pb_e = w.pbuf.read_port(domain="comb")
+        # the top-k engine: k at the start, the scores from the bank as OUT writes them, `g` rows a cycle
+        # (two when they fit the engine's P lanes: a second read port at the next row)
+        g = self.engine_rows
+        lanes_in = g * tl
+        reads = [w.pbuf.read_port(domain="comb") for _ in range(g)]
+        for i, rp in enumerate(reads):
+            m.d.comb += rp.addr.eq(Cat((e_row + i)[: w.pr_bits], bb))
+        # the beat's last row is written (or the row after the first is past the request's end)
+        rows_ready = (
+            (e_row < b_avail) & ((e_base + tl >= n) | (e_row + 1 < b_avail)) if g == 2 else e_row < b_avail
+        )
         m.d.comb += [
-            pb_e.addr.eq(Cat(e_row[: w.pr_bits], bb)),
             w.tk.k.valid.eq(back_on & ~k_sent),
             w.tk.k.payload.k.eq(Mux(m_keep == 0, 1, m_keep)),
             w.tk.k.payload.seed.eq(w.seed[bslot]),
-            w.tk.i.valid.eq(back_on & ~bypass & (e_base < n) & (e_row < b_avail)),
-            w.tk.i.payload.last.eq(e_base + tl >= n),
+            w.tk.i.valid.eq(back_on & ~bypass & (e_base < n) & rows_ready),
+            w.tk.i.payload.last.eq(e_base + lanes_in >= n),
         ]
-        if tl > 1:
+        if lanes_in > 1:
+            lane_probs = [rp.data[j * pw : (j + 1) * pw] for rp in reads for j in range(tl)]
             m.d.comb += [
-                w.tk.i.payload.score.eq(
-                    Cat(*(Cat(pb_e.data[j * pw : (j + 1) * pw], Const(0, 1)) for j in range(tl)))
-                ),
-                w.tk.i.payload.mask.eq(Cat(*(e_base + j < n for j in range(tl)))),
+                w.tk.i.payload.score.eq(Cat(*(Cat(x, Const(0, 1)) for x in lane_probs))),
+                w.tk.i.payload.mask.eq(Cat(*(e_base + j < n for j in range(lanes_in)))),
             ]
         else:
-            m.d.comb += w.tk.i.payload.score.eq(pb_e.data)
+            m.d.comb += w.tk.i.payload.score.eq(reads[0].data)
         with m.If(w.tk.k.valid & w.tk.k.ready):
             m.d.sync += k_sent.eq(1)
         with m.If(w.tk.i.valid & w.tk.i.ready):
-            m.d.sync += [e_base.eq(e_base + tl), e_row.eq(e_row + 1)]
+            m.d.sync += [e_base.eq(e_base + lanes_in), e_row.eq(e_row + g)]
 
         # kept indices: to the `kept` port and, with their probabilities, into v_par lanes
         lanes_v = []
