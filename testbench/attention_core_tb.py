@@ -260,7 +260,8 @@ async def _run_stream(dut, core, stims: list[Stimulus], rng: random.Random, idle
     kk = [keep_count(s.ratio, s.n) for s in stims]
     nreq = len(stims)
     req_i = key_i = kb = dec_i = out_i = prob_i = kept_i = val_i = vb = 0
-    lsb_q: list[int] = []  # refetching requests, in decision order: their LSB rows, then their LSB scores
+    lsb_q: list[int] = []  # refetching requests still owed LSB rows, in decision order
+    refetching: list[int] = []  # every refetching request, in decision order (owners of the LSB scores)
     lb = lsb_score = 0
     score_i = 0  # the request owed the next MSB-pass scores
 
@@ -351,7 +352,7 @@ async def _run_stream(dut, core, stims: list[Stimulus], rng: random.Random, idle
                 if len(owner) >= stims[score_i].n:
                     score_i += 1
             else:
-                owner_i = [i for i in range(nreq) if stims[i].got["refetch"] == 1][lsb_score]
+                owner_i = refetching[lsb_score]
                 owner = stims[owner_i].got["scores"][1]
                 owner += scores
                 if len(owner) >= stims[owner_i].n:
@@ -364,6 +365,7 @@ async def _run_stream(dut, core, stims: list[Stimulus], rng: random.Random, idle
                 g["refetch"], g["max_prob"] = d["refetch"], d["max_prob"]
                 if d["refetch"]:
                     lsb_q.append(dec_i)
+                    refetching.append(dec_i)
                 dec_i += 1
         if dut.prob__valid.value == 1 and dut.prob__ready.value == 1:
             g = stims[prob_i].got

@@ -50,6 +50,33 @@ def make_request(rng: np.random.Generator, n: int, hd: int, ratio: float, thr_co
     return Request(q, msb, lsb, v, ratio, thr_code, int(rng.integers(0, 1 << 16)))
 
 
+def _lanes(word: int, mask: int, width: int, count: int, signed: bool = False) -> list[int]:
+    """The live lanes of a packed lane beat, in lane order."""
+    vals = [(word >> (j * width)) & ((1 << width) - 1) for j in range(count) if mask >> j & 1]
+    return [_signed(v, width) for v in vals] if signed else vals
+
+
+def _taken(ctx, dut: AttentionCore) -> dict:
+    """What the core hands out this cycle (call after the combinational outputs settle): the observed
+    scores (pass, values), ``decision_offered``, and each output beat taken (``decision``: refetch and
+    row maximum; ``probs`` / ``kept``: the live lanes and ``last``; ``out``: the output vector)."""
+    t: dict = {"decision_offered": bool(ctx.get(dut.decision.valid))}
+    if ctx.get(dut.score_valid):
+        scores = _lanes(ctx.get(dut.score_data), ctx.get(dut.score_mask), dut.spec.in_bits, dut.k_par, True)
+        t["scores"] = (ctx.get(dut.score_pass), scores)
+    if t["decision_offered"] and ctx.get(dut.decision.ready):
+        t["decision"] = (ctx.get(dut.decision.payload.refetch), ctx.get(dut.decision.payload.max_prob))
+    for name, port, width, count in (("probs", dut.prob, dut.spec.out_bits, dut.topk_lanes),
+                                     ("kept", dut.kept, dut.index_width, dut.v_par)):  # fmt: skip
+        if ctx.get(port.valid) and ctx.get(port.ready):
+            word, mask = ctx.get(port.payload.data.as_value()), ctx.get(port.payload.mask)
+            t[name] = (_lanes(word, mask, width, count), ctx.get(port.payload.last))
+    if ctx.get(dut.out.valid) and ctx.get(dut.out.ready):
+        word = ctx.get(dut.out.payload.data.as_value())
+        t["out"] = _lanes(word, (1 << dut.head_dim) - 1, dut.acc_width, dut.head_dim, True)
+    return t
+
+
 def run_core(
     dut: AttentionCore, reqs: list[Request], idle: float, stall: float, seed: int = 1, eager: bool = False
 ) -> None:
@@ -58,7 +85,6 @@ def run_core(
     ``eager``: once a request's value rows are all sent, keep offering junk value beats; a beat the core
     takes is counted in ``got["extra_value_beats"]`` (it must take exactly ``ceil(k / v_par)``)."""
     hd, kp, vp = dut.head_dim, dut.k_par, dut.v_par
-    tl, PW, IW = dut.topk_lanes, dut.spec.out_bits, dut.index_width  # noqa: N806 - widths of the out ports
     rng = random.Random(seed)
 
     async def bench(ctx):
@@ -115,11 +141,9 @@ def run_core(
                 for port in (dut.decision, dut.prob, dut.kept, dut.out):
                     ctx.set(port.ready, int(stall == 0 or rng.random() >= stall))
                 await ctx.delay(1e-9)  # settle the combinational outputs
-                if ctx.get(dut.score_valid):
-                    word, mask, sw = ctx.get(dut.score_data), ctx.get(dut.score_mask), dut.spec.in_bits
-                    got["scores"][ctx.get(dut.score_pass)] += [
-                        _signed((word >> (j * sw)) & ((1 << sw) - 1), sw) for j in range(kp) if mask >> j & 1
-                    ]
+                t = _taken(ctx, dut)
+                if "scores" in t:
+                    got["scores"][t["scores"][0]] += t["scores"][1]
                 if ctx.get(dut.req.valid) and ctx.get(dut.req.ready):
                     sent_req = True
                     got["cyc"]["req"] = cyc
@@ -132,24 +156,15 @@ def run_core(
                 if ctx.get(dut.value.valid) and ctx.get(dut.value.ready):
                     got["extra_value_beats"] += int(junk)
                     vb += 1
-                if ctx.get(dut.decision.valid) and ctx.get(dut.decision.ready):
-                    got["decision"] = (
-                        ctx.get(dut.decision.payload.refetch),
-                        ctx.get(dut.decision.payload.max_prob),
-                    )
+                if "decision" in t:
+                    got["decision"] = t["decision"]
                     got["cyc"]["decision"] = cyc
-                if ctx.get(dut.prob.valid) and ctx.get(dut.prob.ready):
-                    word, mask = ctx.get(dut.prob.payload.data.as_value()), ctx.get(dut.prob.payload.mask)
-                    got["probs"] += [(word >> (j * PW)) & ((1 << PW) - 1) for j in range(tl) if mask >> j & 1]
-                    got["cyc"]["prob_last"] = cyc
-                if ctx.get(dut.kept.valid) and ctx.get(dut.kept.ready):
-                    word, mask = ctx.get(dut.kept.payload.data.as_value()), ctx.get(dut.kept.payload.mask)
-                    got["kept"] += [(word >> (j * IW)) & ((1 << IW) - 1) for j in range(vp) if mask >> j & 1]
-                    got["cyc"]["kept_last"] = cyc
-                if ctx.get(dut.out.valid) and ctx.get(dut.out.ready):
-                    word = ctx.get(dut.out.payload.data.as_value())
-                    aw = dut.acc_width
-                    got["out"] = [_signed((word >> (e * aw)) & ((1 << aw) - 1), aw) for e in range(hd)]
+                for name, stamp in (("probs", "prob_last"), ("kept", "kept_last")):
+                    if name in t:
+                        got[name] += t[name][0]
+                        got["cyc"][stamp] = cyc
+                if "out" in t:
+                    got["out"] = t["out"]
                     got["cyc"]["out"] = cyc
                 await ctx.tick()
                 cyc += 1
@@ -168,7 +183,6 @@ def run_stream(dut: AttentionCore, reqs: list[Request], idle: float, stall: floa
     request order (LSB rows in decision order, value rows behind the kept beats); fill each ``got`` with
     absolute cycle stamps."""
     hd, kp, vp = dut.head_dim, dut.k_par, dut.v_par
-    tl, PW, IW = dut.topk_lanes, dut.spec.out_bits, dut.index_width  # noqa: N806 - widths of the out ports
     rng = random.Random(seed)
     for r in reqs:
         r.got.update(probs=[], kept=[], decision=None, out=None, cyc={}, scores={0: [], 1: []})
@@ -217,17 +231,13 @@ def run_stream(dut: AttentionCore, reqs: list[Request], idle: float, stall: floa
             for port in (dut.decision, dut.prob, dut.kept, dut.out):
                 ctx.set(port.ready, int(stall == 0 or rng.random() >= stall))
             await ctx.delay(1e-9)  # settle the combinational outputs
-            if ctx.get(dut.score_valid):
-                word, mask, sw = ctx.get(dut.score_data), ctx.get(dut.score_mask), dut.spec.in_bits
-                vals = [_signed((word >> (j * sw)) & ((1 << sw) - 1), sw) for j in range(kp) if mask >> j & 1]
-                if ctx.get(dut.score_pass):
-                    owner = reqs[refetching[score1]]
-                    owner.got["scores"][1] += vals
-                    score1 += len(owner.got["scores"][1]) >= owner.k_msb.shape[0]
-                else:
-                    owner = reqs[score0]
-                    owner.got["scores"][0] += vals
-                    score0 += len(owner.got["scores"][0]) >= owner.k_msb.shape[0]
+            t = _taken(ctx, dut)
+            if "scores" in t:
+                lsb_pass, vals = t["scores"]
+                owner = reqs[refetching[score1]] if lsb_pass else reqs[score0]
+                owner.got["scores"][lsb_pass] += vals
+                done = len(owner.got["scores"][lsb_pass]) >= owner.k_msb.shape[0]
+                score1, score0 = (score1 + done, score0) if lsb_pass else (score1, score0 + done)
             if ctx.get(dut.req.valid) and ctx.get(dut.req.ready):
                 reqs[req_i].got["cyc"]["req"] = cyc
                 req_i += 1
@@ -250,36 +260,26 @@ def run_stream(dut: AttentionCore, reqs: list[Request], idle: float, stall: floa
                 vb += 1
                 if vb * vp >= kk[val_i]:
                     val_i, vb = val_i + 1, 0
-            if ctx.get(dut.decision.valid):
+            if t["decision_offered"]:
                 got = reqs[dec_i].got
                 got["cyc"].setdefault("decision", cyc)
-                if ctx.get(dut.decision.ready):
-                    got["decision"] = (
-                        ctx.get(dut.decision.payload.refetch),
-                        ctx.get(dut.decision.payload.max_prob),
-                    )
+                if "decision" in t:
+                    got["decision"] = t["decision"]
                     if got["decision"][0]:
                         lsb_q.append(dec_i)
                         refetching.append(dec_i)
                     dec_i += 1
-            if ctx.get(dut.prob.valid) and ctx.get(dut.prob.ready):
-                word, mask = ctx.get(dut.prob.payload.data.as_value()), ctx.get(dut.prob.payload.mask)
-                got = reqs[prob_i].got
-                got["probs"] += [(word >> (j * PW)) & ((1 << PW) - 1) for j in range(tl) if mask >> j & 1]
-                got["cyc"]["prob_last"] = cyc
-                prob_i += ctx.get(dut.prob.payload.last)
-            if ctx.get(dut.kept.valid) and ctx.get(dut.kept.ready):
-                word, mask = ctx.get(dut.kept.payload.data.as_value()), ctx.get(dut.kept.payload.mask)
-                got = reqs[kept_i].got
-                got["kept"] += [(word >> (j * IW)) & ((1 << IW) - 1) for j in range(vp) if mask >> j & 1]
-                got["cyc"]["kept_last"] = cyc
-                kept_i += ctx.get(dut.kept.payload.last)
-            if ctx.get(dut.out.valid) and ctx.get(dut.out.ready):
-                word = ctx.get(dut.out.payload.data.as_value())
-                aw = dut.acc_width
-                got = reqs[out_i].got
-                got["out"] = [_signed((word >> (e * aw)) & ((1 << aw) - 1), aw) for e in range(hd)]
-                got["cyc"]["out"] = cyc
+            if "probs" in t:
+                reqs[prob_i].got["probs"] += t["probs"][0]
+                reqs[prob_i].got["cyc"]["prob_last"] = cyc
+                prob_i += t["probs"][1]
+            if "kept" in t:
+                reqs[kept_i].got["kept"] += t["kept"][0]
+                reqs[kept_i].got["cyc"]["kept_last"] = cyc
+                kept_i += t["kept"][1]
+            if "out" in t:
+                reqs[out_i].got["out"] = t["out"]
+                reqs[out_i].got["cyc"]["out"] = cyc
                 out_i += 1
             await ctx.tick()
             cyc += 1
