@@ -31,9 +31,11 @@ __all__ = [
     "bypasses",
     "core_cycles",
     "engine_rows",
+    "kept_lanes",
     "request_timing",
     "stream_cycles",
     "topk_lanes",
+    "value_tail",
 ]
 
 
@@ -47,6 +49,12 @@ def topk_lanes(k_par: int, topk_p: int) -> int:
 def engine_rows(k_par: int, topk_p: int) -> int:
     """Bank rows the top-k engine reads a cycle: 2 when two rows fit its P input lanes, else 1."""
     return 2 if 2 * topk_lanes(k_par, topk_p) <= topk_p else 1
+
+
+def kept_lanes(v_par: int, topk_p: int) -> int:
+    """Kept indices the top-k engine emits a beat (its ``out_lanes``): one ``kept`` beat's ``v_par``
+    lanes, at most the engine's P (a buffer row's selection)."""
+    return min(v_par, topk_p)
 
 
 @dataclass(frozen=True)
@@ -154,11 +162,15 @@ class CoreCycles:
     select : the first cycle of the select phase: k goes to the top-k engine and the probability drain
         starts, behind the final OUT pass.
     prob_last : the last ``prob`` beat (one buffer row of ``T`` a beat, each after the OUT pass wrote it).
-    topk : ``QuickSelectTrace.cycles`` of the final probabilities (search + final pass + register);
+    topk : ``QuickSelectTrace.cycles`` of the final probabilities (search + final pass + register, the
+        final pass emitting ``kept_lanes(V_PAR, P)`` indices a beat);
         0 when the request bypasses the engine (keeps every row, ``T == V_PAR``).
     kept_last : the last ``kept`` beat (``topk`` cycles after the engine has k and its last score;
         bypassed, ``V_PAR`` indices a beat behind the OUT pass).
-    out : the ``out`` beat (``kept_last + value_delay + 1``: the value unit's register).
+    out : the ``out`` beat (``kept_last + value_delay + value_tail``: the last value beat, then the
+        value unit's register).
+    value_tail : value beats still owed when the last ``kept`` beat leaves (:func:`value_tail`): 1, or 2
+        when that beat is partial and straddles a value beat's boundary.
     """
 
     qk_beats: int
@@ -170,6 +182,7 @@ class CoreCycles:
     topk: int
     kept_last: int
     out: int
+    value_tail: int = 1
 
     @property
     def total(self) -> int:
@@ -226,13 +239,23 @@ def core_cycles(
     n = int(p.shape[0])
     m = min(max(int(k), 1), n)
     tl = topk_lanes(k_par, topk_p)
-    tk = 0 if bypasses(m, n, tl, v_par) else quickselect_trace(p, m, topk_p, seed).cycles
+    tk, tail = 0, 1
+    if not bypasses(m, n, tl, v_par):
+        trace = quickselect_trace(p, m, topk_p, seed, out_lanes=kept_lanes(v_par, topk_p))
+        tk, tail = trace.cycles, value_tail(m, trace.last_beat_lanes, v_par)
     t = request_timing(n, m, refetch, k_par=k_par, v_par=v_par, head_dim=head_dim, topk_p=topk_p, topk=tk,
-                       value_delay=value_delay)  # fmt: skip
+                       value_delay=value_delay, value_tail=tail)  # fmt: skip
     b = math.ceil(n / k_par)
     o = math.ceil(n / tl)
     return CoreCycles(b, qk_latency(head_dim), 2 * b + 1 + o, int(t.decision), int(t.select),
-                      int(t.prob_last), tk, int(t.kept_last), int(t.out))  # fmt: skip
+                      int(t.prob_last), tk, int(t.kept_last), int(t.out), tail)  # fmt: skip
+
+
+def value_tail(m: int, last_lanes: int, v_par: int) -> int:
+    """Value beats (``v_par`` kept rows each) still owed once the last ``kept`` beat (``last_lanes`` of the
+    ``m`` kept rows) has left: the value beats complete up to the rows before it went one a cycle behind
+    the kept beats (a kept beat of at most ``v_par`` rows completes at most one), the rest wait for it."""
+    return -(-m // v_par) - (m - last_lanes) // v_par
 
 
 def bypasses(m: Any, n: Any, lanes: Any, v_par: Any) -> Any:
@@ -268,13 +291,14 @@ def request_timing(
     topk_p: int,
     topk: Any,
     value_delay: int = 1,
+    value_tail: Any = 1,
 ) -> RequestTiming:
     """The core's request stamps given the top-k engine's cycles ``topk`` (the one derivation of
     :func:`core_cycles`, shared with the simulator's model of the core, ``sim.rtl_core``).
 
     Elementwise over numpy arrays or on scalars. ``k_par`` below 1 (a head wider than the Q.K tree, in
     the simulator only) takes ``1 / k_par`` cycles a key; its top-k input is one lane. ``topk`` is ignored
-    where the request :func:`bypasses` the engine.
+    where the request :func:`bypasses` the engine; ``value_tail`` (:func:`value_tail`) is 1 there.
     """
     n = np.asarray(n, dtype=np.float64)
     kp = np.asarray(k_par, dtype=np.float64)
@@ -296,18 +320,21 @@ def request_timing(
     # later of its own pace and the last row's write (k and the last score both in the engine)
     engine_t0 = np.maximum(select + np.ceil(o / rows) - 1, first_out + o)
     kept_last = np.where(bypass, stream_from + np.ceil(n / vp) - 1, engine_t0 + topk)
-    return RequestTiming(decision, select, stream_from + o - 1, kept_last, kept_last + value_delay + 1)
+    tail = np.where(bypass, 1, value_tail)
+    return RequestTiming(decision, select, stream_from + o - 1, kept_last, kept_last + value_delay + tail)
 
 
 @dataclass(frozen=True)
 class StreamRequest:
     """One request of a stream for :func:`stream_cycles`: ``n`` keys, ``m`` rows kept, whether it refetched,
-    and the top-k engine's cycles for it (``QuickSelectTrace.cycles``; ignored when it bypasses)."""
+    the top-k engine's cycles for it (``QuickSelectTrace.cycles``) and the value beats owed after its last
+    kept beat (:func:`value_tail`); both ignored when it bypasses."""
 
     n: int
     m: int
     refetch: bool
     topk: float = 0.0
+    value_tail: int = 1
 
 
 def stream_cycles(
@@ -383,9 +410,10 @@ def stream_cycles(
         prob_last = stream_from + o - 1
         if bool(bypasses(r.m, r.n, tl, v_par)):
             kept_last = stream_from + math.ceil(r.n / v_par) - 1
+            out = kept_last + value_delay + 1
         else:
             kept_last = engine_last + r.topk
-        out = kept_last + value_delay + 1
+            out = kept_last + value_delay + r.value_tail
         s.update(select=sel, prob_last=prob_last, kept_last=kept_last, out=out, done=max(out, prob_last) + 1)
         return s["done"]
 

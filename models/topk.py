@@ -183,6 +183,8 @@ class QuickSelectTrace:
         Cycles of the final pass proper (see :func:`final_pass_cycles`).
     in_lanes : int
         Scores per input beat L.
+    out_lanes : int
+        Selected indices per output beat O.
     """
 
     indices: np.ndarray
@@ -194,6 +196,7 @@ class QuickSelectTrace:
     n: int = 0
     final_emit_cycles: int = 0
     in_lanes: int = 1
+    out_lanes: int = 1
 
     @property
     def rounds(self) -> int:
@@ -212,6 +215,16 @@ class QuickSelectTrace:
         return self.final_emit_cycles + OUTPUT_REGISTER
 
     @property
+    def last_beat_lanes(self) -> int:
+        """Indices in the final pass's last beat (0 for the ``empty`` beat of k = 0): the last selected
+        row's count less the full ``out_lanes`` beats before it."""
+        if self.indices.size == 0:
+            return 0
+        rows = self.indices // self.parallelism
+        in_row = int(np.count_nonzero(rows == rows[-1]))
+        return in_row - self.out_lanes * ((in_row - 1) // self.out_lanes)
+
+    @property
     def fill_cycles(self) -> int:
         """Input: ``ceil(n / in_lanes)`` beats, one per cycle."""
         return -(-self.n // self.in_lanes)
@@ -224,7 +237,12 @@ class QuickSelectTrace:
 
 
 def quickselect_trace(
-    scores: npt.ArrayLike, k: int, parallelism: int = 16, seed: int = 0, in_lanes: int = 1
+    scores: npt.ArrayLike,
+    k: int,
+    parallelism: int = 16,
+    seed: int = 0,
+    in_lanes: int = 1,
+    out_lanes: int = 1,
 ) -> QuickSelectTrace:
     """Run the RTL's quick-select exactly and return its selection and cycle trace.
 
@@ -240,6 +258,8 @@ def quickselect_trace(
         Request seed for the pivot LFSR (deterministic).
     in_lanes : int
         Scores per input beat, 1..parallelism (only :attr:`QuickSelectTrace.fill_cycles` depends on it).
+    out_lanes : int
+        Selected indices per output beat, 1..parallelism (the final pass's cycles depend on it).
 
     Returns
     -------
@@ -254,19 +274,16 @@ def quickselect_trace(
         or not 1 <= parallelism <= 1024
     ):
         raise ValueError(f"parallelism = {parallelism!r} is outside the allowed range 1..1024")
-    if (
-        isinstance(in_lanes, bool)
-        or not isinstance(in_lanes, int | np.integer)
-        or not 1 <= in_lanes <= parallelism
-    ):
-        raise ValueError(f"in_lanes = {in_lanes!r} is outside the allowed range 1..{parallelism}")
-    lanes = int(in_lanes)
+    for name, v in (("in_lanes", in_lanes), ("out_lanes", out_lanes)):
+        if isinstance(v, bool) or not isinstance(v, int | np.integer) or not 1 <= v <= parallelism:
+            raise ValueError(f"{name} = {v!r} is outside the allowed range 1..{parallelism}")
+    lanes, ol = int(in_lanes), int(out_lanes)
     if k == 0:
-        return QuickSelectTrace(np.zeros(0, np.int64), None, 0, [], [], int(parallelism), n, 1, lanes)
+        return QuickSelectTrace(np.zeros(0, np.int64), None, 0, [], [], int(parallelism), n, 1, lanes, ol)
     if k == n:
         idx = np.arange(n, dtype=np.int64)
-        fin = final_pass_cycles(idx, n, int(parallelism))
-        return QuickSelectTrace(idx, None, n, [], [], int(parallelism), n, fin, lanes)
+        fin = final_pass_cycles(idx, n, int(parallelism), ol)
+        return QuickSelectTrace(idx, None, n, [], [], int(parallelism), n, fin, lanes, ol)
 
     cur = a
     rank = k
@@ -304,16 +321,17 @@ def quickselect_trace(
     equal = np.flatnonzero(a == threshold)[: k - above.size]
     idx = np.sort(np.concatenate([above, equal])).astype(np.int64)
     thr = threshold.item() if hasattr(threshold, "item") else threshold
-    fin = final_pass_cycles(idx, n, int(parallelism))
-    return QuickSelectTrace(idx, thr, int(above.size), sizes, pivots, int(parallelism), n, fin, lanes)
+    fin = final_pass_cycles(idx, n, int(parallelism), ol)
+    return QuickSelectTrace(idx, thr, int(above.size), sizes, pivots, int(parallelism), n, fin, lanes, ol)
 
 
-def final_pass_cycles(indices: npt.ArrayLike, n: int, parallelism: int) -> int:
+def final_pass_cycles(indices: npt.ArrayLike, n: int, parallelism: int, out_lanes: int = 1) -> int:
     """Cycles of the RTL's final pass for a selection, before the output register.
 
-    Rows of ``parallelism`` scores are visited in order; a row costs one cycle per selected index in it,
-    or one cycle when it has none; the pass ends with the last selected index. An empty selection costs
-    one cycle (the ``empty`` beat).
+    Rows of ``parallelism`` scores are visited in order; a row holding ``c`` selected indices costs
+    ``max(1, ceil(c / out_lanes))`` cycles (one beat per ``out_lanes`` of them, one cycle when it has
+    none); the pass ends with the last selected index. An empty selection costs one cycle (the ``empty``
+    beat).
 
     Parameters
     ----------
@@ -323,6 +341,8 @@ def final_pass_cycles(indices: npt.ArrayLike, n: int, parallelism: int) -> int:
         Request length.
     parallelism : int
         Lanes per row P.
+    out_lanes : int
+        Indices per output beat O.
     """
     idx = np.asarray(indices, dtype=np.int64)
     if idx.size == 0:
@@ -332,7 +352,7 @@ def final_pass_cycles(indices: npt.ArrayLike, n: int, parallelism: int) -> int:
     rows = idx // parallelism
     last_row = int(rows.max())
     per_row = np.bincount(rows, minlength=last_row + 1)
-    return int(np.maximum(per_row, 1).sum())
+    return int(np.maximum(-(-per_row // out_lanes), 1).sum())
 
 
 def release_latency(round_sizes: list[int], parallelism: int = 16) -> int:

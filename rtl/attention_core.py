@@ -14,7 +14,7 @@ from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from spatten.models.attention import softmax_spec
-from spatten.models.attention_core import engine_rows, topk_lanes
+from spatten.models.attention_core import engine_rows, kept_lanes, topk_lanes
 from spatten.models.softmax import SoftmaxSpec
 from spatten.rtl.layouts import lane_beat
 from spatten.rtl.params import check_int, check_power_of_two, rejected_quietly
@@ -138,8 +138,9 @@ class AttentionCore(wiring.Component):
         unsigned code, ``mask`` the live lanes (only the last beat partial), ``last``.
     kept : Out stream of ``lane_beat(unsigned(index_width), v_par)`` (``v_par * (index_width + 1) + 1``
         bits, ``index_width = max(1, bit_length(max_n - 1))``)
-        The kept value rows, ascending, ``data[j]`` lane j's index, ``mask`` the live lanes: one index a
-        beat from the top-k engine, ``v_par`` a beat on the bypass; this is the value-row request.
+        The kept value rows, ascending, ``data[j]`` lane j's index, ``mask`` the live lanes (a run from
+        lane 0): up to ``kept_lanes`` a beat from the top-k engine (a buffer row's selection,
+        ``models.attention_core.kept_lanes``), ``v_par`` a beat on the bypass; the value-row request.
     value : In stream, payload ``value`` (``v_par*D*v_bits``, row j element i at index j*D+i): the kept
         rows in ``kept`` order, ``v_par`` per beat, the last beat holding the remainder (other lanes are
         ignored).
@@ -189,6 +190,7 @@ class AttentionCore(wiring.Component):
         # otherwise they are serialized to one probability per cycle
         self.topk_lanes = topk_lanes(k_par, self.topk_p)
         self.engine_rows = engine_rows(k_par, self.topk_p)
+        self.kept_lanes = kept_lanes(v_par, self.topk_p)  # the engine's indices a beat (its out_lanes)
         self.k_bits = k_msb_bits + lsb_bits
         self.index_width = max(1, (max_n - 1).bit_length())
         self.acc_width = acc_width(p, v_bits, max_n)
@@ -234,7 +236,8 @@ class AttentionCore(wiring.Component):
         m.submodules.requant = rq = RequantDecision(pw, 1)
         wiring.connect(m, sm.peak, rq.i)
         m.submodules.topk = tk = TopKEngine(pw + 1, self.max_n, self.topk_p,
-                                            in_lanes=self.engine_rows * self.topk_lanes)  # fmt: skip
+                                            in_lanes=self.engine_rows * self.topk_lanes,
+                                            out_lanes=self.kept_lanes)  # fmt: skip
         m.submodules.value_unit = vu = ValueUnit(hd, vp, pw, self.v_bits, self.max_n)
         # the sections share their registers through one namespace; each adds what later ones read
         w = SimpleNamespace(qk=qk, sm=sm, rq=rq, tk=tk, vu=vu)
@@ -613,6 +616,13 @@ class AttentionCore(wiring.Component):
             mem = Memory(shape=unsigned(pw), depth=rows_v, init=[])
             m.submodules[f"kbuf_p{j}"] = mem
             lanes_v.append((mem.write_port(), mem.read_port(domain="comb")))
+        # the engine's beat: up to ol indices (lanes 0 .. c - 1), with their probabilities
+        ol, tko = self.kept_lanes, w.tk.o.payload
+        tk_index = [tko.index] if ol == 1 else [tko.index[j] for j in range(ol)]
+        tk_prob = [tko.score[:pw]] if ol == 1 else [tko.score[j][:pw] for j in range(ol)]
+        tk_mask = Const(1, 1) if ol == 1 else tko.mask
+        tk_count = Signal(range(ol + 1))
+        m.d.comb += tk_count.eq(sum(tk_mask[j] for j in range(ol)))
         kept_take = Signal()
         with m.If(bypass):
             # every row kept: the indices 0 .. n-1, v_par a beat, each beat once its buffer row is written
@@ -625,19 +635,25 @@ class AttentionCore(wiring.Component):
         with m.Else():
             m.d.comb += [
                 self.kept.valid.eq(back_on & w.tk.o.valid),
-                self.kept.payload.data[0].eq(w.tk.o.payload.index),
-                self.kept.payload.mask.eq(1),
-                self.kept.payload.last.eq(w.tk.o.payload.last),
+                self.kept.payload.mask.eq(tk_mask),
+                self.kept.payload.last.eq(tko.last),
                 w.tk.o.ready.eq(back_on & self.kept.ready),
             ]
+            m.d.comb += [self.kept.payload.data[j].eq(tk_index[j]) for j in range(ol)]
         m.d.comb += kept_take.eq(self.kept.valid & self.kept.ready)
-        with m.If(w.tk.o.valid & w.tk.o.ready & w.tk.o.payload.last):
+        with m.If(w.tk.o.valid & w.tk.o.ready & tko.last):
             m.d.sync += tk_done.eq(1)
-        for j, (wp, _) in enumerate(lanes_v):
+        # kept position kw_count + j goes to lane memory (kw_lane + j) mod v_par, in row kw_row or the next
+        # when it wrapped; so lane memory l takes the beat's lane (l - kw_lane) mod v_par
+        probs_arr = Array(tk_prob + [tk_prob[0]] * (vp - ol))
+        for lane, (wp, _) in enumerate(lanes_v):
+            j = Signal(range(vp), name=f"kept_j{lane}")
+            wrapped = Const(lane, range(vp)) < kw_lane
             m.d.comb += [
-                wp.addr.eq(kw_row),
-                wp.data.eq(w.tk.o.payload.score[:pw]),
-                wp.en.eq(kept_take & ~bypass & (kw_lane == j)),
+                j.eq(Mux(wrapped, lane + vp - kw_lane, lane - kw_lane)),
+                wp.addr.eq(kw_row + wrapped),
+                wp.data.eq(probs_arr[j]),
+                wp.en.eq(kept_take & ~bypass & (j < tk_count)),
             ]
         with m.If(kept_take & bypass):
             m.d.sync += [
@@ -646,11 +662,12 @@ class AttentionCore(wiring.Component):
                 kw_count.eq(Mux(kb_base + vp >= n, n, kb_base + vp)),
             ]
         with m.If(kept_take & ~bypass):
-            m.d.sync += kw_count.eq(kw_count + 1)
-            with m.If(kw_lane == vp - 1):
-                m.d.sync += [kw_lane.eq(0), kw_row.eq(kw_row + 1)]
+            next_lane = kw_lane + tk_count
+            m.d.sync += kw_count.eq(kw_count + tk_count)
+            with m.If(next_lane >= vp):
+                m.d.sync += [kw_lane.eq(next_lane - vp), kw_row.eq(kw_row + 1)]
             with m.Else():
-                m.d.sync += kw_lane.eq(kw_lane + 1)
+                m.d.sync += kw_lane.eq(next_lane)
 
         w.__dict__.update(back_on=back_on, bb=bb, bslot=bslot, m_keep=m_keep,
                           bypass=bypass, draining=draining, k_sent=k_sent, tk_done=tk_done,

@@ -4,7 +4,7 @@ Golden twin: :func:`models.topk.topk_ref` (selection) and :func:`models.topk.qui
 (pivot sequence and exact cycle counts).
 """
 
-from amaranth import Array, Const, Module, Mux, Signal, Value, signed, unsigned
+from amaranth import Array, Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -49,11 +49,20 @@ def k_layout(max_n: int) -> data.StructLayout:
     return data.StructLayout({"k": unsigned(max_n.bit_length()), "seed": unsigned(16)})
 
 
-def out_layout(width: int, max_n: int) -> data.StructLayout:
-    """Payload of the output stream: ``index``, ``score``, ``last``, ``empty`` (LSB first)."""
-    return data.StructLayout(
-        {"index": unsigned(max(1, (max_n - 1).bit_length())), "score": signed(width), "last": 1, "empty": 1}
-    )
+def out_layout(width: int, max_n: int, lanes: int = 1) -> data.StructLayout:
+    """Payload of the output stream, LSB first.
+
+    ``lanes == 1``: ``index``, ``score``, ``last``, ``empty``. ``lanes > 1``: ``index`` and ``score`` as
+    ``ArrayLayout``s of ``lanes`` (lane j the beat's j-th selected score), ``mask`` (``lanes`` bits, the
+    live lanes, a run from lane 0), ``last``, ``empty``.
+    """
+    index = unsigned(max(1, (max_n - 1).bit_length()))
+    if lanes == 1:
+        return data.StructLayout({"index": index, "score": signed(width), "last": 1, "empty": 1})
+    return data.StructLayout({
+        "index": data.ArrayLayout(index, lanes), "score": data.ArrayLayout(signed(width), lanes),
+        "mask": lanes, "last": 1, "empty": 1,
+    })  # fmt: skip
 
 
 class TopKEngine(wiring.Component):
@@ -66,8 +75,8 @@ class TopKEngine(wiring.Component):
     against one pivot; two :class:`~rtl.zero_eliminator.ZeroEliminator` compact the "greater" and
     "less" lanes into the halves of a ping-pong buffer; equal lanes are counted; the round recurses into
     the side holding rank k) until the pivot is the k-th largest value, then a final pass over the
-    buffered input emits every score above that value plus the first ``k - n_above`` equal ones, one per
-    beat, in index order.
+    buffered input emits every score above that value plus the first ``k - n_above`` equal ones, in index
+    order, up to ``out_lanes`` a beat (a third zero eliminator compacts a buffer row's selected lanes).
     The pivot of a round comes from the 16-bit Galois LFSR of :mod:`models.topk`, seeded from the
     request's ``seed``: with a full buffer row left and P >= 4, the median of the
     :func:`models.topk.pivot_lanes` of row ``(lfsr * (n_round // P)) >> 16`` (nine lanes as a median of
@@ -79,7 +88,8 @@ class TopKEngine(wiring.Component):
     cycles t0+1 .. t0+S are the search (``searching`` high, ``S = sum over rounds of ceil(n_round / P)
     + 1``: one pivot-read cycle, then the streaming cycles, the last of which also takes the recursion
     decision from the counts including its own row); then the final pass emits one
-    beat per cycle (a buffer row with no selected score costs one cycle; it stops at the k-th beat); the
+    beat per cycle, a buffer row with ``c`` selected scores costing ``max(1, ceil(c / out_lanes))``
+    cycles (:func:`models.topk.final_pass_cycles`; it stops at the beat holding the k-th); the
     output is registered, so with ``o.ready`` held high the last beat is accepted at
     ``t0 + QuickSelectTrace.cycles``. Inputs are not accepted from t0 until the last output beat has been
     handed to the output register. Buffers are register files (combinational read), each made of ``P``
@@ -109,6 +119,8 @@ class TopKEngine(wiring.Component):
         L, scores per input beat, 1..P (default 1: the one-score port below, unchanged). The search,
         final pass and their cycles do not depend on L; only the input phase takes ``ceil(n / L)``
         beats instead of n.
+    out_lanes : int
+        O, selected scores per output beat, 1..P (default 1: the one-index port below, unchanged).
 
     Ports
     -----
@@ -123,10 +135,13 @@ class TopKEngine(wiring.Component):
         ``k.payload.k`` how many to keep (0..max_n); ``k.payload.seed`` 16-bit pivot seed
         (``models.topk.lfsr_seed``). One beat per request, accepted any time before or after the scores
         (one beat is held ahead).
-    o : Out, stream of ``out_layout(W, max_n)``
+    o : Out, stream of ``out_layout(W, max_n, O)`` (I + W + 2 bits for O = 1, O*(I + W + 1) + 2
+        otherwise, I = the index width)
         ``o.payload.index`` the selected score's position in the request (0-based), ``o.payload.score``
-        its value, ``o.payload.last`` the request's final beat, ``o.payload.empty`` the k = 0 beat.
-        Back-pressure (``o.ready`` low) stalls the engine without loss or duplication.
+        its value; for O > 1 both are arrays of O lanes and ``o.payload.mask`` (O bits) marks the live
+        ones, a run from lane 0, ascending index order across lanes and beats. ``o.payload.last`` the
+        request's final beat, ``o.payload.empty`` the k = 0 beat (mask 0 for O > 1). Back-pressure
+        (``o.ready`` low) stalls the engine without loss or duplication.
     searching : Out, 1 bit
         High in every search cycle (pivot read, streaming); for latency measurement.
     """
@@ -138,6 +153,7 @@ class TopKEngine(wiring.Component):
         parallelism: int = 16,
         buffer_depth: int | None = None,
         in_lanes: int = 1,
+        out_lanes: int = 1,
     ) -> None:
         with rejected_quietly(self):  # every parameter is checked before any signature is built
             self.score_width = check_int("score_width", score_width, 2, 64)
@@ -149,11 +165,12 @@ class TopKEngine(wiring.Component):
             self.buffer_depth = check_int("buffer_depth", buffer_depth, rows_needed, MAX_N_LIMIT)
             # at most P: a beat's scores then fall on distinct lane memories (one write port each)
             self.in_lanes = check_int("in_lanes", in_lanes, 1, parallelism)
+            self.out_lanes = check_int("out_lanes", out_lanes, 1, parallelism)  # a row's selection at most
         super().__init__(
             {
                 "i": In(stream.Signature(score_layout(score_width, in_lanes))),
                 "k": In(stream.Signature(k_layout(max_n))),
-                "o": Out(stream.Signature(out_layout(score_width, max_n))),
+                "o": Out(stream.Signature(out_layout(score_width, max_n, out_lanes))),
                 "searching": Out(1),
             }
         )
@@ -344,6 +361,24 @@ class TopKEngine(wiring.Component):
         for lane in range(p):
             m.d.comb += a_view[lane].eq(a[lane][1].data)
 
+        # O > 1: a third zero eliminator compacts the row's remaining selected lanes (score, lane); the
+        # first O of them leave in one beat, the row is done once at most O were left
+        ol = self.out_lanes
+        if ol > 1:
+            m.submodules.ze_out = ze_out = ZeroEliminator(unsigned(w + lb), p)
+            m.d.comb += ze_out.i_keep.eq(rem)
+            for lane in range(p):
+                m.d.comb += ze_out.i_data[lane].eq(Cat(a[lane][1].data, Const(lane, lb)))
+            rem_pre = [Signal(range(p + 1), name=f"rempre{lane}") for lane in range(p + 1)]
+            m.d.comb += rem_pre[0].eq(0)
+            for lane in range(p):
+                m.d.comb += rem_pre[lane + 1].eq(rem_pre[lane] + rem[lane])
+            taken = Signal(p)  # the lanes this beat carries: the first O remaining ones
+            m.d.comb += taken.eq(Cat(*(rem[lane] & (rem_pre[lane] < ol) for lane in range(p))))
+            n_out = Signal(range(ol + 1))
+            m.d.comb += n_out.eq(Mux(rem_pre[p] > ol, ol, rem_pre[p]))
+            row_done = rem_pre[p] <= ol
+
         def start_final():
             return [row.eq(0), eq_seen.eq(0), done_mask.eq(0), out_count.eq(0)]
 
@@ -469,22 +504,45 @@ class TopKEngine(wiring.Component):
                 m.d.comb += rd_row.eq(row)
                 with m.If(rem == 0):
                     m.d.sync += advance_row()
-                with m.Elif(can_emit):
-                    is_last = out_count == k_cur - 1
-                    m.d.sync += [
-                        self.o.valid.eq(1),
-                        self.o.payload.index.eq((row << lb) | first),
-                        self.o.payload.score.eq(a_view[first] if p > 1 else a[0][1].data),
-                        self.o.payload.last.eq(is_last),
-                        self.o.payload.empty.eq(0),
-                        out_count.eq(out_count + 1),
-                        done_mask.eq(done_mask | lowbit),
-                    ]
-                    with m.If(is_last):
-                        m.d.sync += [n.eq(0), row.eq(0)]
-                        m.next = "LOAD"
-                    with m.Elif(only_one):
-                        m.d.sync += advance_row()
+                if ol > 1:
+                    with m.Elif(can_emit):
+                        is_last = out_count + n_out >= k_cur
+                        for j in range(ol):
+                            held = ze_out.o_data[j]
+                            m.d.sync += [
+                                self.o.payload.index[j].eq((row << lb) | held[w:]),
+                                self.o.payload.score[j].eq(held[:w].as_signed()),
+                            ]
+                        m.d.sync += [
+                            self.o.valid.eq(1),
+                            self.o.payload.mask.eq((1 << n_out) - 1),
+                            self.o.payload.last.eq(is_last),
+                            self.o.payload.empty.eq(0),
+                            out_count.eq(out_count + n_out),
+                            done_mask.eq(done_mask | taken),
+                        ]
+                        with m.If(is_last):
+                            m.d.sync += [n.eq(0), row.eq(0)]
+                            m.next = "LOAD"
+                        with m.Elif(row_done):
+                            m.d.sync += advance_row()
+                else:
+                    with m.Elif(can_emit):
+                        is_last = out_count == k_cur - 1
+                        m.d.sync += [
+                            self.o.valid.eq(1),
+                            self.o.payload.index.eq((row << lb) | first),
+                            self.o.payload.score.eq(a_view[first] if p > 1 else a[0][1].data),
+                            self.o.payload.last.eq(is_last),
+                            self.o.payload.empty.eq(0),
+                            out_count.eq(out_count + 1),
+                            done_mask.eq(done_mask | lowbit),
+                        ]
+                        with m.If(is_last):
+                            m.d.sync += [n.eq(0), row.eq(0)]
+                            m.next = "LOAD"
+                        with m.Elif(only_one):
+                            m.d.sync += advance_row()
 
             with m.State("EMPTY"):
                 m.d.comb += rd_row.eq(row)
@@ -498,6 +556,8 @@ class TopKEngine(wiring.Component):
                         n.eq(0),
                         row.eq(0),
                     ]
+                    if ol > 1:
+                        m.d.sync += self.o.payload.mask.eq(0)
                     m.next = "LOAD"
 
         m.d.comb += self.searching.eq(fsm.ongoing("PIVOT") | fsm.ongoing("SCAN"))

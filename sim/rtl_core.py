@@ -38,7 +38,7 @@ LOGIT_STD = 2.0
 
 
 @functools.lru_cache(maxsize=65536)
-def _topk_mean(n: int, k: int, p: int) -> float:
+def _topk_mean(n: int, k: int, p: int, out_lanes: int) -> float:
     from spatten.models.attention import softmax_spec
     from spatten.models.softmax import softmax_fixed
     from spatten.models.topk import quickselect_trace
@@ -51,15 +51,17 @@ def _topk_mean(n: int, k: int, p: int) -> float:
         logits = rng.normal(0.0, LOGIT_STD, n)
         codes = np.clip(np.round(logits / spec.scale * (1 << spec.frac_bits)), lo, hi).astype(np.int64)
         probs = softmax_fixed(codes, spec)  # the engine's input: probability codes, ties included
-        total += quickselect_trace(probs, k, p, int(rng.integers(0, 1 << 16))).cycles
+        total += quickselect_trace(probs, k, p, int(rng.integers(0, 1 << 16)), out_lanes=out_lanes).cycles
     return total / TOPK_SAMPLES
 
 
-def rtl_topk_cycles(n: np.ndarray, k: np.ndarray, p: int) -> np.ndarray:
-    """Mean cycles of the RTL top-k engine (search, final pass, output register) per (n, k) pair."""
+def rtl_topk_cycles(n: np.ndarray, k: np.ndarray, p: int, out_lanes: np.ndarray | int = 1) -> np.ndarray:
+    """Mean cycles of the RTL top-k engine (search, final pass with ``out_lanes`` indices a beat, output
+    register) per (n, k) pair."""
     out = np.empty(len(n))
+    ol = np.broadcast_to(np.asarray(out_lanes, dtype=np.int64), (len(n),))
     for i, (a, b) in enumerate(zip(n.astype(int), k.astype(int), strict=True)):
-        out[i] = _topk_mean(max(a, 1), min(max(b, 1), max(a, 1)), p)
+        out[i] = _topk_mean(max(a, 1), min(max(b, 1), max(a, 1)), p, int(ol[i]))
     return out
 
 
@@ -99,7 +101,7 @@ def rtl_stage_service(
         The first row holds the cycles each trace row adds to the span (the first row's include the
         pipeline's fill); the other three are 0: the core overlaps its stages, so its time is one figure.
     """
-    from spatten.models.attention_core import StreamRequest, bypasses, stream_cycles, topk_lanes
+    from spatten.models.attention_core import StreamRequest, bypasses, kept_lanes, stream_cycles, topk_lanes
 
     n = np.maximum(np.asarray(n, dtype=np.float64), 1.0)
     m = np.clip(np.asarray(m, dtype=np.float64), 1.0, n)
@@ -115,7 +117,8 @@ def rtl_stage_service(
     skip = bypasses(m, n, lanes, vp)
     topk = np.zeros(rows)
     if (~skip).any():
-        topk[~skip] = rtl_topk_cycles(n[~skip], m[~skip], topk_p)
+        out_lanes = np.array([kept_lanes(int(v), topk_p) for v in vp[~skip]])
+        topk[~skip] = rtl_topk_cycles(n[~skip], m[~skip], topk_p, out_lanes)
     out = np.zeros((4, rows))
     # runs of rows on the same core shape (K_PAR, V_PAR, D) go through one stream each, back to back
     start = 0

@@ -171,7 +171,7 @@ def test_rtl_core_service_is_the_cycle_model_of_one_request() -> None:
             assert cc.topk == 0
             assert svc[0, 0] == cc.total + 1, (n, k, refetch)
             continue
-        mean_tk = rtl_topk_cycles(np.array([n]), np.array([k]), 16)[0]
+        mean_tk = rtl_topk_cycles(np.array([n]), np.array([k]), 16, min(kp, 16))[0]
         # the cycle model's request with the engine's mean cycles in place of this request's (the output
         # waits for the engine's last kept index in both, which the cases here make sure of)
         assert cc.out > cc.prob_last and cc.out - cc.topk + mean_tk > cc.prob_last

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 from spatten.models.attention import attention_request_fixed, softmax_spec
-from spatten.models.attention_core import attention_core_ref
+from spatten.models.attention_core import attention_core_ref, value_tail
 from spatten.models.fixed import split
 from spatten.models.pruning import keep_count
 
@@ -28,3 +28,13 @@ def test_twin_equals_golden(n: int, threshold: float, ratio: float) -> None:
     assert got.kept.tolist() == want.kept.tolist()
     assert got.output.tolist() == want.output.tolist()
     assert (got.full_scores is None) == (not got.refetch)
+
+
+def test_value_tail_counts_the_value_beats_the_last_kept_beat_completes() -> None:
+    # m = 9 kept rows, value beats of 8: a last kept beat of 2 rows leaves 7 before it (no value beat
+    # complete), so both value beats wait for it; a last beat of 1 leaves 8 (the first beat done)
+    assert value_tail(9, 2, 8) == 2
+    assert value_tail(9, 1, 8) == 1
+    assert value_tail(16, 8, 8) == 1
+    assert value_tail(40, 2, 3) == 2  # 38 before it: 12 beats done of 14
+    assert value_tail(39, 2, 3) == 1  # 37 before it: 12 done of 13

@@ -148,6 +148,22 @@ def test_final_pass_cycles_direct() -> None:
     assert final_pass_cycles([9], 10, 4) == 3  # rows 0, 1 empty, row 2 one
     with pytest.raises(ValueError, match="0..9"):
         final_pass_cycles([10], 10, 4)
+    # out_lanes = 2: row 0 holds three (two beats), row 1 none (one cycle), row 2 one
+    assert final_pass_cycles([0, 1, 2, 9], 10, 4, 2) == 4
+    assert final_pass_cycles([0, 1, 2, 9], 10, 4, 4) == 3
+    assert final_pass_cycles([0, 1, 2, 9], 10, 4) == 5
+
+
+def test_out_lanes_changes_only_the_final_pass() -> None:
+    scores = [4, -1, 7, 7, 0, 3, 9, 2, 5, 1, 8]  # n = 11, rows of 4: [4 -1 7 7] [0 3 9 2] [5 1 8]
+    one = quickselect_trace(scores, 4, 4, 9)
+    two = quickselect_trace(scores, 4, 4, 9, out_lanes=2)
+    assert one.indices.tolist() == two.indices.tolist() == [2, 3, 6, 10]
+    assert one.select_cycles == two.select_cycles
+    assert (one.final_emit_cycles, two.final_emit_cycles) == (4, 3)  # rows hold 2, 1, 1 of the kept
+    for bad in (0, 5, True):
+        with pytest.raises(ValueError, match="out_lanes"):
+            quickselect_trace(scores, 4, 4, 9, out_lanes=bad)
 
 
 @pytest.mark.parametrize(

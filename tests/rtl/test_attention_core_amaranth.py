@@ -386,9 +386,9 @@ def test_core_overlapped_stream_exact(head_dim: int, k_par: int, v_par: int, top
             r.q, r.k_msb, r.k_lsb, r.v, q_bits=QB, k_msb_bits=MB, lsb_bits=LB, score_shift=dut.score_shift,
             spec=dut.spec, thr_code=r.thr_code, k=kk,
         )  # fmt: skip
-        tk = core_cycles(st.probs, kk, k_par=k_par, v_par=v_par, head_dim=head_dim, topk_p=topk_p,
-                         refetch=st.refetch, seed=r.seed).topk  # fmt: skip
-        stream.append(StreamRequest(n, min(kk, n), st.refetch, tk))
+        cc = core_cycles(st.probs, kk, k_par=k_par, v_par=v_par, head_dim=head_dim, topk_p=topk_p,
+                         refetch=st.refetch, seed=r.seed)  # fmt: skip
+        stream.append(StreamRequest(n, min(kk, n), st.refetch, cc.topk, cc.value_tail))
     want = stream_cycles(stream, k_par=k_par, v_par=v_par, head_dim=head_dim, topk_p=topk_p)
     overlapped = 0
     for i, (r, w) in enumerate(zip(reqs, want, strict=True)):

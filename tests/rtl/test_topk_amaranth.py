@@ -80,6 +80,34 @@ def test_topk_random_exact_cycles(lanes: int, in_lanes: int) -> None:
         assert fill == trace.fill_cycles == -(-len(scores) // in_lanes)
 
 
+# (P, in_lanes, out_lanes): a row's selection leaves O a beat; O = P takes a row in one beat
+OUT_CASES = [(4, 1, 2), (4, 4, 4), (16, 8, 8), (16, 16, 16), (32, 5, 3), (8, 8, 5)]
+
+
+@pytest.mark.parametrize(
+    ("lanes", "in_lanes", "out_lanes"), OUT_CASES, ids=[f"p{p}_l{q}_o{o}" for p, q, o in OUT_CASES]
+)
+def test_topk_multi_lane_output_exact_cycles(lanes: int, in_lanes: int, out_lanes: int) -> None:
+    rng = random.Random(300 + lanes + out_lanes)
+    reqs = _random_requests(rng, 30, 64, 8)
+    out = run_engine(TopKEngine(8, 64, lanes, in_lanes=in_lanes, out_lanes=out_lanes), reqs)
+    assert len(out.beats) == len(reqs)
+    for (scores, k, seed), beats, t0, te in zip(reqs, out.beats, out.t0, out.t_end, strict=True):
+        assert beats == _expected(scores, k)
+        trace = quickselect_trace(scores, k, lanes, seed, in_lanes=in_lanes, out_lanes=out_lanes)
+        assert te - t0 == trace.cycles
+    # the final pass really is shorter than one index a beat: rows of P scores, up to O of them a cycle
+    one = sum(quickselect_trace(s, k, lanes, sd, in_lanes=in_lanes).cycles for s, k, sd in reqs)
+    assert sum(te - t0 for t0, te in zip(out.t0, out.t_end, strict=True)) < one
+
+
+def test_topk_multi_lane_output_under_backpressure() -> None:
+    rng = random.Random(77)
+    reqs = _random_requests(rng, 25, 40, 6)
+    out = run_engine(TopKEngine(6, 40, 8, in_lanes=4, out_lanes=4), reqs, idle=0.4, backpressure=0.5, seed=3)
+    assert out.beats == [_expected(s, k) for s, k, _ in reqs]
+
+
 GAP_CASES = [(1, 1), (4, 1), (16, 1), (4, 4), (16, 8)]
 
 

@@ -11,7 +11,8 @@ from spatten.rtl.topk import TopKEngine
 
 @dataclass
 class Outcome:
-    """Per-request beats (index, score, empty) and cycle stamps."""
+    """Per-request selections (index, score, empty), one per selected index (the lanes of a multi-lane
+    beat in order), and cycle stamps."""
 
     beats: list[list[tuple[int, int, int]]] = field(default_factory=list)
     t0: list[int] = field(default_factory=list)
@@ -76,7 +77,15 @@ def run_engine(
                 searching.append(cycle)
             if ctx.get(dut.o.valid) and ctx.get(dut.o.ready):
                 p = ctx.get(dut.o.payload)
-                cur.append((p.index, p.score, p.empty))
+                if dut.out_lanes == 1:
+                    cur.append((p.index, p.score, p.empty))
+                elif p.empty:
+                    assert p.mask == 0, "the empty beat carries no lanes"
+                    cur.append((0, 0, 1))
+                else:
+                    live = bin(p.mask + 1).count("1") == 1 and p.mask != 0  # a non-empty run from lane 0
+                    assert live, f"output mask {p.mask:#b} is not a run from lane 0"
+                    cur += [(p.index[j], p.score[j], 0) for j in range(p.mask.bit_length())]
                 if p.last:
                     out.beats.append(cur)
                     cur = []
