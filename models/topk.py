@@ -26,19 +26,19 @@ Quick-select as built in ``rtl/topk.py``
    one position. A multiply-shift instead of a modulo keeps the hardware to one small multiplier.
 4. ``k == 0`` and ``k == n`` need no rounds (nothing / everything is kept).
 5. A final pass over the buffered input, in index order, keeps scores above the k-th value plus the first
-   ``k - n_above`` scores equal to it, and emits them one per cycle.
+   ``k - n_above`` scores equal to it, and emits them up to O (``out_lanes``) a beat, one beat a cycle.
 
 Cycle model (exact for the RTL; t0 = the cycle in which the last score and k have both been accepted)
 -----------------------------------------------------------------------------------------------------
 - Search: each round costs ``ceil(n_round / P) + ROUND_OVERHEAD`` cycles (one pivot read, then the
   streaming cycles; the last streaming cycle also takes the recursion decision);
   :attr:`QuickSelectTrace.select_cycles` is their sum, the cycles from t0 to "threshold known".
-- Final pass: buffer rows are visited in order; a row costs one cycle per selected score in it, and
-  one cycle when it holds none; the pass stops right after emitting the k-th score (k = 0: one cycle
-  emits an ``empty`` beat). The output register adds ``OUTPUT_REGISTER`` cycle:
+- Final pass: buffer rows are visited in order; a row holding ``c`` selected scores costs
+  ``max(1, ceil(c / O))`` cycles (one beat per O of them, one cycle when it holds none); the pass stops
+  right after the beat holding the k-th score (k = 0: one cycle emits an ``empty`` beat). The output register adds ``OUTPUT_REGISTER`` cycle:
   :attr:`QuickSelectTrace.final_cycles`.
 - :attr:`QuickSelectTrace.cycles` = search + final: t0 to the cycle the last output beat is accepted
-  when the consumer is always ready. It does not depend on L.
+  when the consumer is always ready. It does not depend on L; it depends on O through the final pass.
 - Input (before t0, not part of ``cycles``): ``ceil(n / L)`` beats on consecutive cycles when the
   producer never idles, :attr:`QuickSelectTrace.fill_cycles`.
 """

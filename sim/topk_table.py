@@ -31,7 +31,8 @@ import numpy as np
 from spatten.models.topk import ROUND_OVERHEAD, quickselect_trace
 
 # The final pass as the paper's engine does it: the zero eliminator compacts P scores per cycle, plus one
-# output register. (The repo's RTL emits one index per cycle instead; see the README's simulator notes.)
+# output register. (The repo's RTL emits up to out_lanes indices a row and cycle and stops at the row of
+# the k-th; `--design rtl` models that engine, sim/rtl_core.py.)
 FINAL_OVERHEAD = 1
 
 __all__ = ["expected_cycles", "expected_elements", "build_table", "TABLE_PATH", "SEEDS"]

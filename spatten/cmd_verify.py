@@ -117,9 +117,13 @@ def verify_topk(args: argparse.Namespace) -> int:
         raise ValueError("--requests does not apply with --vectors (exactly the given cases run)")
     if args.requests is not None and not 0 <= args.requests <= 1_000_000:
         raise ValueError(f"--requests {args.requests} is outside the allowed range 0..1000000")
-    params = Params(p, width, max_n, requests=200 if args.requests is None else args.requests, seed=args.seed)
-    dut = params.engine()  # validates P, W, max_n
-    build = _build_dir(args, f"build/verify/topk_p{p}_w{width}_n{max_n}")
+    lanes_in = 1 if args.in_lanes is None else args.in_lanes
+    lanes_out = 1 if args.out_lanes is None else args.out_lanes
+    params = Params(p, width, max_n, lanes_in, lanes_out, seed=args.seed,
+                    requests=200 if args.requests is None else args.requests)  # fmt: skip
+    dut = params.engine()  # validates P, W, max_n, the lanes
+    lanes = (f"_l{lanes_in}" if lanes_in > 1 else "") + (f"_o{lanes_out}" if lanes_out > 1 else "")
+    build = _build_dir(args, f"build/verify/topk_p{p}_w{width}_n{max_n}{lanes}")
     build.mkdir(parents=True, exist_ok=True)
     report = build / "report.jsonl"
     report.unlink(missing_ok=True)
@@ -176,6 +180,7 @@ def verify_attention_core(args: argparse.Namespace) -> int:
     from spatten.testbench.runner import run_cocotb
 
     for flag, value in (("--parallelism", args.parallelism), ("--width", args.width),
+                        ("--in-lanes", args.in_lanes), ("--out-lanes", args.out_lanes),
                         ("--vectors", args.vectors)):  # fmt: skip
         if value is not None:
             raise ValueError(f"{flag} applies to the topk block only, not attention-core")
@@ -261,6 +266,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("block", choices=list(VERIFIERS), help="which block")
     p.add_argument("--parallelism", type=int, default=None, help="comparators per cycle P (default 16)")
     p.add_argument("--width", type=int, default=None, help="score width in bits (default 16)")
+    p.add_argument(
+        "--in-lanes", type=int, default=None, help="top-k: scores per input beat, 1..P (default 1)"
+    )
+    p.add_argument(
+        "--out-lanes", type=int, default=None, help="top-k: indices per output beat, 1..P (default 1)"
+    )
     p.add_argument(
         "--max-n", type=int, default=None, help=f"largest request length (default {DEFAULT_MAX_N})"
     )

@@ -3,9 +3,9 @@
 Parameters arrive in the environment (:meth:`Params.env` writes them for
 :func:`testbench.runner.run_cocotb`'s ``extra_env``; :meth:`Params.from_env` reads them):
 
-``TOPK_P``, ``TOPK_WIDTH``, ``TOPK_MAX_N``, ``TOPK_IN_LANES``
-    The engine's parallelism, score width, maximum n and scores per input beat (default 1; must match
-    the built Verilog).
+``TOPK_P``, ``TOPK_WIDTH``, ``TOPK_MAX_N``, ``TOPK_IN_LANES``, ``TOPK_OUT_LANES``
+    The engine's parallelism, score width, maximum n, scores per input beat and indices per output beat
+    (both default 1; must match the built Verilog).
 ``TOPK_REQUESTS``, ``TOPK_SEED``
     Random requests after the directed ones, and the stimulus seed.
 ``TOPK_VECTORS``
@@ -36,7 +36,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import Event, First, RisingEdge, Timer
 from spatten.models.topk import QuickSelectTrace, quickselect_trace, topk_ref
 from spatten.rtl.topk import k_layout, out_layout, score_layout
-from spatten.testbench.bench import CLOCK_NS, EnvParams
+from spatten.testbench.bench import CLOCK_NS, EnvParams, unpack_lanes
 from spatten.testbench.compare import first_difference
 from spatten.testbench.stream import Beat, CycleClock, LevelProbe, StreamDriver, StreamMonitor
 
@@ -62,6 +62,7 @@ class Params(EnvParams):
     width: int = 16
     max_n: int = 256
     in_lanes: int = 1
+    out_lanes: int = 1
     requests: int = 200
     stress_requests: int | None = None  # None: min(requests, 300)
     seed: int = 1
@@ -72,7 +73,8 @@ class Params(EnvParams):
 
     #: environment variable of each field
     ENV = {"parallelism": "TOPK_P", "width": "TOPK_WIDTH", "max_n": "TOPK_MAX_N", "in_lanes": "TOPK_IN_LANES",
-           "requests": "TOPK_REQUESTS", "stress_requests": "TOPK_STRESS_REQUESTS", "seed": "TOPK_SEED",
+           "out_lanes": "TOPK_OUT_LANES", "requests": "TOPK_REQUESTS",
+           "stress_requests": "TOPK_STRESS_REQUESTS", "seed": "TOPK_SEED",
            "idle": "TOPK_IDLE", "backpressure": "TOPK_BACKPRESSURE", "vectors": "TOPK_VECTORS",
            "report": "TOPK_REPORT"}  # fmt: skip
 
@@ -85,7 +87,8 @@ class Params(EnvParams):
         """The TopKEngine these parameters build."""
         from spatten.rtl.topk import TopKEngine
 
-        return TopKEngine(self.width, self.max_n, self.parallelism, in_lanes=self.in_lanes)
+        return TopKEngine(self.width, self.max_n, self.parallelism, in_lanes=self.in_lanes,
+                          out_lanes=self.out_lanes)  # fmt: skip
 
 
 def directed_requests(max_n: int, width: int) -> list[Request]:
@@ -149,23 +152,60 @@ class Expected:
 
 
 class TopKModel:
-    """The golden twin: output beats from :func:`topk_ref`, cycles from :func:`quickselect_trace`."""
+    """The golden twin: output beats from :func:`topk_ref`, cycles from :func:`quickselect_trace`.
 
-    def __init__(self, parallelism: int, in_lanes: int = 1) -> None:
+    With ``out_lanes`` O > 1 a beat holds up to O indices of one buffer row of P (a row's selection in
+    chunks of O, as the final pass emits them); such beats are compared as
+    ``{"index": [...], "score": [...], "mask", "last", "empty"}`` (:meth:`observed` turns the port's
+    payload into that).
+    """
+
+    def __init__(self, parallelism: int, in_lanes: int = 1, out_lanes: int = 1, width: int = 16,
+                 max_n: int = 256) -> None:  # fmt: skip
         self.parallelism = parallelism
         self.in_lanes = in_lanes
+        self.out_lanes = out_lanes
+        self.width = width
+        self.index_width = max(1, (max_n - 1).bit_length())
 
     def expect(self, req: Request) -> Expected:
-        idx = topk_ref(list(req.scores), req.k)
-        trace = quickselect_trace(list(req.scores), req.k, self.parallelism, req.seed, self.in_lanes)
+        idx = [int(i) for i in topk_ref(list(req.scores), req.k)]
+        trace = quickselect_trace(list(req.scores), req.k, self.parallelism, req.seed, self.in_lanes,
+                                  self.out_lanes)  # fmt: skip
+        if self.out_lanes > 1:
+            return Expected(self._lane_beats(req, idx), trace)
         if req.k == 0:
             beats = [{"index": 0, "score": 0, "last": 1, "empty": 1}]
         else:
             beats = [
-                {"index": int(i), "score": req.scores[int(i)], "last": int(j == len(idx) - 1), "empty": 0}
+                {"index": i, "score": req.scores[i], "last": int(j == len(idx) - 1), "empty": 0}
                 for j, i in enumerate(idx)
             ]
         return Expected(beats, trace)
+
+    def _lane_beats(self, req: Request, idx: list[int]) -> list[dict]:
+        if not idx:
+            return [{"index": [], "score": [], "mask": 0, "last": 1, "empty": 1}]
+        chunks: list[list[int]] = []
+        for i in idx:  # ascending: a new beat at each new buffer row or once O are gathered
+            same_row = chunks and chunks[-1][0] // self.parallelism == i // self.parallelism
+            if same_row and len(chunks[-1]) < self.out_lanes:
+                chunks[-1].append(i)
+            else:
+                chunks.append([i])
+        return [{"index": c, "score": [req.scores[i] for i in c], "mask": (1 << len(c)) - 1,
+                 "last": int(j == len(chunks) - 1), "empty": 0} for j, c in enumerate(chunks)]  # fmt: skip
+
+    def observed(self, payload: dict[str, int]) -> dict:
+        """A port payload in the form :meth:`expect` gives (the live lanes as lists when O > 1)."""
+        if self.out_lanes == 1:
+            return dict(payload)
+        live = payload["mask"].bit_length()
+        return {
+            "index": unpack_lanes(payload["index"], self.index_width, self.out_lanes, signed=False)[:live],
+            "score": unpack_lanes(payload["score"], self.width, self.out_lanes)[:live],
+            "mask": payload["mask"], "last": payload["last"], "empty": payload["empty"],
+        }  # fmt: skip
 
 
 @dataclass
@@ -184,7 +224,7 @@ class Scoreboard:
         self.expected.append((req, self.model.expect(req)))
 
     def on_output(self, beat: Beat) -> None:
-        self.current.append(dict(beat.payload))  # type: ignore[arg-type]
+        self.current.append(self.model.observed(beat.payload))  # type: ignore[arg-type]
         if not beat.payload["last"]:  # type: ignore[index]
             return
         got, self.current = self.current, []
@@ -212,7 +252,9 @@ class TopKTestbench:
         self.params = params
         rng = random.Random(params.seed)
         self.clock = CycleClock(dut.clk, CLOCK_NS)
-        self.scoreboard = Scoreboard(TopKModel(params.parallelism, params.in_lanes))
+        self.scoreboard = Scoreboard(
+            TopKModel(params.parallelism, params.in_lanes, params.out_lanes, params.width, params.max_n)
+        )
         self.scores = StreamDriver(
             dut,
             "i__",
@@ -227,7 +269,7 @@ class TopKTestbench:
         self.out = StreamMonitor(
             dut,
             "o__",
-            out_layout(params.width, params.max_n),
+            out_layout(params.width, params.max_n, params.out_lanes),
             self.clock,
             backpressure=backpressure,
             rng=random.Random(rng.random()),

@@ -186,7 +186,10 @@ def core_blocks(max_n: int = 64) -> dict[str, tuple[str, object]]:
         "softmax": (f"lanes=8 max_n={max_n}", lambda: Softmax(spec, max_n=max_n, lanes=8)),
         "requant": (f"p {p} b, lanes=8", lambda: RequantDecision(p, 8)),
         "zero_eliminator": ("17 b x 16 lanes", lambda: ZeroEliminator(17, 16)),
-        "topk": (f"W=16 P=16 in_lanes=8 max_n={max_n}", lambda: TopKEngine(16, max_n, 16, in_lanes=8)),
+        "topk": (
+            f"W=16 P=16 in_lanes=8 out_lanes=8 max_n={max_n}",
+            lambda: TopKEngine(16, max_n, 16, in_lanes=8, out_lanes=8),
+        ),
         "value_unit": (f"D=64 V_PAR=8 p {p} b, v 8 b", lambda: ValueUnit(64, 8, p, 8, 1024)),
         "attention_core": (
             f"D=16 K_PAR=V_PAR=4 max_n={max_n}",

@@ -16,23 +16,25 @@ pytestmark = pytest.mark.cosim
 ROOT = Path(__file__).resolve().parents[2]
 MAX_N = 256
 
-# (P, score width, random requests, scores per input beat): 2,000+ random requests per P on the 16-bit
-# build, a smaller set on the narrow build (where duplicates are everywhere); then multi-lane inputs,
-# L = P and L = P / 2 (the last beat of most requests partial, beats straddling buffer rows).
+# (P, score width, random requests, scores per input beat, indices per output beat): 2,000+ random
+# requests per P on the 16-bit build, a smaller set on the narrow build (where duplicates are everywhere);
+# then multi-lane inputs, L = P and L = P / 2 (the last beat of most requests partial, beats straddling
+# buffer rows), the latter with eight indices an output beat (the attention core's engine: P = 16, L = O = 8).
 CASES = [
-    (1, 16, 2000, 1),
-    (4, 16, 2000, 1),
-    (16, 16, 2000, 1),
-    (1, 5, 300, 1),
-    (4, 5, 300, 1),
-    (16, 5, 300, 1),
-    (4, 16, 2000, 4),
-    (16, 16, 2000, 8),
+    (1, 16, 2000, 1, 1),
+    (4, 16, 2000, 1, 1),
+    (16, 16, 2000, 1, 1),
+    (1, 5, 300, 1, 1),
+    (4, 5, 300, 1, 1),
+    (16, 5, 300, 1, 1),
+    (4, 16, 2000, 4, 1),
+    (16, 16, 2000, 8, 8),
 ]
 
 
-def _case_id(parallelism: int, width: int, in_lanes: int) -> str:
-    return f"p{parallelism}_w{width}" + (f"_l{in_lanes}" if in_lanes > 1 else "")
+def _case_id(parallelism: int, width: int, in_lanes: int, out_lanes: int = 1) -> str:
+    return (f"p{parallelism}_w{width}" + (f"_l{in_lanes}" if in_lanes > 1 else "")
+            + (f"_o{out_lanes}" if out_lanes > 1 else ""))  # fmt: skip
 
 
 def run_case(
@@ -42,13 +44,14 @@ def run_case(
     build: Path,
     *,
     in_lanes: int = 1,
+    out_lanes: int = 1,
     seed: int = 1,
 ):
     """Build (or reuse) the case's model and run both cocotb tests; return the result and report rows."""
     report = build / "report.jsonl"
     build.mkdir(parents=True, exist_ok=True)
     report.unlink(missing_ok=True)
-    params = Params(parallelism, width, MAX_N, in_lanes, requests=requests, seed=seed, idle=0.3,
+    params = Params(parallelism, width, MAX_N, in_lanes, out_lanes, requests=requests, seed=seed, idle=0.3,
                     backpressure=0.4, report=str(report))  # fmt: skip
     res = run_cocotb(
         params.engine(), "topk", "spatten.testbench.topk_tb", build, extra_env=params.env(),
@@ -59,11 +62,12 @@ def run_case(
 
 
 @pytest.mark.parametrize(
-    ("parallelism", "width", "requests", "in_lanes"), CASES, ids=[_case_id(p, w, q) for p, w, _, q in CASES]
-)
-def test_topk_cosim(parallelism: int, width: int, requests: int, in_lanes: int) -> None:
-    build = ROOT / "build" / "cosim" / f"topk_{_case_id(parallelism, width, in_lanes)}"
-    res, rows = run_case(parallelism, width, requests, build, in_lanes=in_lanes)
+    ("parallelism", "width", "requests", "in_lanes", "out_lanes"), CASES,
+    ids=[_case_id(p, w, q, o) for p, w, _, q, o in CASES],
+)  # fmt: skip
+def test_topk_cosim(parallelism: int, width: int, requests: int, in_lanes: int, out_lanes: int) -> None:
+    build = ROOT / "build" / "cosim" / f"topk_{_case_id(parallelism, width, in_lanes, out_lanes)}"
+    res, rows = run_case(parallelism, width, requests, build, in_lanes=in_lanes, out_lanes=out_lanes)
     assert res.ok, res.report()
     assert res.passed == 2
     exact = [r for r in rows if r["test"] == "topk_exact" and not r.get("summary")]
