@@ -35,8 +35,8 @@ Cycle model (exact for the RTL; t0 = the cycle in which the last score and k hav
   :attr:`QuickSelectTrace.select_cycles` is their sum, the cycles from t0 to "threshold known".
 - Final pass: buffer rows are visited in order; a row holding ``c`` selected scores costs
   ``max(1, ceil(c / O))`` cycles (one beat per O of them, one cycle when it holds none); the pass stops
-  right after the beat holding the k-th score (k = 0: one cycle emits an ``empty`` beat). The output register adds ``OUTPUT_REGISTER`` cycle:
-  :attr:`QuickSelectTrace.final_cycles`.
+  right after the beat holding the k-th score (k = 0: one cycle emits an ``empty`` beat). The output
+  register adds ``OUTPUT_REGISTER`` cycle: :attr:`QuickSelectTrace.final_cycles`.
 - :attr:`QuickSelectTrace.cycles` = search + final: t0 to the cycle the last output beat is accepted
   when the consumer is always ready. It does not depend on L; it depends on O through the final pass.
 - Input (before t0, not part of ``cycles``): ``ceil(n / L)`` beats on consecutive cycles when the
