@@ -46,6 +46,7 @@ def test_verilog_attention_core_bad_input(tmp_path, capsys, argv, text) -> None:
         (["--seed", "-2"], "--seed -2 is outside the allowed range 0..4294967295"),
         (["--vectors", "v.json"], "--vectors applies to the topk block only"),
         (["--width", "8"], "--width applies to the topk block only"),
+        (["--out-lanes", "2"], "--out-lanes applies to the topk block only"),
         (["--head-dim", "0"], "--head-dim 0 is outside the allowed range 1..1024"),
         (["--k-par", "65"], "--k-par 65 is outside the allowed range 1..64"),
         (["--lsb-bits", "9"], "--lsb-bits 9 is outside the allowed range 0..8"),
@@ -57,6 +58,22 @@ def test_verilog_attention_core_bad_input(tmp_path, capsys, argv, text) -> None:
 def test_verify_attention_core_bad_input(tmp_path, capsys, argv, text) -> None:
     build = tmp_path / "b"
     assert main(["verify", "attention-core", *argv, "--build-dir", str(build)]) == 2
+    err = capsys.readouterr().err
+    assert text in err and err.count("\n") == 1
+    assert not build.exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "text"),
+    [
+        (["--out-lanes", "20"], "out_lanes = 20 is outside the allowed range 1..16"),
+        (["--parallelism", "4", "--in-lanes", "5"], "in_lanes = 5 is outside the allowed range 1..4"),
+        (["--out-lanes", "0"], "out_lanes = 0 is outside the allowed range 1..16"),
+    ],
+)
+def test_verify_topk_bad_lanes(tmp_path, capsys, argv, text) -> None:
+    build = tmp_path / "b"
+    assert main(["verify", "topk", *argv, "--build-dir", str(build)]) == 2
     err = capsys.readouterr().err
     assert text in err and err.count("\n") == 1
     assert not build.exists()
