@@ -222,8 +222,8 @@ def core_cycles(
     ``topk`` cycles later. A request keeping every row
     (``k >= n``) with ``T == V_PAR`` bypasses the engine: its kept indices leave ``V_PAR`` a beat, one
     buffer row each.
-    ``value_delay`` is how many cycles after the last ``kept`` beat the last value beat is accepted (at
-    least 1).
+    ``value_delay`` is how many cycles after the last ``kept`` beat the first value beat still owed is
+    accepted (at least 1); ``value_tail`` (:func:`value_tail`) value beats are owed then, one a cycle.
 
     Parameters
     ----------
@@ -233,7 +233,8 @@ def core_cycles(
     refetch : whether the request refetched.
     seed : the request's top-k seed.
     value_delay : int
-        Cycles from the last ``kept`` beat to the last value beat's acceptance.
+        Cycles from the last ``kept`` beat to the first owed value beat's acceptance (then the request's
+        :func:`value_tail` beats, one a cycle).
     """
     p = np.asarray(probs, dtype=np.int64)
     n = int(p.shape[0])
@@ -375,7 +376,8 @@ def stream_cycles(
     ----------
     reqs : list of StreamRequest
     k_par, v_par, head_dim, topk_p : the core's parameters.
-    value_delay : cycles from the last ``kept`` beat to the last value beat's acceptance (at least 1).
+    value_delay : cycles from the last ``kept`` beat to the first owed value beat's acceptance (at least 1);
+        each request's ``value_tail`` beats are owed then, one a cycle.
 
     Returns
     -------

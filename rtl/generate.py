@@ -156,12 +156,13 @@ def lint(path: str | os.PathLike, *, all_warnings: bool = False) -> LintResult:
     return LintResult(errors, warnings, out)
 
 
-def _topk(parallelism: int, width: int, max_n: int, buffer_depth: int) -> Any:
+def _topk(parallelism: int, width: int, max_n: int, buffer_depth: int, in_lanes: int, out_lanes: int) -> Any:
     from spatten.rtl.topk import TopKEngine
 
     return TopKEngine(
-        score_width=width, max_n=max_n, parallelism=parallelism, buffer_depth=buffer_depth or None
-    )
+        score_width=width, max_n=max_n, parallelism=parallelism, buffer_depth=buffer_depth or None,
+        in_lanes=in_lanes, out_lanes=out_lanes,
+    )  # fmt: skip
 
 
 register_block(
@@ -174,6 +175,8 @@ register_block(
             Param("width", "score width in bits, 2..64", 16),
             Param("max_n", "largest request length, 1..65536", 1024),
             Param("buffer_depth", "rows per lane memory (0: ceil(max_n / P))", 0),
+            Param("in_lanes", "scores per input beat, 1..P", 1),
+            Param("out_lanes", "indices per output beat, 1..P", 1),
         ),
         summary="quick-select top-k engine (rtl.topk.TopKEngine)",
     )

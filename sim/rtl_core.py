@@ -14,7 +14,8 @@ pass emitting ``kept_lanes(V_PAR, P)`` indices a beat as the core's engine does.
 codes instead overestimate the engine's cycles by 15-25% at n = 1,024 (the search ends sooner among the
 many small, equal probabilities of a real softmax). Against real rows (MiniLM-L6 on the built-in text,
 n = 262, every head; ``benchmarks/bench_topk_sampler.py``) the sampler's mean is within 6% at keep
-0.1-0.5, and within 9% of the attention-core bench's random rows at n = 1,024.
+0.1-0.5, and within 9% of the attention-core bench's random rows at n = 1,024. The value beats owed after
+the last kept beat (``models.attention_core.value_tail``, 1 or 2 with the data) are taken as 1.
 
 The simulator puts the core behind the DRAM fetch as one stage whose time per trace row is the cycles
 the row adds to the stream's span (its last output against the previous row's), reported in the Q.K

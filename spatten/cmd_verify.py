@@ -96,7 +96,8 @@ def _sim_name(args: argparse.Namespace) -> str:
 
 
 def verify_topk(args: argparse.Namespace) -> int:
-    """Build TopKEngine(P, W, max_n), run testbench.topk_tb, print the summary; 0 on pass, 1 on failure."""
+    """Build TopKEngine(P, W, max_n, in_lanes L, out_lanes O), run testbench.topk_tb, print the summary;
+    0 on pass, 1 on failure."""
     from spatten.testbench.runner import run_cocotb
     from spatten.testbench.topk_tb import Params
 

@@ -174,11 +174,12 @@ class Stimulus:
 
 
 def make_stimulus(rng: np.random.Generator, dut, n: int, ratio: float, threshold: float) -> Stimulus:
-    """Random codes at the core's widths, rows shaped like attention's: one key in 64 leans 30% of the key
-    range towards the query's signs, a few logits above the rest. About a third of the probabilities
-    are then zero codes at n = 1,024 (MiniLM's real rows at n = 488: a third too), and the top-k engine's
-    cycles are those of ``sim.rtl_core``'s sampler within about 5%; keys pinned to the query's signs
-    would leave 98% zeros, a top-k workload unlike a model's."""
+    """Random codes at the core's widths, rows shaped like attention's: one key in 64 moves 0.3 of the
+    largest key code (15% of the key range) towards the query's signs, a few logits above the rest. About
+    38% of the probabilities are then zero codes at n = 1,024 (MiniLM-L6's real rows on the built-in
+    text, n = 262: 27%), and the top-k engine's mean cycles are ``sim.rtl_core``'s sampler's within 9%
+    (``benchmarks/bench_topk_sampler.py``); keys pinned to the query's signs left 98% zeros, a top-k
+    workload unlike a model's."""
     hd, qb, kb = dut.head_dim, dut.q_bits, dut.k_bits
     qmax, kmax = (1 << (qb - 1)) - 1, (1 << (kb - 1)) - 1
     k = rng.integers(-kmax, kmax + 1, (n, hd))

@@ -15,11 +15,12 @@ Per-stage cycles against ``sim/simulate.py`` (what the test asserts, and why the
   ``rtl <= 3 * sim_service + 2`` for a row alone; overlapped, the softmax's three stages hold three
   rows, so rows leave every ``ceil(n / K_PAR) + 1`` cycles.
 - Top-k: the RTL equals ``QuickSelectTrace.cycles`` exactly (asserted through ``core_cycles``); the
-  sim's table (``sim.topk_table``) expects a P-wide final pass where the engine emits one index per
-  cycle, so the RTL is slower by up to about ``k - ceil(n / P)`` cycles (reported, not asserted). A
-  request keeping every row bypasses the engine (top-k 0, as in the sim).
-- prob.V: the engine hands out one kept index per cycle, so value rows arrive at most one per cycle
-  (``m`` cycles) against the sim's ``ceil(m / V_PAR)``; on the bypass V_PAR a beat, as in the sim.
+  engine's final pass emits a buffer row's selection ``kept_lanes(V_PAR, P)`` a beat and stops at the
+  row of the k-th, where the sim's table (``sim.topk_table``) has the paper's engine (one random pivot, a
+  full P-wide final pass); reported, not asserted. A request keeping every row bypasses the engine
+  (top-k 0, as in the sim).
+- prob.V: kept indices arrive up to V_PAR a beat, value rows V_PAR a beat (``ceil(m / V_PAR)``, as in
+  the sim) behind them.
 - Requests: alone (each offered once the previous one is complete; stamps == ``core_cycles``) or
   overlapped (each offered once the previous one is accepted; the core holds up to four; stamps ==
   ``stream_cycles``); the overlapped stream's cycles per request are checked against the simulator's
@@ -156,7 +157,7 @@ def test_rtl_core_service_is_the_cycle_model_of_one_request() -> None:
     """sim.rtl_core on one request alone (its top-k mean aside) == core_cycles' total plus one cycle (the
     span ends the cycle after the last output), and on a stream == stream_cycles' span."""
     import numpy as np
-    from spatten.models.attention_core import StreamRequest, core_cycles, stream_cycles
+    from spatten.models.attention_core import StreamRequest, core_cycles, kept_lanes, stream_cycles
     from spatten.sim.rtl_core import rtl_stage_service, rtl_topk_cycles
 
     rng = np.random.default_rng(4)
@@ -171,7 +172,7 @@ def test_rtl_core_service_is_the_cycle_model_of_one_request() -> None:
             assert cc.topk == 0
             assert svc[0, 0] == cc.total + 1, (n, k, refetch)
             continue
-        mean_tk = rtl_topk_cycles(np.array([n]), np.array([k]), 16, min(kp, 16))[0]
+        mean_tk = rtl_topk_cycles(np.array([n]), np.array([k]), 16, kept_lanes(kp, 16))[0]
         # the cycle model's request with the engine's mean cycles in place of this request's (the output
         # waits for the engine's last kept index in both, which the cases here make sure of)
         assert cc.out > cc.prob_last and cc.out - cc.topk + mean_tk > cc.prob_last

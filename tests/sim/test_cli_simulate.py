@@ -100,5 +100,6 @@ def test_design_rtl_is_the_core_as_built_and_slower(capsys: pytest.CaptureFixtur
     args = ["simulate", "--workload", "bert-base", "--seq-len", "64", "--format", "json"]
     assert main([*args, "--design", "rtl", "--baseline", "spatten"]) == 0
     s = json.loads(capsys.readouterr().out)
-    assert s["speedup_over_spatten"] < 1.0  # the RTL's top-k engine emits one index a cycle
+    # the core's back end takes one request at a time and the engine's input fill is not hidden
+    assert s["speedup_over_spatten"] < 1.0
     assert s["dram_reduction_over_spatten"] == pytest.approx(1.0)  # same trace, same bytes
