@@ -3,8 +3,9 @@
 Each mutant changes one line of one block: a comparison flipped (``<`` to ``<=``, ``>`` to ``>=``, ``==`` to
 ``!=`` and back), an arithmetic operator swapped (``+`` / ``-``), or a constant moved by one (``+ 1`` to
 ``+ 2``, ``- 1`` to ``- 2``, ``<< 1`` to ``<< 2``, a literal ``1`` to ``2`` in a width or bound).
-Candidates are every such spot on a code line (not comments or docstrings) of the files in ``rtl/``; the
-check takes ``--mutants`` of them, spread over the blocks with ``--seed``.
+Candidates are every such spot on a code line (not comments, docstrings or string literals: a ``+ 1``
+inside an f-string only renames a signal) of the files in ``rtl/``; the check takes ``--mutants`` of them,
+spread over the blocks with ``--seed``.
 
 A mutant is written over its file, the tests of its block run (``tests/rtl/test_<block>_amaranth.py``, the
 port-width and parameter-range tables ``tests/rtl/test_port_widths.py`` and ``test_params.py``, and
@@ -21,6 +22,7 @@ Run: ``.venv/bin/python benchmarks/mutation.py [--mutants 36] [--seed 0] [--cosi
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import random
 import re
@@ -28,6 +30,7 @@ import shutil
 import subprocess
 import sys
 import time
+import tokenize
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,19 +87,41 @@ def _code_lines(text: str) -> list[tuple[int, str]]:
     return out
 
 
+def _string_spans(text: str) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """(start, end) positions, (line, column), of the string literals in ``text``, f-strings whole."""
+    spans, opened = [], []
+    for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+        kind = tokenize.tok_name[tok.type]
+        if kind == "STRING":
+            spans.append((tok.start, tok.end))
+        elif kind == "FSTRING_START":
+            opened.append(tok.start)
+        elif kind == "FSTRING_END":
+            spans.append((opened.pop(), tok.end))
+    return spans
+
+
+def mutants_of(path: Path, text: str) -> list[Mutant]:
+    """Every single-spot mutant of one file's ``text`` (one per operator match outside strings)."""
+    out = []
+    spans = _string_spans(text)
+    for no, code in _code_lines(text):
+        for pattern, repl, label in OPERATORS:
+            for m in re.finditer(pattern, code):
+                if any(a <= (no, m.start()) < b for a, b in spans):
+                    continue
+                spot = re.sub(pattern, repl, code[m.start() : m.end()])
+                mutated = code[: m.start()] + spot + code[m.end() :]
+                out.append(Mutant(path, no, m.start(), label, code.strip(), mutated.strip()))
+    return out
+
+
 def candidates() -> list[Mutant]:
-    """Every single-spot mutant of the blocks in ``rtl/`` (one per operator match)."""
+    """Every single-spot mutant of the blocks in ``rtl/``."""
     out = []
     for path in sorted(RTL.glob("*.py")):
-        if path.name in ("__init__.py", "generate.py"):
-            continue
-        for no, code in _code_lines(path.read_text()):
-            for pattern, repl, label in OPERATORS:
-                for m in re.finditer(pattern, code):
-                    mutated = (
-                        code[: m.start()] + re.sub(pattern, repl, code[m.start() : m.end()]) + code[m.end() :]
-                    )
-                    out.append(Mutant(path, no, m.start(), label, code.strip(), mutated.strip()))
+        if path.name not in ("__init__.py", "generate.py"):
+            out += mutants_of(path, path.read_text())
     return out
 
 
