@@ -504,45 +504,33 @@ class TopKEngine(wiring.Component):
                 m.d.comb += rd_row.eq(row)
                 with m.If(rem == 0):
                     m.d.sync += advance_row()
+                # one beat: up to O of the row's remaining selection (O = 1: its first one)
                 if ol > 1:
-                    with m.Elif(can_emit):
-                        is_last = out_count + n_out >= k_cur
-                        for j in range(ol):
-                            held = ze_out.o_data[j]
-                            m.d.sync += [
-                                self.o.payload.index[j].eq((row << lb) | held[w:]),
-                                self.o.payload.score[j].eq(held[:w].as_signed()),
-                            ]
-                        m.d.sync += [
-                            self.o.valid.eq(1),
-                            self.o.payload.mask.eq((1 << n_out) - 1),
-                            self.o.payload.last.eq(is_last),
-                            self.o.payload.empty.eq(0),
-                            out_count.eq(out_count + n_out),
-                            done_mask.eq(done_mask | taken),
-                        ]
-                        with m.If(is_last):
-                            m.d.sync += [n.eq(0), row.eq(0)]
-                            m.next = "LOAD"
-                        with m.Elif(row_done):
-                            m.d.sync += advance_row()
+                    emitted, took, row_finished = n_out, taken, row_done
+                    lanes = [ze_out.o_data[j] for j in range(ol)]
+                    payload = [self.o.payload.mask.eq((1 << n_out) - 1)]
+                    payload += [self.o.payload.index[j].eq((row << lb) | x[w:]) for j, x in enumerate(lanes)]
+                    payload += [self.o.payload.score[j].eq(x[:w].as_signed()) for j, x in enumerate(lanes)]
                 else:
-                    with m.Elif(can_emit):
-                        is_last = out_count == k_cur - 1
-                        m.d.sync += [
-                            self.o.valid.eq(1),
-                            self.o.payload.index.eq((row << lb) | first),
-                            self.o.payload.score.eq(a_view[first] if p > 1 else a[0][1].data),
-                            self.o.payload.last.eq(is_last),
-                            self.o.payload.empty.eq(0),
-                            out_count.eq(out_count + 1),
-                            done_mask.eq(done_mask | lowbit),
-                        ]
-                        with m.If(is_last):
-                            m.d.sync += [n.eq(0), row.eq(0)]
-                            m.next = "LOAD"
-                        with m.Elif(only_one):
-                            m.d.sync += advance_row()
+                    emitted, took, row_finished = 1, lowbit, only_one
+                    payload = [
+                        self.o.payload.index.eq((row << lb) | first),
+                        self.o.payload.score.eq(a_view[first] if p > 1 else a[0][1].data),
+                    ]
+                with m.Elif(can_emit):
+                    is_last = out_count + emitted >= k_cur
+                    m.d.sync += payload + [
+                        self.o.valid.eq(1),
+                        self.o.payload.last.eq(is_last),
+                        self.o.payload.empty.eq(0),
+                        out_count.eq(out_count + emitted),
+                        done_mask.eq(done_mask | took),
+                    ]
+                    with m.If(is_last):
+                        m.d.sync += [n.eq(0), row.eq(0)]
+                        m.next = "LOAD"
+                    with m.Elif(row_finished):
+                        m.d.sync += advance_row()
 
             with m.State("EMPTY"):
                 m.d.comb += rd_row.eq(row)
