@@ -61,6 +61,7 @@ __all__ = [
     "ROUND_OVERHEAD",
     "OUTPUT_REGISTER",
     "final_pass_cycles",
+    "final_pass_beats",
     "pivot_lanes",
     "median3",
 ]
@@ -216,13 +217,9 @@ class QuickSelectTrace:
 
     @property
     def last_beat_lanes(self) -> int:
-        """Indices in the final pass's last beat (0 for the ``empty`` beat of k = 0): the last selected
-        row's count less the full ``out_lanes`` beats before it."""
-        if self.indices.size == 0:
-            return 0
-        rows = self.indices // self.parallelism
-        in_row = int(np.count_nonzero(rows == rows[-1]))
-        return in_row - self.out_lanes * ((in_row - 1) // self.out_lanes)
+        """Indices in the final pass's last beat (0 for the ``empty`` beat of k = 0)."""
+        beats = final_pass_beats(self.indices, self.parallelism, self.out_lanes)
+        return len(beats[-1]) if beats else 0
 
     @property
     def fill_cycles(self) -> int:
@@ -353,6 +350,20 @@ def final_pass_cycles(indices: npt.ArrayLike, n: int, parallelism: int, out_lane
     last_row = int(rows.max())
     per_row = np.bincount(rows, minlength=last_row + 1)
     return int(np.maximum(-(-per_row // out_lanes), 1).sum())
+
+
+def final_pass_beats(indices: npt.ArrayLike, parallelism: int, out_lanes: int = 1) -> list[list[int]]:
+    """The final pass's output beats for a selection: each buffer row's selected indices (rows of
+    ``parallelism``, ascending) in chunks of ``out_lanes``; empty for an empty selection (the RTL then
+    sends one ``empty`` beat)."""
+    beats: list[list[int]] = []
+    for i in (int(x) for x in np.asarray(indices, dtype=np.int64)):
+        same_row = beats and beats[-1][0] // parallelism == i // parallelism
+        if same_row and len(beats[-1]) < out_lanes:
+            beats[-1].append(i)
+        else:
+            beats.append([i])
+    return beats
 
 
 def release_latency(round_sizes: list[int], parallelism: int = 16) -> int:

@@ -369,15 +369,15 @@ class TopKEngine(wiring.Component):
             m.d.comb += ze_out.i_keep.eq(rem)
             for lane in range(p):
                 m.d.comb += ze_out.i_data[lane].eq(Cat(a[lane][1].data, Const(lane, lb)))
-            rem_pre = [Signal(range(p + 1), name=f"rempre{lane}") for lane in range(p + 1)]
+            rem_pre = [Signal(range(p + 1), name=f"rempre{lane}") for lane in range(p)]  # remaining before
             m.d.comb += rem_pre[0].eq(0)
-            for lane in range(p):
-                m.d.comb += rem_pre[lane + 1].eq(rem_pre[lane] + rem[lane])
+            for lane in range(1, p):
+                m.d.comb += rem_pre[lane].eq(rem_pre[lane - 1] + rem[lane - 1])
             taken = Signal(p)  # the lanes this beat carries: the first O remaining ones
             m.d.comb += taken.eq(Cat(*(rem[lane] & (rem_pre[lane] < ol) for lane in range(p))))
             n_out = Signal(range(ol + 1))
-            m.d.comb += n_out.eq(Mux(rem_pre[p] > ol, ol, rem_pre[p]))
-            row_done = rem_pre[p] <= ol
+            m.d.comb += n_out.eq(Mux(ze_out.o_count > ol, ol, ze_out.o_count))
+            row_done = ze_out.o_count <= ol
 
         def start_final():
             return [row.eq(0), eq_seen.eq(0), done_mask.eq(0), out_count.eq(0)]

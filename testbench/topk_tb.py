@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import Event, First, RisingEdge, Timer
-from spatten.models.topk import QuickSelectTrace, quickselect_trace, topk_ref
+from spatten.models.topk import QuickSelectTrace, final_pass_beats, quickselect_trace, topk_ref
 from spatten.rtl.topk import k_layout, out_layout, score_layout
 from spatten.testbench.bench import CLOCK_NS, EnvParams, unpack_lanes
 from spatten.testbench.compare import first_difference
@@ -186,13 +186,7 @@ class TopKModel:
     def _lane_beats(self, req: Request, idx: list[int]) -> list[dict]:
         if not idx:
             return [{"index": [], "score": [], "mask": 0, "last": 1, "empty": 1}]
-        chunks: list[list[int]] = []
-        for i in idx:  # ascending: a new beat at each new buffer row or once O are gathered
-            same_row = chunks and chunks[-1][0] // self.parallelism == i // self.parallelism
-            if same_row and len(chunks[-1]) < self.out_lanes:
-                chunks[-1].append(i)
-            else:
-                chunks.append([i])
+        chunks = final_pass_beats(idx, self.parallelism, self.out_lanes)
         return [{"index": c, "score": [req.scores[i] for i in c], "mask": (1 << len(c)) - 1,
                  "last": int(j == len(chunks) - 1), "empty": 0} for j, c in enumerate(chunks)]  # fmt: skip
 

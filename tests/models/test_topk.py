@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from spatten.models.topk import (
     OUTPUT_REGISTER,
     ROUND_OVERHEAD,
+    final_pass_beats,
     final_pass_cycles,
     lfsr_seed,
     lfsr_step,
@@ -152,6 +153,9 @@ def test_final_pass_cycles_direct() -> None:
     assert final_pass_cycles([0, 1, 2, 9], 10, 4, 2) == 4
     assert final_pass_cycles([0, 1, 2, 9], 10, 4, 4) == 3
     assert final_pass_cycles([0, 1, 2, 9], 10, 4) == 5
+    assert final_pass_beats([0, 1, 2, 9], 4, 2) == [[0, 1], [2], [9]]
+    assert final_pass_beats([0, 1, 2, 9], 4, 4) == [[0, 1, 2], [9]]
+    assert final_pass_beats([], 4, 4) == []
 
 
 def test_out_lanes_changes_only_the_final_pass() -> None:
